@@ -1,0 +1,10 @@
+//! `revdoor-core`: the contract every revdoor part shares — change events,
+//! GTID positions, shard key ranges and keyspace ids, topic / partition /
+//! etcd key names. Pure logic only: no I/O lives here.
+
+pub mod event;
+pub mod fence;
+pub mod gtid;
+pub mod keyrange;
+pub mod keyspace_id;
+pub mod names;

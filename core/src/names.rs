@@ -1,0 +1,561 @@
+//! Every Kafka topic, transactional id and etcd key revdoor uses, built in
+//! one place.
+//!
+//! # Kafka
+//!
+//! | what                        | name                                              |
+//! |-----------------------------|---------------------------------------------------|
+//! | change events of a stream   | `revdoor.<workflow>.<direction>`                  |
+//! | capture checkpoints         | `revdoor.<workflow>.offsets` (compacted)          |
+//! | table schemas               | `revdoor.schemas`                                 |
+//! | producer `transactional.id` | `revdoor.<workflow>.<direction>.<origin shard>`   |
+//!
+//! The origin shard is written as its key range name (`-80`, `80-`, `-`).
+//!
+//! # etcd
+//!
+//! Keys live under a root prefix ([`EtcdPrefix`], default `/revdoor/`; tests
+//! use their own, e.g. `/test-abc/revdoor/`):
+//!
+//! ```text
+//! <root>keyspaces/<keyspace>
+//! <root>workflows/<workflow>/spec
+//! <root>workflows/<workflow>/state
+//! <root>workflows/<workflow>/streams/<direction>/<partition>
+//! <root>workflows/<workflow>/journal/<n>      n zero-padded to 20 digits
+//! <root>leader
+//! <root>workers/<id>
+//! <root>locks/<name>
+//! <root>routing/<keyspace>/<table>
+//! ```
+//!
+//! Journal numbers are zero-padded so that etcd's byte-ordered range reads
+//! return the switch journal in numeric order.
+//!
+//! # Names
+//!
+//! Workflow and keyspace names ([`WorkflowName`], [`KeyspaceName`]) are
+//! 1 to 48 characters of `[a-z0-9_]` starting with a letter, so they are
+//! safe in Kafka topic names (which allow `[a-zA-Z0-9._-]`, up to 249
+//! characters) and as single etcd key segments.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keyrange::KeyRange;
+
+/// Longest workflow or keyspace name.
+const MAX_NAME_LEN: usize = 48;
+
+/// Why a name or prefix was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error(
+        "invalid {what} name {name:?}: {reason} (use 1 to {MAX_NAME_LEN} of a-z, 0-9, _ starting with a letter)"
+    )]
+    Invalid {
+        what: &'static str,
+        name: String,
+        reason: &'static str,
+    },
+    #[error("invalid etcd prefix {0:?}: it must start with '/'")]
+    EtcdPrefix(String),
+    #[error("invalid direction {0:?}: expected forward or reverse")]
+    Direction(String),
+}
+
+fn validate(what: &'static str, name: &str) -> Result<(), NameError> {
+    let reason = if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > MAX_NAME_LEN {
+        Some("it is too long")
+    } else if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        Some("it does not start with a lower-case letter")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Some("it has a character other than a-z, 0-9, _")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(NameError::Invalid {
+            what,
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+macro_rules! validated_name {
+    ($(#[$doc:meta])* $ty:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+
+            fn try_from(name: String) -> Result<Self, Self::Error> {
+                validate($what, &name)?;
+                Ok($ty(name))
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = NameError;
+
+            fn from_str(name: &str) -> Result<Self, Self::Err> {
+                name.to_owned().try_into()
+            }
+        }
+
+        impl From<$ty> for String {
+            fn from(name: $ty) -> String {
+                name.0
+            }
+        }
+
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+validated_name!(
+    /// A validated workflow name.
+    WorkflowName,
+    "workflow"
+);
+validated_name!(
+    /// A validated keyspace name.
+    KeyspaceName,
+    "keyspace"
+);
+
+/// Which way a stream moves rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Source keyspace → target keyspace.
+    Forward,
+    /// Target keyspace → source keyspace (after a traffic switch).
+    Reverse,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Forward => "forward",
+            Direction::Reverse => "reverse",
+        }
+    }
+
+    pub fn opposite(self) -> Direction {
+        match self {
+            Direction::Forward => Direction::Reverse,
+            Direction::Reverse => Direction::Forward,
+        }
+    }
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Direction {
+    type Err = NameError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "forward" => Ok(Direction::Forward),
+            "reverse" => Ok(Direction::Reverse),
+            _ => Err(NameError::Direction(s.to_owned())),
+        }
+    }
+}
+
+// ------------------------------------------------------------------ Kafka --
+
+/// The topic of a workflow's change events in one direction.
+pub fn topic(workflow: &WorkflowName, direction: Direction) -> String {
+    format!("revdoor.{workflow}.{direction}")
+}
+
+/// The compacted topic of a workflow's capture checkpoints.
+pub fn offsets_topic(workflow: &WorkflowName) -> String {
+    format!("revdoor.{workflow}.offsets")
+}
+
+/// The topic of published table schemas, shared by all workflows.
+pub fn schemas_topic() -> &'static str {
+    "revdoor.schemas"
+}
+
+/// The `transactional.id` of the capture of one origin shard: a new owner of
+/// the stream fences the old one.
+pub fn transactional_id(
+    workflow: &WorkflowName,
+    direction: Direction,
+    origin_shard: &KeyRange,
+) -> String {
+    format!("revdoor.{workflow}.{direction}.{origin_shard}")
+}
+
+// ------------------------------------------------------------------- etcd --
+
+/// The root under which all of revdoor's etcd keys live; always starts and
+/// ends with `/`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EtcdPrefix(String);
+
+impl Default for EtcdPrefix {
+    fn default() -> Self {
+        EtcdPrefix("/revdoor/".to_owned())
+    }
+}
+
+impl EtcdPrefix {
+    /// A root prefix; it must start with `/`, and a missing trailing `/` is
+    /// added (`/test-abc/revdoor` → `/test-abc/revdoor/`).
+    pub fn new(root: impl Into<String>) -> Result<Self, NameError> {
+        let mut root = root.into();
+        if !root.starts_with('/') {
+            return Err(NameError::EtcdPrefix(root));
+        }
+        if !root.ends_with('/') {
+            root.push('/');
+        }
+        Ok(EtcdPrefix(root))
+    }
+
+    /// The root itself: a range read of it covers every revdoor key.
+    pub fn root(&self) -> &str {
+        &self.0
+    }
+
+    fn key(&self, rest: fmt::Arguments<'_>) -> String {
+        format!("{}{rest}", self.0)
+    }
+
+    /// Prefix of all keyspace definitions.
+    pub fn keyspaces(&self) -> String {
+        self.key(format_args!("keyspaces/"))
+    }
+
+    /// A keyspace's definition (its shards).
+    pub fn keyspace(&self, keyspace: &KeyspaceName) -> String {
+        self.key(format_args!("keyspaces/{keyspace}"))
+    }
+
+    /// Prefix of every workflow's keys.
+    pub fn workflows(&self) -> String {
+        self.key(format_args!("workflows/"))
+    }
+
+    /// Prefix of all keys of one workflow (ends with `/`).
+    pub fn workflow(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/"))
+    }
+
+    /// A workflow's spec, written by `workflow create`.
+    pub fn workflow_spec(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/spec"))
+    }
+
+    /// A workflow's state (phase, switch progress).
+    pub fn workflow_state(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/state"))
+    }
+
+    /// Prefix of a workflow's stream keys in one direction.
+    pub fn streams(&self, workflow: &WorkflowName, direction: Direction) -> String {
+        self.key(format_args!("workflows/{workflow}/streams/{direction}/"))
+    }
+
+    /// One stream: the topic partition it writes to.
+    pub fn stream(&self, workflow: &WorkflowName, direction: Direction, partition: u32) -> String {
+        self.key(format_args!(
+            "workflows/{workflow}/streams/{direction}/{partition}"
+        ))
+    }
+
+    /// Prefix of a workflow's switch journal.
+    pub fn journal(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/journal/"))
+    }
+
+    /// Entry `n` of a workflow's switch journal (zero-padded so that range
+    /// reads return entries in order).
+    pub fn journal_entry(&self, workflow: &WorkflowName, n: u64) -> String {
+        self.key(format_args!("workflows/{workflow}/journal/{n:020}"))
+    }
+
+    /// The coordinator leader election key.
+    pub fn leader(&self) -> String {
+        self.key(format_args!("leader"))
+    }
+
+    /// Prefix of all worker registrations.
+    pub fn workers(&self) -> String {
+        self.key(format_args!("workers/"))
+    }
+
+    /// A worker's registration (leased).
+    pub fn worker(&self, id: &str) -> String {
+        self.key(format_args!("workers/{id}"))
+    }
+
+    /// A named lock.
+    pub fn lock(&self, name: &str) -> String {
+        self.key(format_args!("locks/{name}"))
+    }
+
+    /// Prefix of a keyspace's routing rules.
+    pub fn routing_rules(&self, keyspace: &KeyspaceName) -> String {
+        self.key(format_args!("routing/{keyspace}/"))
+    }
+
+    /// Where writes to `keyspace`.`table` go.
+    pub fn routing(&self, keyspace: &KeyspaceName, table: &str) -> String {
+        self.key(format_args!("routing/{keyspace}/{table}"))
+    }
+}
+
+impl TryFrom<String> for EtcdPrefix {
+    type Error = NameError;
+
+    fn try_from(root: String) -> Result<Self, Self::Error> {
+        EtcdPrefix::new(root)
+    }
+}
+
+impl From<EtcdPrefix> for String {
+    fn from(prefix: EtcdPrefix) -> String {
+        prefix.0
+    }
+}
+
+impl fmt::Display for EtcdPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn wf(name: &str) -> WorkflowName {
+        name.parse().expect("test workflow name")
+    }
+
+    fn ks(name: &str) -> KeyspaceName {
+        name.parse().expect("test keyspace name")
+    }
+
+    #[test]
+    fn names_are_validated() {
+        assert_eq!(wf("move_orders2").as_str(), "move_orders2");
+        assert!(ks(&"a".repeat(48)).as_str().len() == 48);
+        for (bad, reason) in [
+            ("", "it is empty"),
+            ("2fast", "it does not start with a lower-case letter"),
+            ("_x", "it does not start with a lower-case letter"),
+            ("Orders", "it does not start with a lower-case letter"),
+            ("orders-v2", "it has a character other than a-z, 0-9, _"),
+            ("orders.v2", "it has a character other than a-z, 0-9, _"),
+            ("ordérs", "it has a character other than a-z, 0-9, _"),
+        ] {
+            assert_eq!(
+                bad.parse::<WorkflowName>(),
+                Err(NameError::Invalid {
+                    what: "workflow",
+                    name: bad.into(),
+                    reason
+                }),
+            );
+        }
+        let long = "a".repeat(49);
+        let err = long.parse::<KeyspaceName>().expect_err("too long");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid keyspace name {long:?}: it is too long \
+                 (use 1 to 48 of a-z, 0-9, _ starting with a letter)"
+            )
+        );
+    }
+
+    #[test]
+    fn names_deserialise_validated() {
+        assert_eq!(
+            serde_json::from_str::<WorkflowName>("\"wf1\"").expect("valid"),
+            wf("wf1")
+        );
+        assert!(serde_json::from_str::<WorkflowName>("\"Wf1\"").is_err());
+        assert_eq!(
+            serde_json::to_string(&ks("commerce")).expect("serialise"),
+            "\"commerce\""
+        );
+    }
+
+    #[test]
+    fn direction() {
+        assert_eq!(Direction::Forward.as_str(), "forward");
+        assert_eq!(Direction::Forward.opposite(), Direction::Reverse);
+        assert_eq!(Direction::Reverse.opposite(), Direction::Forward);
+        assert_eq!("reverse".parse::<Direction>(), Ok(Direction::Reverse));
+        assert!("Reverse".parse::<Direction>().is_err());
+        assert_eq!(
+            serde_json::to_string(&Direction::Reverse).expect("serialise"),
+            "\"reverse\""
+        );
+        assert_eq!(
+            serde_json::from_str::<Direction>("\"forward\"").expect("deserialise"),
+            Direction::Forward
+        );
+    }
+
+    #[test]
+    fn kafka_names() {
+        let w = wf("move_orders");
+        assert_eq!(topic(&w, Direction::Forward), "revdoor.move_orders.forward");
+        assert_eq!(topic(&w, Direction::Reverse), "revdoor.move_orders.reverse");
+        assert_eq!(offsets_topic(&w), "revdoor.move_orders.offsets");
+        assert_eq!(schemas_topic(), "revdoor.schemas");
+        let shard: KeyRange = "-80".parse().expect("range");
+        assert_eq!(
+            transactional_id(&w, Direction::Reverse, &shard),
+            "revdoor.move_orders.reverse.-80"
+        );
+        assert_eq!(
+            transactional_id(&w, Direction::Forward, &KeyRange::FULL),
+            "revdoor.move_orders.forward.-"
+        );
+    }
+
+    #[test]
+    fn etcd_keys_under_default_root() {
+        let p = EtcdPrefix::default();
+        let (w, k) = (wf("wf"), ks("commerce"));
+        assert_eq!(p.root(), "/revdoor/");
+        assert_eq!(p.keyspaces(), "/revdoor/keyspaces/");
+        assert_eq!(p.keyspace(&k), "/revdoor/keyspaces/commerce");
+        assert_eq!(p.workflows(), "/revdoor/workflows/");
+        assert_eq!(p.workflow(&w), "/revdoor/workflows/wf/");
+        assert_eq!(p.workflow_spec(&w), "/revdoor/workflows/wf/spec");
+        assert_eq!(p.workflow_state(&w), "/revdoor/workflows/wf/state");
+        assert_eq!(
+            p.streams(&w, Direction::Forward),
+            "/revdoor/workflows/wf/streams/forward/"
+        );
+        assert_eq!(
+            p.stream(&w, Direction::Reverse, 3),
+            "/revdoor/workflows/wf/streams/reverse/3"
+        );
+        assert_eq!(p.journal(&w), "/revdoor/workflows/wf/journal/");
+        assert_eq!(
+            p.journal_entry(&w, 7),
+            "/revdoor/workflows/wf/journal/00000000000000000007"
+        );
+        assert_eq!(p.leader(), "/revdoor/leader");
+        assert_eq!(p.workers(), "/revdoor/workers/");
+        assert_eq!(p.worker("w-1"), "/revdoor/workers/w-1");
+        assert_eq!(p.lock("switch"), "/revdoor/locks/switch");
+        assert_eq!(p.routing_rules(&k), "/revdoor/routing/commerce/");
+        assert_eq!(p.routing(&k, "orders"), "/revdoor/routing/commerce/orders");
+    }
+
+    #[test]
+    fn etcd_prefix_is_configurable() {
+        let p = EtcdPrefix::new("/test-abc/revdoor").expect("valid");
+        assert_eq!(p.root(), "/test-abc/revdoor/");
+        assert_eq!(p.leader(), "/test-abc/revdoor/leader");
+        assert_eq!(EtcdPrefix::new("/x/").expect("valid").to_string(), "/x/");
+        assert_eq!(
+            EtcdPrefix::new("revdoor/"),
+            Err(NameError::EtcdPrefix("revdoor/".into()))
+        );
+        assert_eq!(
+            EtcdPrefix::new(""),
+            Err(NameError::EtcdPrefix(String::new()))
+        );
+        let p: EtcdPrefix = serde_json::from_str("\"/t/\"").expect("deserialise");
+        assert_eq!(p.worker("a"), "/t/workers/a");
+    }
+
+    #[test]
+    fn every_key_is_under_the_root_and_its_prefixes() {
+        let p = EtcdPrefix::new("/t1/").expect("valid");
+        let (w, k) = (wf("wf"), ks("ks"));
+        for (prefix, key) in [
+            (p.keyspaces(), p.keyspace(&k)),
+            (p.workflow(&w), p.workflow_spec(&w)),
+            (p.workflow(&w), p.workflow_state(&w)),
+            (
+                p.streams(&w, Direction::Forward),
+                p.stream(&w, Direction::Forward, 0),
+            ),
+            (p.journal(&w), p.journal_entry(&w, u64::MAX)),
+            (p.workers(), p.worker("x")),
+            (p.routing_rules(&k), p.routing(&k, "t")),
+        ] {
+            assert!(
+                key.starts_with(&prefix) && prefix.starts_with(p.root()),
+                "{key} / {prefix}"
+            );
+        }
+        // Workflow prefixes end with '/', so `wf` does not cover `wf2`.
+        assert!(!p.workflow_spec(&wf("wf2")).starts_with(&p.workflow(&w)));
+    }
+
+    proptest! {
+        #[test]
+        fn valid_names_are_topic_safe(name in "[a-z][a-z0-9_]{0,47}") {
+            let w: WorkflowName = name.parse().expect("matches the rule");
+            let t = topic(&w, Direction::Forward);
+            prop_assert!(t.len() <= 249);
+            prop_assert!(t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+        }
+
+        #[test]
+        fn validation_matches_the_rule(name in "[a-zA-Z0-9_.é-]{0,50}") {
+            let rule = !name.is_empty()
+                && name.len() <= 48
+                && name.starts_with(|c: char| c.is_ascii_lowercase())
+                && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            prop_assert_eq!(name.parse::<KeyspaceName>().is_ok(), rule);
+        }
+
+        #[test]
+        fn journal_keys_sort_numerically(a in any::<u64>(), b in any::<u64>()) {
+            let p = EtcdPrefix::default();
+            let w = wf("wf");
+            prop_assert_eq!(a.cmp(&b), p.journal_entry(&w, a).cmp(&p.journal_entry(&w, b)));
+        }
+    }
+}
