@@ -1,0 +1,471 @@
+//! Apply: consumes one stream's partition and applies each source
+//! transaction to the destination database exactly once (DESIGN §5).
+//!
+//! Walking skeleton: one partition, one connection, one source transaction
+//! per DB transaction, row-by-row statements. The full apply (batching,
+//! write-set parallelism, poison handling, `stream skip`) replaces the body
+//! of [`ApplyStream::run`] keeping this contract.
+//!
+//! # Resumption
+//!
+//! The checkpoint row `_revdoor.stream_state(workflow, direction, partition)`
+//! holds the Kafka offset of the last applied event. It is updated in the
+//! same DB transaction as the rows, so on start the stream seeks to
+//! `kafka_offset + 1` and neither loses nor repeats an effect. Kafka
+//! consumer-group offsets are never used.
+//!
+//! # Fencing
+//!
+//! The checkpoint update carries the stream owner's fence token and matches
+//! only while the stored token is not newer: `… WHERE fence_token <= :mine`.
+//! Zero rows matched means a newer owner exists: roll back and stop.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, TxOpts, Value};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
+use tokio_util::sync::CancellationToken;
+
+/// Errors of an apply stream, classified by what happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// A message or the destination is wrong: the stream halts here.
+    #[error("{0}")]
+    Definite(String),
+    /// Connection, deadlock, broker: retry.
+    #[error("{0}")]
+    Transient(String),
+    /// A newer owner has the stream.
+    #[error("fenced by a newer owner: {0}")]
+    Fenced(String),
+}
+
+impl ApplyError {
+    fn transient(what: &str, e: impl std::fmt::Display) -> Self {
+        ApplyError::Transient(format!("{what}: {e}"))
+    }
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApplyError::Transient(_))
+    }
+}
+
+/// A group of source transactions is committed once no further message
+/// arrives within this time…
+const GROUP_IDLE: Duration = Duration::from_millis(2);
+/// …or when it holds this many source transactions or events.
+const GROUP_MAX_TXNS: usize = 200;
+const GROUP_MAX_EVENTS: usize = 5000;
+
+/// Receive the next message; with `Some(limit)`, `None` if none arrives in time.
+async fn recv_within(
+    consumer: &StreamConsumer,
+    limit: Option<Duration>,
+) -> Option<Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>> {
+    match limit {
+        None => Some(consumer.recv().await),
+        Some(d) => tokio::time::timeout(d, consumer.recv()).await.ok(),
+    }
+}
+
+/// DDL of revdoor's own schema on every destination.
+pub const STREAM_STATE_DDL: [&str; 2] = [
+    "CREATE DATABASE IF NOT EXISTS _revdoor",
+    "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
+        workflow     VARCHAR(64)  NOT NULL,
+        direction    VARCHAR(16)  NOT NULL,
+        `partition`  INT          NOT NULL,
+        kafka_offset BIGINT       NOT NULL,
+        source_gtid  VARCHAR(4096) NOT NULL DEFAULT '',
+        fence_token  BIGINT UNSIGNED NOT NULL DEFAULT 0,
+        updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (workflow, direction, `partition`)
+    ) ENGINE=InnoDB",
+];
+
+/// One apply stream.
+#[derive(Debug, Clone)]
+pub struct ApplyStream {
+    pub brokers: String,
+    pub workflow: String,
+    pub direction: String,
+    pub partition: i32,
+    pub target: Opts,
+    /// The owner's fencing token (etcd revision of its ownership key).
+    pub fence_token: u64,
+}
+
+impl ApplyStream {
+    fn topic(&self) -> String {
+        format!("revdoor.{}.{}", self.workflow, self.direction)
+    }
+
+    /// Create `_revdoor.stream_state` and this stream's row; return the
+    /// offset of the last applied event (-1 if none).
+    async fn prepare(&self, conn: &mut Conn) -> Result<i64, ApplyError> {
+        for ddl in STREAM_STATE_DDL {
+            conn.query_drop(ddl)
+                .await
+                .map_err(|e| ApplyError::transient("create _revdoor schema", e))?;
+        }
+        conn.exec_drop(
+            "INSERT IGNORE INTO _revdoor.stream_state (workflow, direction, `partition`, kafka_offset) \
+             VALUES (?, ?, ?, -1)",
+            (&self.workflow, &self.direction, self.partition),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("create checkpoint row", e))?;
+        let row: Option<(i64, u64)> = conn
+            .exec_first(
+                "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
+                 WHERE workflow = ? AND direction = ? AND `partition` = ?",
+                (&self.workflow, &self.direction, self.partition),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read checkpoint", e))?;
+        let (offset, token) =
+            row.ok_or_else(|| ApplyError::Transient("checkpoint row vanished".into()))?;
+        if token > self.fence_token {
+            return Err(ApplyError::Fenced(format!(
+                "stream {}/{}/{} is owned by token {token}, ours is {}",
+                self.workflow, self.direction, self.partition, self.fence_token
+            )));
+        }
+        Ok(offset)
+    }
+
+    /// Apply until `cancel` fires or an error stops the stream.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<(), ApplyError> {
+        let mut conn = Conn::new(self.target.clone())
+            .await
+            .map_err(|e| ApplyError::transient("connect to destination", e))?;
+        let last = self.prepare(&mut conn).await?;
+        let topic = self.topic();
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.brokers)
+            .set(
+                "group.id",
+                format!("revdoor.{}.{}.apply", self.workflow, self.direction),
+            )
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|e| ApplyError::transient("create Kafka consumer", e))?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, self.partition, Offset::Offset(last + 1))
+            .map_err(|e| ApplyError::transient("assign partition", e))?;
+        consumer
+            .assign(&tpl)
+            .map_err(|e| ApplyError::transient("assign partition", e))?;
+        tracing::info!(topic = %topic, partition = self.partition, from = last + 1, "apply starting");
+
+        let mut keys = KeyCache::default();
+        // Events of complete source transactions not yet committed, and of
+        // the transaction still arriving.
+        let mut group: Vec<(i64, ChangeEvent)> = Vec::new();
+        let mut complete = 0usize; // events of `group` that end a whole transaction
+        let mut txns_in_group = 0usize;
+        loop {
+            // Commit the group when nothing more is immediately available,
+            // or when it is big enough.
+            let wait = if complete > 0 { Some(GROUP_IDLE) } else { None };
+            let msg = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                m = recv_within(&consumer, wait) => m,
+            };
+            let msg = match msg {
+                None => {
+                    self.apply_group(&mut conn, &mut keys, &group[..complete])
+                        .await?;
+                    group.drain(..complete);
+                    complete = 0;
+                    txns_in_group = 0;
+                    continue;
+                }
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "consume");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let offset = msg.offset();
+            let payload = msg.payload().unwrap_or_default();
+            let ev = ChangeEvent::decode(payload).map_err(|e| {
+                ApplyError::Definite(format!(
+                    "{topic}/{}@{offset}: cannot decode message: {e}",
+                    self.partition
+                ))
+            })?;
+            let last_of_txn = ev.txn.last;
+            group.push((offset, ev));
+            if last_of_txn {
+                complete = group.len();
+                txns_in_group += 1;
+                if txns_in_group >= GROUP_MAX_TXNS || complete >= GROUP_MAX_EVENTS {
+                    self.apply_group(&mut conn, &mut keys, &group[..complete])
+                        .await?;
+                    group.drain(..complete);
+                    complete = 0;
+                    txns_in_group = 0;
+                }
+            }
+        }
+    }
+
+    /// Apply whole source transactions and advance the checkpoint to the
+    /// last of them, in one DB transaction.
+    async fn apply_group(
+        &self,
+        conn: &mut Conn,
+        keys: &mut KeyCache,
+        events: &[(i64, ChangeEvent)],
+    ) -> Result<(), ApplyError> {
+        let Some((last_offset, last_ev)) = events.last() else {
+            return Ok(());
+        };
+        for (_, ev) in events {
+            keys.ensure(conn, &ev.source.db, &ev.source.table).await?;
+        }
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| ApplyError::transient("begin", e))?;
+        for (offset, ev) in events {
+            let pk = keys.get(&ev.source.db, &ev.source.table);
+            for (sql, params) in statements(ev, pk) {
+                tx.exec_drop(sql, params).await.map_err(|e| {
+                    let where_ = format!(
+                        "{}/{}@{offset} (gtid {}, {}.{})",
+                        self.topic(),
+                        self.partition,
+                        ev.txn.gtid,
+                        ev.source.db,
+                        ev.source.table
+                    );
+                    classify_mysql(&where_, e)
+                })?;
+            }
+        }
+        tx.exec_drop(
+            "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
+             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
+             AND fence_token <= ?",
+            (
+                last_offset,
+                &last_ev.txn.gtid,
+                self.fence_token,
+                &self.workflow,
+                &self.direction,
+                self.partition,
+                self.fence_token,
+            ),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("update checkpoint", e))?;
+        if tx.affected_rows() == 0 {
+            let _ = tx.rollback().await;
+            return Err(ApplyError::Fenced(format!(
+                "{}/{}: checkpoint row has a newer fence token than {}",
+                self.topic(),
+                self.partition,
+                self.fence_token
+            )));
+        }
+        tx.commit()
+            .await
+            .map_err(|e| ApplyError::transient("commit", e))?;
+        Ok(())
+    }
+}
+
+fn classify_mysql(where_: &str, e: mysql_async::Error) -> ApplyError {
+    match &e {
+        // Deadlock, lock wait timeout: retry.
+        mysql_async::Error::Server(se) if se.code == 1213 || se.code == 1205 => {
+            ApplyError::Transient(format!("{where_}: {e}"))
+        }
+        mysql_async::Error::Server(_) => ApplyError::Definite(format!("{where_}: {e}")),
+        _ => ApplyError::Transient(format!("{where_}: {e}")),
+    }
+}
+
+/// Primary-key columns of destination tables.
+#[derive(Default)]
+struct KeyCache(HashMap<(String, String), Vec<String>>);
+
+impl KeyCache {
+    async fn ensure(&mut self, conn: &mut Conn, db: &str, table: &str) -> Result<(), ApplyError> {
+        let k = (db.to_string(), table.to_string());
+        if self.0.contains_key(&k) {
+            return Ok(());
+        }
+        let cols: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+                 ORDER BY ORDINAL_POSITION",
+                (db, table),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read destination primary key", e))?;
+        if cols.is_empty() {
+            return Err(ApplyError::Definite(format!(
+                "destination table {db}.{table} is missing or has no primary key"
+            )));
+        }
+        self.0.insert(k, cols);
+        Ok(())
+    }
+
+    fn get(&self, db: &str, table: &str) -> &[String] {
+        self.0
+            .get(&(db.to_string(), table.to_string()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+fn to_param(v: &ColumnValue) -> Value {
+    match v {
+        ColumnValue::Null => Value::NULL,
+        ColumnValue::Int(i) => Value::Int(*i),
+        ColumnValue::UInt(u) => Value::UInt(*u),
+        ColumnValue::Float(f) => Value::Float(*f),
+        ColumnValue::Double(d) => Value::Double(*d),
+        ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
+        ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
+    }
+}
+
+/// The idempotent statements for one row change: `c`/`r`/`u` upsert the
+/// after image (deleting the before image first when the key changed),
+/// `d` deletes by key. Re-running them changes nothing.
+fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<(String, Vec<Value>)> {
+    let table = format!(
+        "{}.{}",
+        quote_ident(&ev.source.db),
+        quote_ident(&ev.source.table)
+    );
+    let delete = |row: &Row| {
+        let cond: Vec<String> = pk
+            .iter()
+            .map(|c| format!("{} = ?", quote_ident(c)))
+            .collect();
+        let params = pk
+            .iter()
+            .map(|c| row.get(c).map(to_param).unwrap_or(Value::NULL))
+            .collect();
+        (
+            format!("DELETE FROM {table} WHERE {}", cond.join(" AND ")),
+            params,
+        )
+    };
+    let upsert = |row: &Row| {
+        let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
+        let marks = vec!["?"; cols.len()].join(", ");
+        let updates: Vec<String> = cols.iter().map(|c| format!("{c} = VALUES({c})")).collect();
+        (
+            format!(
+                "INSERT INTO {table} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {}",
+                cols.join(", "),
+                updates.join(", ")
+            ),
+            row.values.iter().map(to_param).collect(),
+        )
+    };
+    let key_of = |row: &Row| pk.iter().map(|c| row.get(c).cloned()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    match (ev.op, &ev.before, &ev.after) {
+        (Op::Delete, Some(before), _) => out.push(delete(before)),
+        (Op::Update, Some(before), Some(after)) => {
+            if key_of(before) != key_of(after) {
+                out.push(delete(before));
+            }
+            out.push(upsert(after));
+        }
+        (_, _, Some(after)) => out.push(upsert(after)),
+        _ => {}
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use revdoor_core::event::{Source, TxnInfo};
+
+    fn row(id: i64, name: &str) -> Row {
+        Row {
+            columns: vec!["id".into(), "name".into()],
+            values: vec![
+                ColumnValue::Int(id),
+                ColumnValue::Bytes(name.as_bytes().to_vec()),
+            ],
+        }
+    }
+
+    fn ev(op: Op, before: Option<Row>, after: Option<Row>) -> ChangeEvent {
+        ChangeEvent {
+            op,
+            before,
+            after,
+            source: Source {
+                shard: "-".into(),
+                db: "d".into(),
+                table: "t".into(),
+                ts_sec: 0,
+            },
+            txn: TxnInfo {
+                gtid: "0-1-1".into(),
+                index: 0,
+                last: true,
+            },
+            ts_ms: 0,
+        }
+    }
+
+    #[test]
+    fn update_that_changes_the_key_deletes_the_old_row_first() {
+        let pk = vec!["id".to_string()];
+        let s = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(2, "a"))), &pk);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].0, "DELETE FROM `d`.`t` WHERE `id` = ?");
+        assert_eq!(s[0].1, vec![Value::Int(1)]);
+        assert!(s[1].0.starts_with(
+            "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?) ON DUPLICATE KEY UPDATE"
+        ));
+        let same_key = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))), &pk);
+        assert_eq!(same_key.len(), 1);
+    }
+
+    #[test]
+    fn delete_uses_only_key_columns() {
+        let pk = vec!["id".to_string()];
+        let s = statements(&ev(Op::Delete, Some(row(7, "x")), None), &pk);
+        assert_eq!(
+            s,
+            vec![(
+                "DELETE FROM `d`.`t` WHERE `id` = ?".to_string(),
+                vec![Value::Int(7)]
+            )]
+        );
+    }
+
+    #[test]
+    fn identifiers_are_quoted() {
+        assert_eq!(quote_ident("we`ird"), "`we``ird`");
+    }
+}

@@ -1,0 +1,308 @@
+//! `revdoor` — one binary for operators: wiring and CLI only.
+
+mod demo;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use revdoor_apply::{ApplyError, ApplyStream};
+use revdoor_capture::binlog::BinlogReader;
+use revdoor_capture::publish::StreamId;
+use revdoor_capture::{CaptureConfig, CaptureError};
+use tokio_util::sync::CancellationToken;
+
+/// Move MySQL/MariaDB tables between databases with no downtime and no
+/// one-way door.
+#[derive(Parser)]
+#[command(name = "revdoor", version, about)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        env = "REVDOOR_KAFKA",
+        default_value = "127.0.0.1:29092"
+    )]
+    kafka: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one capture stream (binlog → Kafka) in the foreground.
+    Capture {
+        #[command(subcommand)]
+        cmd: CaptureCmd,
+    },
+    /// Run one apply stream (Kafka → database) in the foreground.
+    Apply {
+        #[command(subcommand)]
+        cmd: ApplyCmd,
+    },
+    /// The README's main job: a migration stream on the local stack.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum CaptureCmd {
+    /// Stream a shard's binlog into `revdoor.<workflow>.<direction>`.
+    Run(CaptureArgs),
+}
+
+#[derive(Subcommand)]
+enum ApplyCmd {
+    /// Apply one partition of `revdoor.<workflow>.<direction>`.
+    Run(ApplyArgs),
+}
+
+#[derive(Args, Clone)]
+struct CaptureArgs {
+    /// Workflow name (topic `revdoor.<workflow>.<direction>`).
+    #[arg(long)]
+    workflow: String,
+    /// `forward` or `reverse`.
+    #[arg(long, default_value = "forward")]
+    direction: String,
+    /// Origin shard name (key range), e.g. `-` or `-80`.
+    #[arg(long, default_value = "-")]
+    shard: String,
+    /// Source server URL, `mysql://user:password@host:port`.
+    #[arg(long)]
+    source: String,
+    /// Tables to capture, `db.table,db.table`.
+    #[arg(long, value_delimiter = ',', required = true)]
+    tables: Vec<String>,
+    /// Partition of the stream in the topic.
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
+    /// Partitions the topic gets if it is created.
+    #[arg(long, default_value_t = 1)]
+    partitions: i32,
+    /// GTID position to start from when no checkpoint exists (default: now).
+    #[arg(long)]
+    start_position: Option<String>,
+    /// Replica server id to register with (must differ from real servers).
+    #[arg(long, default_value_t = 0x5245_0001)]
+    server_id: u32,
+}
+
+#[derive(Args, Clone)]
+struct ApplyArgs {
+    #[arg(long)]
+    workflow: String,
+    #[arg(long, default_value = "forward")]
+    direction: String,
+    #[arg(long, default_value_t = 0)]
+    partition: i32,
+    /// Destination server URL, `mysql://user:password@host:port`.
+    #[arg(long)]
+    target: String,
+    /// Fencing token of this owner (etcd revision of its ownership key).
+    #[arg(long, default_value_t = 1)]
+    fence_token: u64,
+}
+
+fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("REVDOOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Cancel on SIGINT or SIGTERM so streams drain before exit.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!("cannot install SIGTERM handler: {e}");
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::info!("shutting down");
+        t.cancel();
+    });
+    token
+}
+
+pub(crate) fn mysql_opts(url: &str) -> anyhow::Result<mysql_async::Opts> {
+    mysql_async::Opts::from_url(url).with_context(|| format!("bad MySQL URL '{}'", redact(url)))
+}
+
+/// A URL with its password replaced, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String, String)>> {
+    tables
+        .iter()
+        .map(|t| match t.split_once('.') {
+            Some((db, table)) if !db.is_empty() && !table.is_empty() => {
+                Ok((db.to_string(), table.to_string()))
+            }
+            _ => bail!("table '{t}' must be written as database.table"),
+        })
+        .collect()
+}
+
+fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
+    Ok(CaptureConfig {
+        brokers: kafka.to_string(),
+        id: StreamId {
+            workflow: a.workflow.clone(),
+            direction: a.direction.clone(),
+            shard: a.shard.clone(),
+        },
+        partition: a.partition,
+        partitions: a.partitions,
+        reader: BinlogReader {
+            opts: mysql_opts(&a.source)?,
+            server_id: a.server_id,
+            tables: parse_tables(&a.tables)?,
+            heartbeat: Duration::from_secs(1),
+        },
+        start_position: a.start_position.clone(),
+        batch_max_txns: 500,
+        batch_interval: Duration::from_millis(10),
+    })
+}
+
+/// Run a stream, retrying transient errors with capped backoff.
+async fn with_retries<F, Fut, E>(name: &str, cancel: &CancellationToken, mut f: F) -> Result<(), E>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display + Transient,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match f().await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.transient() && !cancel.is_cancelled() => {
+                tracing::warn!(stream = name, error = %e, retry_in = ?backoff, "transient error");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+trait Transient {
+    fn transient(&self) -> bool;
+}
+impl Transient for CaptureError {
+    fn transient(&self) -> bool {
+        self.is_transient()
+    }
+}
+impl Transient for ApplyError {
+    fn transient(&self) -> bool {
+        self.is_transient()
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Capture {
+            cmd: CaptureCmd::Run(a),
+        } => {
+            let cfg = capture_config(&cli.kafka, &a)?;
+            let cancel = shutdown_token();
+            let name = cfg.id.transactional_id();
+            with_retries(&name, &cancel, || {
+                revdoor_capture::run(cfg.clone(), cancel.clone())
+            })
+            .await
+            .with_context(|| format!("capture stream {name}"))
+        }
+        Command::Apply {
+            cmd: ApplyCmd::Run(a),
+        } => {
+            let stream = ApplyStream {
+                brokers: cli.kafka.clone(),
+                workflow: a.workflow.clone(),
+                direction: a.direction.clone(),
+                partition: a.partition,
+                target: mysql_opts(&a.target)?,
+                fence_token: a.fence_token,
+            };
+            let cancel = shutdown_token();
+            let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
+            with_retries(&name, &cancel, || stream.run(cancel.clone()))
+                .await
+                .with_context(|| format!("apply stream {name}"))
+        }
+        Command::Demo(args) => demo::run(&cli.kafka, args).await,
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("revdoor: cannot start the async runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        tracing::error!("{e:#}");
+        eprintln!("revdoor: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("mysql://u:secret@h:1"), "mysql://u:***@h:1");
+        assert_eq!(redact("mysql://h:1"), "mysql://h:1");
+    }
+
+    #[test]
+    fn tables_need_a_database() {
+        assert!(parse_tables(&["t".into()]).is_err());
+        let t = parse_tables(&["d.t".into()]).expect("valid");
+        assert!(t.contains(&("d".to_string(), "t".to_string())));
+    }
+}
