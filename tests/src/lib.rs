@@ -1,0 +1,410 @@
+//! Test harness: the real stack, per-test isolation, processes.
+//!
+//! * [`stack`] returns the running stack. If `REVDOOR_ETCD`, `REVDOOR_KAFKA`
+//!   and `REVDOOR_MYSQL_1..` are set it uses them; otherwise it runs
+//!   `deploy/stack up` once per test binary (the script is idempotent and
+//!   serialises concurrent callers, so all test binaries of a run share one
+//!   stack) and reads `deploy/stack env`.
+//! * [`TestCtx`] gives each test a unique database name, workflow name (hence
+//!   topic prefix `revdoor.<workflow>.`) and etcd prefix, so tests run in
+//!   parallel on one stack.
+//! * [`Revdoor`] starts a `revdoor` process with its output in a log file,
+//!   kills it (SIGKILL), stops it (SIGTERM), and checks its log for
+//!   unexpected ERROR lines.
+//! * [`wait_for`] polls a condition until a deadline: tests never sleep to
+//!   synchronise.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, OptsBuilder};
+
+/// Addresses of the running stack.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub etcd: String,
+    pub kafka: String,
+    /// Admin URLs of the MariaDB servers, index 0 = `REVDOOR_MYSQL_1`.
+    pub mysql: Vec<String>,
+    pub revdoor_user: String,
+    pub revdoor_password: String,
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+fn parse_env_lines(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("export "))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.trim_matches('\'').to_string()))
+        .collect()
+}
+
+fn stack_from(vars: &HashMap<String, String>) -> Option<Stack> {
+    let etcd = vars.get("REVDOOR_ETCD")?.clone();
+    let kafka = vars.get("REVDOOR_KAFKA")?.clone();
+    let mut mysql = Vec::new();
+    for i in 1.. {
+        match vars.get(&format!("REVDOOR_MYSQL_{i}")) {
+            Some(u) => mysql.push(u.clone()),
+            None => break,
+        }
+    }
+    if mysql.is_empty() {
+        return None;
+    }
+    Some(Stack {
+        etcd,
+        kafka,
+        mysql,
+        revdoor_user: vars
+            .get("REVDOOR_MYSQL_USER")
+            .cloned()
+            .unwrap_or_else(|| "revdoor".into()),
+        revdoor_password: vars
+            .get("REVDOOR_MYSQL_PASSWORD")
+            .cloned()
+            .unwrap_or_else(|| "revdoor-pw".into()),
+    })
+}
+
+/// The stack every test of this run uses (started on first use).
+pub fn stack() -> &'static Stack {
+    static STACK: OnceLock<Stack> = OnceLock::new();
+    STACK.get_or_init(|| match start_or_reuse_stack() {
+        Ok(s) => s,
+        Err(e) => panic!("the test stack is not available: {e:#}"),
+    })
+}
+
+fn start_or_reuse_stack() -> anyhow::Result<Stack> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    if let Some(s) = stack_from(&env) {
+        return Ok(s);
+    }
+    let script = repo_root().join("deploy/stack");
+    let status = Command::new(&script)
+        .args(["up", "--mariadb", "3"])
+        .stdout(Stdio::null())
+        .status()
+        .with_context(|| format!("run {}", script.display()))?;
+    if !status.success() {
+        bail!(
+            "deploy/stack up failed ({status}); its output above names the failing service's log"
+        );
+    }
+    let out = Command::new(&script)
+        .arg("env")
+        .output()
+        .context("deploy/stack env")?;
+    let vars = parse_env_lines(&String::from_utf8_lossy(&out.stdout));
+    stack_from(&vars).context("deploy/stack env printed no REVDOOR_ETCD/KAFKA/MYSQL_1")
+}
+
+/// Per-test names and helpers.
+pub struct TestCtx {
+    pub stack: &'static Stack,
+    /// Unique id, `[a-z0-9_]`.
+    pub id: String,
+    /// Database name for this test (same name on every server).
+    pub db: String,
+    /// Workflow name; topics are `revdoor.<workflow>.…`.
+    pub workflow: String,
+    /// etcd prefix for this test, ending in `/`.
+    pub etcd_prefix: String,
+    logs: PathBuf,
+}
+
+impl TestCtx {
+    /// A fresh context; `name` should be the test's name.
+    pub fn new(name: &str) -> Self {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let n = N.fetch_add(1, Ordering::Relaxed);
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() % 100_000_000)
+            .unwrap_or(0);
+        let clean: String = name
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '_'
+                }
+            })
+            .take(20)
+            .collect();
+        let id = format!("{clean}_{}_{stamp}_{n}", std::process::id());
+        let logs = repo_root().join("target/test-logs").join(&id);
+        let _ = std::fs::create_dir_all(&logs);
+        TestCtx {
+            stack: stack(),
+            db: format!("t_{id}"),
+            workflow: format!("w_{id}"),
+            etcd_prefix: format!("/test/{id}/"),
+            id,
+            logs,
+        }
+    }
+
+    /// Admin connection options for server `i` (1-based).
+    pub fn admin_opts(&self, i: usize) -> Opts {
+        Opts::from_url(&self.stack.mysql[i - 1])
+            .unwrap_or_else(|e| panic!("REVDOOR_MYSQL_{i}: {e}"))
+    }
+
+    /// URL of server `i` for revdoor's own account.
+    pub fn revdoor_url(&self, i: usize) -> String {
+        let o = self.admin_opts(i);
+        format!(
+            "mysql://{}:{}@{}:{}",
+            self.stack.revdoor_user,
+            self.stack.revdoor_password,
+            o.ip_or_hostname(),
+            o.tcp_port()
+        )
+    }
+
+    /// An admin connection to server `i` (1-based).
+    pub async fn conn(&self, i: usize) -> Conn {
+        let opts: Opts = OptsBuilder::from_opts(self.admin_opts(i)).into();
+        Conn::new(opts)
+            .await
+            .unwrap_or_else(|e| panic!("connect to MariaDB #{i}: {e}"))
+    }
+
+    /// Run statements on server `i`.
+    pub async fn sql(&self, i: usize, stmts: &[&str]) {
+        let mut c = self.conn(i).await;
+        for s in stmts {
+            c.query_drop(*s)
+                .await
+                .unwrap_or_else(|e| panic!("MariaDB #{i}: {s}: {e}"));
+        }
+    }
+
+    /// Create this test's database on servers `servers`.
+    pub async fn create_db(&self, servers: &[usize]) {
+        for &i in servers {
+            self.sql(
+                i,
+                &[
+                    &format!("DROP DATABASE IF EXISTS {}", self.db),
+                    &format!("CREATE DATABASE {}", self.db),
+                ],
+            )
+            .await;
+        }
+    }
+
+    /// All rows of `table` on server `i`, as text (non-UTF-8 bytes as `0x…`),
+    /// ordered by the first column.
+    pub async fn rows(&self, i: usize, table: &str) -> Vec<Vec<Option<String>>> {
+        let mut c = self.conn(i).await;
+        let rows: Vec<mysql_async::Row> = c
+            .query(format!("SELECT * FROM {}.{table} ORDER BY 1", self.db))
+            .await
+            .unwrap_or_else(|e| panic!("read {table} on #{i}: {e}"));
+        rows.into_iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|k| match r.as_ref(k) {
+                        Some(mysql_async::Value::NULL) | None => None,
+                        // Text protocol: values arrive as bytes; binary ones hex-encoded.
+                        Some(mysql_async::Value::Bytes(b)) => Some(match std::str::from_utf8(b) {
+                            Ok(s) => s.to_string(),
+                            Err(_) => format!(
+                                "0x{}",
+                                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+                            ),
+                        }),
+                        Some(v) => Some(v.as_sql(true)),
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Start `revdoor <args>` with output in `<target>/test-logs/<id>/<name>.log`.
+    pub fn spawn(&self, name: &str, args: &[&str]) -> Revdoor {
+        let log = self.logs.join(format!("{name}.log"));
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap_or_else(|e| panic!("open {}: {e}", log.display()));
+        let err = file
+            .try_clone()
+            .unwrap_or_else(|e| panic!("dup log file: {e}"));
+        let child = Command::new(revdoor_bin())
+            .args(args)
+            .env("REVDOOR_KAFKA", &self.stack.kafka)
+            .env("REVDOOR_ETCD", &self.stack.etcd)
+            .env(
+                "REVDOOR_LOG",
+                std::env::var("REVDOOR_LOG").unwrap_or_else(|_| "info".into()),
+            )
+            .stdout(file)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn revdoor {args:?}: {e}"));
+        Revdoor {
+            name: name.to_string(),
+            child,
+            log,
+        }
+    }
+
+    /// An etcd client.
+    pub async fn etcd(&self) -> etcd_client::Client {
+        etcd_client::Client::connect([self.stack.etcd.as_str()], None)
+            .await
+            .unwrap_or_else(|e| panic!("connect to etcd {}: {e}", self.stack.etcd))
+    }
+}
+
+/// The `revdoor` binary: `REVDOOR_BIN`, else `target/debug/revdoor`, built
+/// once per test binary if needed.
+pub fn revdoor_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(p) = std::env::var("REVDOOR_BIN") {
+            return PathBuf::from(p);
+        }
+        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "--quiet", "--bin", "revdoor"])
+            .current_dir(repo_root())
+            .status()
+            .unwrap_or_else(|e| panic!("cargo build --bin revdoor: {e}"));
+        assert!(status.success(), "cargo build --bin revdoor failed");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join("target"));
+        target.join("debug/revdoor")
+    })
+    .clone()
+}
+
+/// A running `revdoor` process.
+pub struct Revdoor {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Revdoor {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Send a signal by name (`STOP`, `CONT`, `TERM`).
+    pub fn signal(&self, sig: &str) {
+        let _ = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// SIGTERM and wait up to `timeout` for a clean exit; returns the exit code.
+    pub fn stop(&mut self, timeout: Duration) -> Option<i32> {
+        self.signal("TERM");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return st.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        None
+    }
+
+    /// Whether the process has exited (and its code).
+    pub fn exited(&mut self) -> Option<Option<i32>> {
+        self.child.try_wait().ok().flatten().map(|s| s.code())
+    }
+
+    /// The process's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Panic if the log has an ERROR line not matching one of `allowed`.
+    pub fn assert_no_unexpected_errors(&self, allowed: &[&str]) {
+        let text = self.log_text();
+        let bad: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains(" ERROR ") || l.contains("\"level\":\"ERROR\""))
+            .filter(|l| !allowed.iter().any(|a| l.contains(a)))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{} logged unexpected errors ({}):\n{}",
+            self.name,
+            self.log.display(),
+            bad.join("\n")
+        );
+    }
+}
+
+impl Drop for Revdoor {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.kill9();
+        }
+    }
+}
+
+/// Poll `check` until it returns `Ok(Some(v))` or `deadline` passes.
+/// `Ok(None)` means "not yet"; an `Err` stops waiting at once.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    let mut delay = Duration::from_millis(20);
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_millis(250));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_lines_parse() {
+        let v = parse_env_lines("export REVDOOR_ETCD='http://127.0.0.1:1'\nexport REVDOOR_KAFKA='k:2'\nexport REVDOOR_MYSQL_1='mysql://a:b@h:3'\nnoise\n");
+        let s = stack_from(&v).expect("complete");
+        assert_eq!(s.etcd, "http://127.0.0.1:1");
+        assert_eq!(s.mysql, vec!["mysql://a:b@h:3".to_string()]);
+        assert!(stack_from(&parse_env_lines("export REVDOOR_ETCD='x'")).is_none());
+    }
+}

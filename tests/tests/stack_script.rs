@@ -1,0 +1,194 @@
+//! `deploy/stack` itself: start, env, down, port conflicts, failed starts.
+//! Each test uses its own state directory, so it never touches the shared
+//! stack the other tests run on.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use revdoor_tests::repo_root;
+
+fn stack(state: &Path, args: &[&str], env: &[(&str, String)]) -> Output {
+    let mut cmd = Command::new(repo_root().join("deploy/stack"));
+    cmd.args(args).env("REVDOOR_STACK_DIR", state);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run deploy/stack")
+}
+
+fn temp_state(name: &str) -> PathBuf {
+    let dir = repo_root()
+        .join("target/test-stacks")
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("mkdir state");
+    dir
+}
+
+/// PIDs of live processes whose command line mentions `needle`.
+fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("read /proc").flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            // Our own test process and zombies have no such command line.
+            if cmd.contains(needle) && !cmd.contains("stack_script") {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn up_three_env_down_leaves_no_process_and_avoids_busy_ports() {
+    let state = temp_state("full");
+    // Occupy the port mariadb-1 would prefer: the stack must pick another.
+    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy_port = busy.local_addr().expect("addr").port();
+    let env = [("REVDOOR_MARIADB_BASE_PORT", busy_port.to_string())];
+
+    let up = stack(&state, &["up", "--mariadb", "3"], &env);
+    assert!(up.status.success(), "up failed:\n{}", text(&up));
+    let again = stack(&state, &["up", "--mariadb", "3"], &env);
+    assert!(
+        again.status.success(),
+        "second up failed:\n{}",
+        text(&again)
+    );
+    assert!(
+        text(&again).contains("already running"),
+        "second up reuses:\n{}",
+        text(&again)
+    );
+
+    let out = stack(&state, &["env"], &env);
+    let env_text = String::from_utf8_lossy(&out.stdout).to_string();
+    for var in [
+        "REVDOOR_ETCD",
+        "REVDOOR_KAFKA",
+        "REVDOOR_MYSQL_1",
+        "REVDOOR_MYSQL_2",
+        "REVDOOR_MYSQL_3",
+    ] {
+        assert!(
+            env_text.contains(&format!("export {var}=")),
+            "env lacks {var}:\n{env_text}"
+        );
+    }
+    assert!(
+        !env_text.contains("REVDOOR_MYSQL_4="),
+        "exactly 3 servers:\n{env_text}"
+    );
+    let mysql1 = env_text
+        .lines()
+        .find(|l| l.starts_with("export REVDOOR_MYSQL_1="))
+        .expect("line");
+    assert!(
+        !mysql1.contains(&format!(":{busy_port}'")),
+        "busy port {busy_port} was not reused: {mysql1}"
+    );
+
+    // Every server answers on its port with the admin account.
+    for i in 1..=3 {
+        let port_file = state.join(format!("mariadb-{i}/port"));
+        let port = std::fs::read_to_string(&port_file).expect("port file");
+        let ok = Command::new("mariadb")
+            .args([
+                "--no-defaults",
+                "-h127.0.0.1",
+                "-P",
+                port.trim(),
+                "-uadmin",
+                "-padmin-pw",
+                "-N",
+                "-e",
+                "SELECT @@binlog_format, @@binlog_row_metadata, @@server_id",
+            ])
+            .output()
+            .expect("mariadb client");
+        let line = String::from_utf8_lossy(&ok.stdout).to_string();
+        assert_eq!(
+            line.trim(),
+            format!("ROW\tFULL\t{i}"),
+            "mariadb-{i}: {}",
+            text(&ok)
+        );
+    }
+    let status = stack(&state, &["status"], &env);
+    assert_eq!(
+        text(&status).lines().filter(|l| l.contains(" up ")).count(),
+        5,
+        "{}",
+        text(&status)
+    );
+
+    let needle = state.to_string_lossy().to_string();
+    assert!(processes_mentioning(&needle).len() >= 5, "services run");
+    let down = stack(&state, &["down"], &env);
+    assert!(down.status.success(), "down failed:\n{}", text(&down));
+    let left = processes_mentioning(&needle);
+    assert!(
+        left.is_empty(),
+        "processes left behind after down: {left:?}"
+    );
+    drop(busy);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_service_that_fails_to_start_is_reported_and_the_rest_rolled_back() {
+    let state = temp_state("broken");
+    // etcd cannot use a data directory that is a regular file.
+    std::fs::create_dir_all(state.join("etcd")).expect("mkdir");
+    std::fs::write(state.join("etcd/data"), b"not a directory").expect("write");
+
+    let up = stack(&state, &["up", "--mariadb", "1"], &[]);
+    let out = text(&up);
+    assert!(!up.status.success(), "up must fail:\n{out}");
+    assert!(
+        out.contains("FAILED to start etcd"),
+        "names the service:\n{out}"
+    );
+    let log = state.join("etcd/etcd.log");
+    assert!(
+        out.contains(&log.to_string_lossy().to_string()),
+        "names its log {}:\n{out}",
+        log.display()
+    );
+    assert!(out.contains("rolling back"), "says it rolls back:\n{out}");
+    let left = processes_mentioning(&state.to_string_lossy());
+    assert!(
+        left.is_empty(),
+        "nothing half-started is left running: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn bad_arguments_are_refused_with_usage() {
+    let state = temp_state("args");
+    let o = stack(&state, &["up", "--mariadb", "zero"], &[]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--mariadb needs a positive number"),
+        "{}",
+        text(&o)
+    );
+    let o = stack(&state, &["sideways"], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("usage: deploy/stack"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&state);
+}
