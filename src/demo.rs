@@ -12,7 +12,7 @@ use clap::Args;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 use revdoor_apply::ApplyStream;
-use revdoor_capture::binlog::BinlogReader;
+use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::publish::StreamId;
 use revdoor_capture::CaptureConfig;
 use tokio_util::sync::CancellationToken;
@@ -104,11 +104,15 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
         partitions: 1,
         reader: BinlogReader {
             opts: as_user(&src_admin, &args.revdoor_user, &args.revdoor_password),
-            server_id: 0x5245_0001,
+            server_id: revdoor_capture::replica_server_id(&format!("revdoor.{workflow}.forward.-")),
             tables: [(DB.to_string(), "accounts".to_string())]
                 .into_iter()
                 .collect(),
             heartbeat: Duration::from_secs(1),
+            loop_filter: Some(LoopFilter {
+                workflow: workflow.clone(),
+                direction: "reverse".into(),
+            }),
         },
         start_position: Some(start),
         batch_max_txns: 500,

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use revdoor_apply::{ApplyError, ApplyStream};
-use revdoor_capture::binlog::BinlogReader;
+use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::publish::StreamId;
 use revdoor_capture::{CaptureConfig, CaptureError};
 use tokio_util::sync::CancellationToken;
@@ -87,9 +87,11 @@ struct CaptureArgs {
     /// GTID position to start from when no checkpoint exists (default: now).
     #[arg(long)]
     start_position: Option<String>,
-    /// Replica server id to register with (must differ from real servers).
-    #[arg(long, default_value_t = 0x5245_0001)]
-    server_id: u32,
+    /// Replica server id to register with (must differ from real servers and
+    /// from other captures of the same server); default: derived from the
+    /// stream's transactional id.
+    #[arg(long)]
+    server_id: Option<u32>,
 }
 
 #[derive(Args, Clone)]
@@ -175,20 +177,32 @@ pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String,
 }
 
 fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
+    let id = StreamId {
+        workflow: a.workflow.clone(),
+        direction: a.direction.clone(),
+        shard: a.shard.clone(),
+    };
     Ok(CaptureConfig {
         brokers: kafka.to_string(),
-        id: StreamId {
-            workflow: a.workflow.clone(),
-            direction: a.direction.clone(),
-            shard: a.shard.clone(),
-        },
+        id: id.clone(),
         partition: a.partition,
         partitions: a.partitions,
         reader: BinlogReader {
             opts: mysql_opts(&a.source)?,
-            server_id: a.server_id,
+            server_id: a
+                .server_id
+                .unwrap_or_else(|| revdoor_capture::replica_server_id(&id.transactional_id())),
             tables: parse_tables(&a.tables)?,
             heartbeat: Duration::from_secs(1),
+            loop_filter: Some(LoopFilter {
+                workflow: a.workflow.clone(),
+                direction: if a.direction == "reverse" {
+                    "forward"
+                } else {
+                    "reverse"
+                }
+                .to_string(),
+            }),
         },
         start_position: a.start_position.clone(),
         batch_max_txns: 500,
@@ -272,6 +286,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 fn main() {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
+    // A panic anywhere is a crash: restart must then neither lose nor
+    // duplicate (everything is checkpointed transactionally), whereas a
+    // task dying silently inside a live process could stall a stream.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

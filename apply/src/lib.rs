@@ -20,6 +20,8 @@
 //! only while the stored token is not newer: `… WHERE fence_token <= :mine`.
 //! Zero rows matched means a newer owner exists: roll back and stop.
 
+pub mod failpoints;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -280,9 +282,11 @@ impl ApplyStream {
                 self.fence_token
             )));
         }
+        fail::fail_point!(failpoints::BEFORE_CHECKPOINT_COMMIT);
         tx.commit()
             .await
             .map_err(|e| ApplyError::transient("commit", e))?;
+        fail::fail_point!(failpoints::AFTER_COMMIT_BEFORE_ACK);
         Ok(())
     }
 }

@@ -44,6 +44,21 @@ const MARIADB_GTID_EVENT: u8 = 0xA2;
 /// without BEGIN/COMMIT (DDL, or a non-transactional engine).
 const FL_STANDALONE: u8 = 1;
 
+/// Loop prevention (DESIGN §4): a source transaction that updates the
+/// `_revdoor.stream_state` row of `workflow` in `direction` was written by
+/// revdoor's own apply of the opposite stream, so replicating it back would
+/// loop. Such transactions are dropped whole; all others pass, including
+/// those of other workflows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopFilter {
+    pub workflow: String,
+    /// The direction whose apply must not be echoed (the opposite of ours).
+    pub direction: String,
+}
+
+const STATE_DB: &str = "_revdoor";
+const STATE_TABLE: &str = "stream_state";
+
 /// One row change inside a source transaction, before encoding.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowChange {
@@ -62,6 +77,8 @@ pub struct SourceTxn {
     pub gtid: String,
     pub timestamp: u32,
     pub changes: Vec<RowChange>,
+    /// Dropped by the loop filter (its changes are cleared).
+    pub looped: bool,
 }
 
 /// Reads one MariaDB server's binlog.
@@ -74,6 +91,8 @@ pub struct BinlogReader {
     pub tables: HashSet<(String, String)>,
     /// Heartbeat period asked from the server (lag stays measurable when idle).
     pub heartbeat: Duration,
+    /// Drop transactions applied by the opposite stream of this workflow.
+    pub loop_filter: Option<LoopFilter>,
 }
 
 impl BinlogReader {
@@ -152,7 +171,7 @@ impl BinlogReader {
             .await
             .map_err(|e| CaptureError::transient("request binlog stream", e))?;
 
-        let mut framer = Framer::new(&self.tables);
+        let mut framer = Framer::new(&self.tables, self.loop_filter.as_ref());
         loop {
             let item = tokio::select! {
                 biased;
@@ -213,6 +232,7 @@ fn verify_checksum(event: &Event) -> Result<(), String> {
 /// Turns a stream of binlog events into committed transactions.
 struct Framer<'a> {
     tables: &'a HashSet<(String, String)>,
+    loop_filter: Option<&'a LoopFilter>,
     table_maps: HashMap<u64, TableMapEvent<'static>>,
     current: Option<SourceTxn>,
     standalone: bool,
@@ -220,9 +240,10 @@ struct Framer<'a> {
 }
 
 impl<'a> Framer<'a> {
-    fn new(tables: &'a HashSet<(String, String)>) -> Self {
+    fn new(tables: &'a HashSet<(String, String)>, loop_filter: Option<&'a LoopFilter>) -> Self {
         Framer {
             tables,
+            loop_filter,
             table_maps: HashMap::new(),
             current: None,
             standalone: false,
@@ -260,6 +281,7 @@ impl<'a> Framer<'a> {
                 gtid,
                 timestamp: header.timestamp(),
                 changes: Vec::new(),
+                looped: false,
             });
             return Ok(None);
         }
@@ -302,7 +324,10 @@ impl<'a> Framer<'a> {
 
     fn commit(&mut self) -> Option<SourceTxn> {
         self.standalone = false;
-        let txn = self.current.take()?;
+        let mut txn = self.current.take()?;
+        if txn.looped {
+            txn.changes.clear();
+        }
         self.last_gtid.clone_from(&txn.gtid);
         Some(txn)
     }
@@ -319,6 +344,10 @@ impl<'a> Framer<'a> {
             tme.database_name().into_owned(),
             tme.table_name().into_owned(),
         );
+        if key.0 == STATE_DB && key.1 == STATE_TABLE {
+            let tme = tme.clone();
+            return self.check_loop(rows, &tme);
+        }
         if !self.tables.contains(&key) {
             return Ok(());
         }
@@ -356,6 +385,40 @@ impl<'a> Framer<'a> {
                 before: before.map(convert_row).transpose().map_err(where_)?,
                 after: after.map(convert_row).transpose().map_err(where_)?,
             });
+        }
+        Ok(())
+    }
+}
+
+impl Framer<'_> {
+    /// Mark the current transaction as looped if it wrote the checkpoint
+    /// row of the filtered workflow and direction.
+    fn check_loop(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        tme: &TableMapEvent<'_>,
+    ) -> Result<(), CaptureError> {
+        let Some(filter) = self.loop_filter else {
+            return Ok(());
+        };
+        let Some(txn) = self.current.as_mut() else {
+            return Ok(());
+        };
+        for pair in rows.rows(tme) {
+            let (before, after) = pair.map_err(|e| {
+                CaptureError::Definite(format!(
+                    "decode _revdoor.stream_state row in {}: {e}",
+                    txn.gtid
+                ))
+            })?;
+            for image in [before, after].into_iter().flatten() {
+                let row = convert_row(image)
+                    .map_err(|e| CaptureError::Definite(format!("{e} in {}", txn.gtid)))?;
+                let is = |col: &str, want: &str| matches!(row.get(col), Some(ColumnValue::Bytes(b)) if b.as_slice() == want.as_bytes());
+                if is("workflow", &filter.workflow) && is("direction", &filter.direction) {
+                    txn.looped = true;
+                }
+            }
         }
         Ok(())
     }

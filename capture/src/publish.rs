@@ -241,6 +241,9 @@ impl Publisher {
                 )
                 .await?;
                 sent += 1;
+                if i == 0 && n > 1 {
+                    fail::fail_point!(crate::failpoints::MID_TRANSACTION);
+                }
             }
         }
         let key = self.id.checkpoint_key();
@@ -253,7 +256,10 @@ impl Publisher {
         .await?;
         let p = Arc::clone(&self.producer);
         match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
-            Ok(()) => Ok(sent),
+            Ok(()) => {
+                fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);
+                Ok(sent)
+            }
             Err(e) => {
                 let err = classify_kafka("commit transaction", e);
                 if !matches!(err, CaptureError::Fenced(_)) {

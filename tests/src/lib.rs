@@ -241,6 +241,11 @@ impl TestCtx {
 
     /// Start `revdoor <args>` with output in `<target>/test-logs/<id>/<name>.log`.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Revdoor {
+        self.spawn_env(name, args, &[])
+    }
+
+    /// [`TestCtx::spawn`] with extra environment (e.g. `FAILPOINTS`).
+    pub fn spawn_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Revdoor {
         let log = self.logs.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -258,6 +263,7 @@ impl TestCtx {
                 "REVDOOR_LOG",
                 std::env::var("REVDOOR_LOG").unwrap_or_else(|_| "info".into()),
             )
+            .envs(env.iter().copied())
             .stdout(file)
             .stderr(err)
             .spawn()
@@ -278,7 +284,8 @@ impl TestCtx {
 }
 
 /// The `revdoor` binary: `REVDOOR_BIN`, else `target/debug/revdoor`, built
-/// once per test binary if needed.
+/// once per test binary if needed, with the `failpoints` feature (crash
+/// tests set failpoints through `FAILPOINTS`).
 pub fn revdoor_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
@@ -286,7 +293,14 @@ pub fn revdoor_bin() -> PathBuf {
             return PathBuf::from(p);
         }
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--quiet", "--bin", "revdoor"])
+            .args([
+                "build",
+                "--quiet",
+                "--bin",
+                "revdoor",
+                "--features",
+                "failpoints",
+            ])
             .current_dir(repo_root())
             .status()
             .unwrap_or_else(|e| panic!("cargo build --bin revdoor: {e}"));
@@ -294,7 +308,13 @@ pub fn revdoor_bin() -> PathBuf {
         let target = std::env::var("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| repo_root().join("target"));
-        target.join("debug/revdoor")
+        // Copied aside so that a later build without failpoints cannot replace it.
+        let dir = target.join("test-bin");
+        let _ = std::fs::create_dir_all(&dir);
+        let bin = dir.join(format!("revdoor-{}", std::process::id()));
+        std::fs::copy(target.join("debug/revdoor"), &bin)
+            .unwrap_or_else(|e| panic!("copy revdoor binary: {e}"));
+        bin
     })
     .clone()
 }
@@ -371,6 +391,79 @@ impl Drop for Revdoor {
         if let Ok(None) = self.child.try_wait() {
             self.kill9();
         }
+    }
+}
+
+/// Every committed message of one partition, read from the beginning with a
+/// `read_committed` consumer until the end: `(offset, key, payload)`.
+pub async fn read_partition(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Vec<(i64, Vec<u8>, Vec<u8>)>> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+    let (brokers, topic) = (brokers.to_string(), topic.to_string());
+    tokio::task::spawn_blocking(move || {
+        let c: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .set("group.id", "revdoor-test-reader")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, partition, Offset::Beginning)?;
+        c.assign(&tpl)?;
+        let mut out = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while Instant::now() < deadline {
+            match c.poll(Duration::from_millis(500)) {
+                Some(Ok(m)) => out.push((
+                    m.offset(),
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                )),
+                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return Ok(out),
+                Some(Err(e)) => bail!("consume {topic}/{partition}: {e}"),
+                None => {}
+            }
+        }
+        bail!(
+            "no end of {topic}/{partition} within 120s ({} messages so far)",
+            out.len()
+        )
+    })
+    .await?
+}
+
+/// A small deterministic PRNG (xorshift64*) for chaos schedules; print the
+/// seed so a failing schedule can be replayed with `REVDOOR_CHAOS_SEED`.
+pub struct Chaos(u64);
+
+impl Chaos {
+    pub fn from_env() -> Self {
+        let seed = std::env::var("REVDOOR_CHAOS_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("chaos seed: REVDOOR_CHAOS_SEED={seed}");
+        Chaos(seed.max(1))
+    }
+
+    /// Uniform in `lo..hi` (hi > lo).
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        lo + x.wrapping_mul(0x2545_f491_4f6c_dd1d) % (hi - lo).max(1)
     }
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{wait_for, TestCtx};
+use revdoor_tests::{read_partition, wait_for, TestCtx};
 
 const TABLE_DDL: &str = "CREATE TABLE items (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -210,47 +210,16 @@ async fn capture_resumes_from_its_kafka_checkpoint_after_kill() {
         "restarted capture logged its start"
     );
     // Exactly once in Kafka: 100 inserts = 100 committed events on the topic.
-    let count = count_committed(
+    let count = read_partition(
         &ctx.stack.kafka,
         &format!("revdoor.{}.forward", ctx.workflow),
+        0,
     )
-    .await;
+    .await
+    .expect("read topic")
+    .len();
     assert_eq!(
         count, 100,
         "each source row change is in the topic exactly once"
     );
-}
-
-/// Count the committed messages of partition 0 with a read_committed consumer.
-async fn count_committed(brokers: &str, topic: &str) -> usize {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-    let brokers = brokers.to_string();
-    let topic = topic.to_string();
-    tokio::task::spawn_blocking(move || {
-        let c: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set("group.id", "revdoor-test-counter")
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true")
-            .create()
-            .expect("consumer");
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&topic, 0, Offset::Beginning)
-            .expect("tpl");
-        c.assign(&tpl).expect("assign");
-        let mut n = 0;
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while std::time::Instant::now() < deadline {
-            match c.poll(Duration::from_millis(500)) {
-                Some(Ok(_)) => n += 1,
-                Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => return n,
-                Some(Err(e)) => panic!("consume {topic}: {e}"),
-                None => {}
-            }
-        }
-        panic!("no end of partition within 30s ({n} messages so far)");
-    })
-    .await
-    .expect("counter task")
 }

@@ -1,0 +1,6 @@
+//! Named failpoints of apply, for crash tests (see capture's `failpoints`).
+
+/// After the rows and the checkpoint update were written, before COMMIT.
+pub const BEFORE_CHECKPOINT_COMMIT: &str = "apply::before_checkpoint_commit";
+/// After COMMIT, before the consumer moves on.
+pub const AFTER_COMMIT_BEFORE_ACK: &str = "apply::after_commit_before_ack";
