@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use revdoor_apply::{ApplyError, ApplyStream};
 use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::publish::StreamId;
-use revdoor_capture::{CaptureConfig, CaptureError};
+use revdoor_capture::{Capture, CaptureConfig, CaptureError};
 use tokio_util::sync::CancellationToken;
 
 /// Move MySQL/MariaDB tables between databases with no downtime and no
@@ -256,11 +256,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = capture_config(&cli.kafka, &a)?;
             let cancel = shutdown_token();
             let name = cfg.id.transactional_id();
-            with_retries(&name, &cancel, || {
-                revdoor_capture::run(cfg.clone(), cancel.clone())
-            })
-            .await
-            .with_context(|| format!("capture stream {name}"))
+            // Open (and fence earlier owners) once; retry only the streaming.
+            let capture = loop {
+                match Capture::open(cfg.clone()).await {
+                    Ok(c) => break c,
+                    Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                        tracing::warn!(stream = %name, error = %e, "open capture; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    Err(e) => return Err(e).with_context(|| format!("open capture stream {name}")),
+                }
+            };
+            with_retries(&name, &cancel, || capture.stream(cancel.clone()))
+                .await
+                .with_context(|| format!("capture stream {name}"))
         }
         Command::Apply {
             cmd: ApplyCmd::Run(a),

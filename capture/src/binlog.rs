@@ -198,9 +198,14 @@ impl BinlogReader {
 fn classify_stream_error(start: &str, last: &str, e: mysql_async::Error) -> CaptureError {
     if let mysql_async::Error::Server(ref se) = e {
         if se.code == 1236 {
+            let seen = if last.is_empty() {
+                String::new()
+            } else {
+                format!(", last published {last}")
+            };
             return CaptureError::Definite(format!(
-                "the source cannot serve binlog from position '{start}' (last seen {last}): {} — \
-                 the binlog holding it was probably purged; re-create the stream with a new copy",
+                "the source cannot serve binlog from position '{start}'{seen}: {} — the binlog \
+                 holding it was probably purged; re-create the stream with a new copy",
                 se.message
             ));
         }

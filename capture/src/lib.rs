@@ -77,9 +77,44 @@ pub struct CaptureConfig {
 
 /// Run one capture stream until `cancel` fires or a non-retryable error.
 pub async fn run(cfg: CaptureConfig, cancel: CancellationToken) -> Result<(), CaptureError> {
-    publish::ensure_topics(&cfg.brokers, &cfg.id, cfg.partitions).await?;
-    // Fence first, then read the checkpoint: a zombie can no longer commit.
-    let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.partition).await?;
+    Capture::open(cfg).await?.stream(cancel).await
+}
+
+/// An open capture stream: its topics exist and its transactional producer
+/// has fenced every earlier owner.
+///
+/// # Fencing
+///
+/// Open once per owner and retry only [`Capture::stream`]: the producer is
+/// kept across retries, so an owner that was fenced by a successor fails its
+/// next commit and stops, instead of re-initialising and fencing the
+/// successor in turn.
+pub struct Capture {
+    cfg: CaptureConfig,
+    publisher: Publisher,
+}
+
+impl Capture {
+    /// Create the topics if absent and take ownership of the stream.
+    pub async fn open(cfg: CaptureConfig) -> Result<Self, CaptureError> {
+        publish::ensure_topics(&cfg.brokers, &cfg.id, cfg.partitions).await?;
+        let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.partition).await?;
+        Ok(Capture { cfg, publisher })
+    }
+
+    /// Stream from the checkpoint until `cancel` fires or an error.
+    pub async fn stream(&self, cancel: CancellationToken) -> Result<(), CaptureError> {
+        stream(&self.cfg, &self.publisher, cancel).await
+    }
+}
+
+async fn stream(
+    cfg: &CaptureConfig,
+    publisher: &Publisher,
+    cancel: CancellationToken,
+) -> Result<(), CaptureError> {
+    // The producer fenced earlier owners when it was created, so the
+    // checkpoint read now cannot be overtaken by a zombie's commit.
     let start = match publish::read_checkpoint(&cfg.brokers, &cfg.id).await? {
         Some(p) => p,
         None => match &cfg.start_position {
@@ -112,24 +147,24 @@ pub async fn run(cfg: CaptureConfig, cancel: CancellationToken) -> Result<(), Ca
             _ = cancel.cancelled() => break,
             res = &mut reader_task => {
                 // Publish what was framed before the reader stopped.
-                flush(&publisher, &mut batch, &mut position).await?;
+                flush(publisher, &mut batch, &mut position).await?;
                 return match res {
                     Ok(r) => r,
                     Err(e) => Err(CaptureError::Transient(format!("binlog reader task: {e}"))),
                 };
             }
             Some(txn) = rx.recv(), if can_accept => batch.push(txn),
-            _ = ticker.tick() => flush(&publisher, &mut batch, &mut position).await?,
+            _ = ticker.tick() => flush(publisher, &mut batch, &mut position).await?,
         }
         if batch.len() >= cfg.batch_max_txns {
-            flush(&publisher, &mut batch, &mut position).await?;
+            flush(publisher, &mut batch, &mut position).await?;
         }
     }
     // Drain: everything framed so far is published before we stop.
     while let Ok(txn) = rx.try_recv() {
         batch.push(txn);
     }
-    flush(&publisher, &mut batch, &mut position).await?;
+    flush(publisher, &mut batch, &mut position).await?;
     reader_task.abort();
     Ok(())
 }

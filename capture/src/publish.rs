@@ -315,6 +315,12 @@ fn classify_kafka(what: &str, e: KafkaError) -> CaptureError {
                     RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch
                 )
         }
+        KafkaError::MessageProduction(code) | KafkaError::Global(code) => matches!(
+            code,
+            RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+                | RDKafkaErrorCode::Fatal
+        ),
         _ => false,
     };
     if fenced {

@@ -1,0 +1,232 @@
+//! Capture ownership and positions: a second capture of the same stream
+//! fences the first (which then commits nothing), and a start position whose
+//! binlog was purged is a definite error saying so.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use revdoor_core::event::ChangeEvent;
+use revdoor_tests::{read_partition, TestCtx};
+
+/// GTIDs of the transactions in the topic, checking each appears once.
+async fn topic_gtids(ctx: &TestCtx) -> Vec<String> {
+    let msgs = read_partition(
+        &ctx.stack.kafka,
+        &format!("revdoor.{}.forward", ctx.workflow),
+        0,
+    )
+    .await
+    .expect("read topic");
+    msgs.iter()
+        .filter_map(|(_, _, p)| ChangeEvent::decode(p).ok())
+        .filter(|e| e.txn.last)
+        .map(|e| e.txn.gtid)
+        .collect()
+}
+
+async fn insert_batch(src: &mut mysql_async::Conn, db: &str, from: i32, n: i32) -> Vec<String> {
+    let mut gtids = Vec::new();
+    for k in from..from + n {
+        src.query_drop(format!("INSERT INTO {db}.t VALUES ({k})"))
+            .await
+            .expect("insert");
+        gtids.push(
+            src.query_first("SELECT @@last_gtid")
+                .await
+                .expect("gtid")
+                .unwrap_or_default(),
+        );
+    }
+    gtids
+}
+
+async fn wait_for_gtids(ctx: &TestCtx, want: &[String]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = topic_gtids(ctx).await;
+        let set: HashSet<&String> = got.iter().collect();
+        if want.iter().all(|g| set.contains(g)) {
+            return got;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "topic never held all {} transactions",
+            want.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_capture_fences_the_first() {
+    let ctx = TestCtx::new("capture_zombie");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1]).await;
+    ctx.sql(1, &[&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")])
+        .await;
+    let mut src = ctx.conn(1).await;
+    let start: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos")
+        .unwrap_or_default();
+    let source = ctx.revdoor_url(1);
+    let table = format!("{db}.t");
+    let args = [
+        "capture",
+        "run",
+        "--workflow",
+        &ctx.workflow,
+        "--source",
+        &source,
+        "--tables",
+        &table,
+        "--start-position",
+        &start,
+    ];
+
+    let mut first = ctx.spawn("capture-first", &args);
+    let mut want = insert_batch(&mut src, &db, 0, 50).await;
+    wait_for_gtids(&ctx, &want).await;
+
+    // The first owner stalls (GC pause, partition) and a successor starts.
+    first.signal("STOP");
+    let mut second = ctx.spawn("capture-second", &args);
+    want.extend(insert_batch(&mut src, &db, 50, 50).await);
+    wait_for_gtids(&ctx, &want).await;
+
+    // The zombie wakes up while writes continue: it must stop, fenced,
+    // without committing anything.
+    first.signal("CONT");
+    want.extend(insert_batch(&mut src, &db, 100, 50).await);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(code) = first.exited() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fenced capture kept running:\n{}",
+            first.log_text()
+        );
+        // Keep the source busy so the zombie has something to try to commit.
+        want.extend(insert_batch(&mut src, &db, 1000 + want.len() as i32, 1).await);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(code, Some(0), "a fenced capture exits non-zero");
+    let log = first.log_text();
+    assert!(
+        log.contains("fenced"),
+        "the first capture says it was fenced:\n{log}"
+    );
+
+    let got = wait_for_gtids(&ctx, &want).await;
+    let unique: HashSet<&String> = got.iter().collect();
+    assert_eq!(
+        unique.len(),
+        got.len(),
+        "no transaction was published twice"
+    );
+    assert_eq!(got.len(), want.len(), "exactly the workload's transactions");
+    assert!(
+        second.exited().is_none(),
+        "the successor keeps running:\n{}",
+        second.log_text()
+    );
+    second.stop(Duration::from_secs(20));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_start_position_is_a_definite_error() {
+    // Uses server #3 only: purging binlogs there disturbs no other test.
+    let ctx = TestCtx::new("capture_purged");
+    let db = ctx.db.clone();
+    ctx.create_db(&[3]).await;
+    ctx.sql(3, &[&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")])
+        .await;
+    let mut src = ctx.conn(3).await;
+    src.query_drop(format!("INSERT INTO {db}.t VALUES (1)"))
+        .await
+        .expect("insert");
+    let old: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos")
+        .unwrap_or_default();
+    src.query_drop("FLUSH BINARY LOGS").await.expect("flush");
+    src.query_drop(format!("INSERT INTO {db}.t VALUES (2)"))
+        .await
+        .expect("insert");
+    src.query_drop("FLUSH BINARY LOGS").await.expect("flush");
+    let current: String = src
+        .query_first(
+            "SELECT SUBSTRING_INDEX(file, '/', -1) FROM (SELECT @@log_bin_basename AS file) x",
+        )
+        .await
+        .expect("basename")
+        .unwrap_or_default();
+    let (last_file,): (String,) = {
+        let rows: Vec<(String, u64)> = src.query("SHOW BINARY LOGS").await.expect("binary logs");
+        (rows.last().map(|r| r.0.clone()).unwrap_or_default(),)
+    };
+    assert!(
+        last_file.starts_with(&current),
+        "binlog files are named {current}.*"
+    );
+    src.query_drop(format!("PURGE BINARY LOGS TO '{last_file}'"))
+        .await
+        .expect("purge");
+
+    let source = ctx.revdoor_url(3);
+    let table = format!("{db}.t");
+    // Start from a position older than what the server keeps.
+    let stale = old
+        .split(',')
+        .map(|g| {
+            let mut p: Vec<&str> = g.split('-').collect();
+            if p.len() == 3 && p[0] == "3" {
+                p[2] = "1";
+            }
+            p.join("-")
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut capture = ctx.spawn(
+        "capture",
+        &[
+            "capture",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--source",
+            &source,
+            "--tables",
+            &table,
+            "--start-position",
+            &stale,
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(code) = capture.exited() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "capture did not stop:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(code, Some(0));
+    let log = capture.log_text();
+    assert!(
+        log.contains("purged"),
+        "the error says the binlog was purged:\n{log}"
+    );
+    assert!(
+        log.contains(&stale),
+        "the error names the position {stale}:\n{log}"
+    );
+}
