@@ -180,7 +180,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
     assert_eq!(gtids.len() as u64, total);
     assert!(kills >= min_kills, "only {kills} kills");
     assert!(
-        self_crashes >= 2,
+        self_crashes >= 2 || min_kills < 10,
         "the failpoints crashed capture only {self_crashes} times"
     );
     // The last process may be armed: replace it.

@@ -1,0 +1,240 @@
+//! Apply is exactly-once into the database across crashes (issue 4, "Crash").
+//!
+//! A bank workload (transfers between accounts: the sum of balances never
+//! changes) runs on the source while the apply process is killed with
+//! SIGKILL at random moments and crashes itself at the named failpoints.
+//! The target's sum is sampled all along and must never differ; at the end
+//! the target equals the source row for row. Size: `REVDOOR_BANK_TXNS`
+//! (default 100000) transfers, at least `REVDOOR_CRASH_KILLS` (default 20)
+//! SIGKILLs.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use revdoor_tests::{Chaos, Revdoor, TestCtx};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+const ACCOUNTS: u64 = 200;
+const WRITERS: u64 = 4;
+const INITIAL: i64 = 1_000_000;
+const FAILPOINTS: [&str; 2] = [
+    "apply::before_checkpoint_commit",
+    "apply::after_commit_before_ack",
+];
+
+async fn target_sum(conn: &mut mysql_async::Conn, db: &str) -> Option<(i64, i64)> {
+    // One statement: one consistent snapshot.
+    conn.query_first(format!(
+        "SELECT CAST(COALESCE(SUM(balance), 0) AS SIGNED), COUNT(*) FROM {db}.accounts"
+    ))
+    .await
+    .expect("sum")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
+    let total = env_num("REVDOOR_BANK_TXNS", 100_000);
+    let min_kills = env_num("REVDOOR_CRASH_KILLS", 20);
+    let ctx = TestCtx::new("apply_crash");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1, 2]).await;
+    let ddl = format!("CREATE TABLE {db}.accounts (id INT PRIMARY KEY, balance BIGINT NOT NULL, moves INT NOT NULL)");
+    ctx.sql(1, &[&ddl]).await;
+    ctx.sql(2, &[&ddl]).await;
+    let mut src = ctx.conn(1).await;
+    let start: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos")
+        .unwrap_or_default();
+    // The opening balances travel through the stream too.
+    src.query_drop(format!(
+        "INSERT INTO {db}.accounts SELECT seq, {INITIAL}, 0 FROM mysql.seq_1_to_{ACCOUNTS}"
+    ))
+    .await
+    .expect("open accounts");
+    let want_sum = INITIAL * ACCOUNTS as i64;
+
+    let source = ctx.revdoor_url(1);
+    let target = ctx.revdoor_url(2);
+    let table = format!("{db}.accounts");
+    let mut capture = ctx.spawn(
+        "capture",
+        &[
+            "capture",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--source",
+            &source,
+            "--tables",
+            &table,
+            "--start-position",
+            &start,
+        ],
+    );
+    let apply_args = [
+        "apply",
+        "run",
+        "--workflow",
+        &ctx.workflow,
+        "--target",
+        &target,
+    ];
+
+    let done = Arc::new(AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for w in 0..WRITERS {
+        let mut conn = ctx.conn(1).await;
+        let db = db.clone();
+        writers.push(tokio::spawn(async move {
+            let mut rng = Chaos::from_env();
+            let mut i = w;
+            while i < total {
+                let from = rng.range(1, ACCOUNTS + 1);
+                let to = 1 + (from + rng.range(0, ACCOUNTS - 1)) % ACCOUNTS;
+                let amount = rng.range(1, 500);
+                let mut tx = conn.start_transaction(Default::default()).await.expect("begin");
+                // Rows in id order, so concurrent writers cannot deadlock.
+                let (a, b) = if from < to { ((from, -(amount as i64)), (to, amount as i64)) } else { ((to, amount as i64), (from, -(amount as i64))) };
+                for (id, delta) in [a, b] {
+                    tx.exec_drop(
+                        format!("UPDATE {db}.accounts SET balance = balance + ?, moves = moves + 1 WHERE id = ?"),
+                        (delta, id),
+                    )
+                    .await
+                    .expect("transfer");
+                }
+                tx.commit().await.expect("commit");
+                i += WRITERS;
+            }
+        }));
+    }
+    let all_written = {
+        let done = Arc::clone(&done);
+        tokio::spawn(async move {
+            for w in writers {
+                w.await.expect("writer");
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+
+    let mut chaos = Chaos::from_env();
+    let mut probe = ctx.conn(2).await;
+    let (mut kills, mut self_crashes, mut restarts, mut samples) = (0u64, 0u64, 0u64, 0u64);
+    let mut apply: Revdoor = ctx.spawn("apply-0", &apply_args);
+    let mut armed = false;
+    let t0 = Instant::now();
+    while !done.load(Ordering::SeqCst) || kills < min_kills {
+        let pause = if armed {
+            Duration::from_secs(20)
+        } else {
+            Duration::from_millis(chaos.range(300, 2500))
+        };
+        let until = Instant::now() + pause;
+        while Instant::now() < until {
+            if apply.exited().is_some() {
+                break;
+            }
+            // The invariant holds at every moment the target can be read.
+            if let Some((sum, n)) = target_sum(&mut probe, &db).await {
+                if n == ACCOUNTS as i64 {
+                    assert_eq!(
+                        sum, want_sum,
+                        "target sum broke after {samples} good samples"
+                    );
+                    samples += 1;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        match apply.exited() {
+            Some(code) => {
+                let log = apply.log_text();
+                assert!(
+                    armed && log.contains("failpoint apply::"),
+                    "apply exited with {code:?}:\n{log}"
+                );
+                self_crashes += 1;
+            }
+            None => {
+                apply.kill9();
+                kills += 1;
+            }
+        }
+        assert!(
+            capture.exited().is_none(),
+            "capture died:\n{}",
+            capture.log_text()
+        );
+        restarts += 1;
+        let name = format!("apply-{restarts}");
+        armed = restarts.is_multiple_of(3) && !done.load(Ordering::SeqCst);
+        apply = if armed {
+            let fp = FAILPOINTS[chaos.range(0, 2) as usize];
+            let spec = format!("{fp}={}*off->panic(failpoint {fp})", chaos.range(0, 20));
+            ctx.spawn_env(&name, &apply_args, &[("FAILPOINTS", &spec)])
+        } else {
+            ctx.spawn(&name, &apply_args)
+        };
+    }
+    all_written.await.expect("writers");
+    apply.kill9();
+    let mut apply = ctx.spawn("apply-final", &apply_args);
+    eprintln!(
+        "workload: {total} transfers in {:.0}s; {kills} SIGKILLs, {self_crashes} failpoint crashes, {samples} sum samples",
+        t0.elapsed().as_secs_f64()
+    );
+    assert!(kills >= min_kills);
+    assert!(
+        self_crashes >= 2 || min_kills < 10,
+        "failpoints crashed apply only {self_crashes} times"
+    );
+    assert!(samples > 0, "the sum was sampled");
+
+    // Converge, then compare row for row.
+    let want = ctx.rows(1, "accounts").await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(
+            apply.exited().is_none(),
+            "final apply died:\n{}",
+            apply.log_text()
+        );
+        if ctx.rows(2, "accounts").await == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "target did not converge to the source within 300s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let moves: i64 = src
+        .query_first(format!(
+            "SELECT CAST(SUM(moves) AS SIGNED) FROM {db}.accounts"
+        ))
+        .await
+        .expect("moves")
+        .unwrap_or_default();
+    assert_eq!(
+        moves,
+        2 * total as i64,
+        "every transfer counted once on the source"
+    );
+    assert_eq!(
+        target_sum(&mut probe, &db).await,
+        Some((want_sum, ACCOUNTS as i64))
+    );
+    apply.stop(Duration::from_secs(20));
+    capture.stop(Duration::from_secs(20));
+}
