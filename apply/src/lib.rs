@@ -30,7 +30,7 @@ use mysql_async::{Conn, Opts, TxOpts, Value};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
+use revdoor_core::event::{ChangeEvent, ColumnValue, Heartbeat, Op, Row, HEARTBEAT_HEADER};
 use tokio_util::sync::CancellationToken;
 
 /// Errors of an apply stream, classified by what happens next.
@@ -63,6 +63,19 @@ const GROUP_IDLE: Duration = Duration::from_millis(2);
 /// …or when it holds this many source transactions or events.
 const GROUP_MAX_TXNS: usize = 200;
 const GROUP_MAX_EVENTS: usize = 5000;
+
+fn is_heartbeat(msg: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    use rdkafka::message::Headers;
+    msg.headers()
+        .is_some_and(|h| h.iter().any(|x| x.key == HEARTBEAT_HEADER))
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
 
 /// Receive the next message; with `Some(limit)`, `None` if none arrives in time.
 async fn recv_within(
@@ -201,6 +214,17 @@ impl ApplyStream {
             };
             let offset = msg.offset();
             let payload = msg.payload().unwrap_or_default();
+            if is_heartbeat(&msg) {
+                if complete == group.len() {
+                    // Nothing pending: we have applied all the source had
+                    // committed when capture sent this.
+                    if let Ok(hb) = serde_json::from_slice::<Heartbeat>(payload) {
+                        let now = now_ms();
+                        tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
+                    }
+                }
+                continue;
+            }
             let ev = ChangeEvent::decode(payload).map_err(|e| {
                 ApplyError::Definite(format!(
                     "{topic}/{}@{offset}: cannot decode message: {e}",

@@ -81,6 +81,16 @@ pub struct SourceTxn {
     pub looped: bool,
 }
 
+/// What the binlog reader hands on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BinlogItem {
+    /// A committed source transaction.
+    Txn(SourceTxn),
+    /// The server had nothing to send for a heartbeat period: everything
+    /// committed so far has been read.
+    Heartbeat,
+}
+
 /// Reads one MariaDB server's binlog.
 #[derive(Debug, Clone)]
 pub struct BinlogReader {
@@ -148,7 +158,7 @@ impl BinlogReader {
     pub async fn run(
         &self,
         start: &str,
-        out: mpsc::Sender<SourceTxn>,
+        out: mpsc::Sender<BinlogItem>,
         cancel: CancellationToken,
     ) -> Result<(), CaptureError> {
         let mut conn = Conn::new(self.opts.clone())
@@ -186,8 +196,13 @@ impl BinlogReader {
             verify_checksum(&event).map_err(|m| {
                 CaptureError::Definite(format!("{m} after GTID {}", framer.last_gtid()))
             })?;
-            if let Some(txn) = framer.push(&event)? {
-                if out.send(txn).await.is_err() {
+            let item = if event.header().event_type_raw() == EventType::HEARTBEAT_EVENT as u8 {
+                Some(BinlogItem::Heartbeat)
+            } else {
+                framer.push(&event)?.map(BinlogItem::Txn)
+            };
+            if let Some(item) = item {
+                if out.send(item).await.is_err() {
                     return Ok(()); // the publisher is gone: shutting down
                 }
             }
@@ -320,10 +335,7 @@ impl<'a> Framer<'a> {
                     Ok(None) // BEGIN
                 }
             }
-            _ => {
-                let _ = header.event_type().map(|t| t == EventType::HEARTBEAT_EVENT);
-                Ok(None)
-            }
+            _ => Ok(None),
         }
     }
 

@@ -23,7 +23,7 @@ use revdoor_core::gtid::{MariadbGtid, MariadbGtidList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::{BinlogReader, SourceTxn};
+use crate::binlog::{BinlogItem, BinlogReader, SourceTxn};
 use crate::publish::{Publisher, StreamId};
 
 /// Errors of a capture stream, classified by what happens next.
@@ -131,7 +131,7 @@ async fn stream(
         .map_err(|e| CaptureError::Definite(format!("bad start position '{start}': {e}")))?;
     tracing::info!(stream = %cfg.id.transactional_id(), position = %position, "capture starting");
 
-    let (tx, mut rx) = mpsc::channel::<SourceTxn>(1024);
+    let (tx, mut rx) = mpsc::channel::<BinlogItem>(1024);
     let reader = cfg.reader.clone();
     let reader_cancel = cancel.child_token();
     let start_text = start.clone();
@@ -153,7 +153,18 @@ async fn stream(
                     Err(e) => Err(CaptureError::Transient(format!("binlog reader task: {e}"))),
                 };
             }
-            Some(txn) = rx.recv(), if can_accept => batch.push(txn),
+            Some(item) = rx.recv(), if can_accept => match item {
+                BinlogItem::Txn(txn) => batch.push(txn),
+                BinlogItem::Heartbeat => {
+                    // Caught up with the source: publish what is pending, or
+                    // a heartbeat so that lag stays measurable when idle.
+                    if batch.is_empty() {
+                        publisher.publish_heartbeat(&position.to_string()).await?;
+                    } else {
+                        flush(publisher, &mut batch, &mut position).await?;
+                    }
+                }
+            },
             _ = ticker.tick() => flush(publisher, &mut batch, &mut position).await?,
         }
         if batch.len() >= cfg.batch_max_txns {
@@ -161,8 +172,10 @@ async fn stream(
         }
     }
     // Drain: everything framed so far is published before we stop.
-    while let Ok(txn) = rx.try_recv() {
-        batch.push(txn);
+    while let Ok(item) = rx.try_recv() {
+        if let BinlogItem::Txn(txn) = item {
+            batch.push(txn);
+        }
     }
     flush(publisher, &mut batch, &mut position).await?;
     reader_task.abort();

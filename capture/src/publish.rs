@@ -24,9 +24,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use revdoor_core::event::{ChangeEvent, Source, TxnInfo};
+use revdoor_core::event::{ChangeEvent, Heartbeat, Source, TxnInfo, HEARTBEAT_HEADER};
 
 use crate::binlog::SourceTxn;
 use crate::CaptureError;
@@ -271,6 +272,57 @@ impl Publisher {
         }
     }
 
+    /// Publish a heartbeat on the stream's partition (with the checkpoint,
+    /// in one Kafka transaction): the source was idle and fully read at
+    /// this moment. Apply skips it but learns its lag from it.
+    pub async fn publish_heartbeat(&self, position: &str) -> Result<(), CaptureError> {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let p = Arc::clone(&self.producer);
+        blocking(move || p.begin_transaction())
+            .await
+            .map_err(|e| classify_kafka("begin transaction", e))?;
+        let body = serde_json::to_string(&Heartbeat {
+            heartbeat_ms: now_ms,
+            position: position.to_string(),
+        })
+        .unwrap_or_default();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: HEARTBEAT_HEADER,
+            value: Some("1"),
+        });
+        self.send_with(
+            &self.topic.clone(),
+            self.partition,
+            b"",
+            body.as_bytes(),
+            Some(headers),
+        )
+        .await?;
+        let key = self.id.checkpoint_key();
+        self.send(
+            &self.offsets_topic.clone(),
+            0,
+            key.as_bytes(),
+            position.as_bytes(),
+        )
+        .await?;
+        let p = Arc::clone(&self.producer);
+        match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let err = classify_kafka("commit heartbeat", e);
+                if !matches!(err, CaptureError::Fenced(_)) {
+                    let p = Arc::clone(&self.producer);
+                    let _ = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
     async fn send(
         &self,
         topic: &str,
@@ -278,10 +330,24 @@ impl Publisher {
         key: &[u8],
         payload: &[u8],
     ) -> Result<(), CaptureError> {
+        self.send_with(topic, partition, key, payload, None).await
+    }
+
+    async fn send_with(
+        &self,
+        topic: &str,
+        partition: i32,
+        key: &[u8],
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<(), CaptureError> {
         let mut record = BaseRecord::to(topic)
             .partition(partition)
             .key(key)
             .payload(payload);
+        if let Some(h) = headers {
+            record = record.headers(h);
+        }
         loop {
             match self.producer.send(record) {
                 Ok(()) => return Ok(()),

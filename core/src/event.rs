@@ -14,6 +14,20 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Kafka header marking a heartbeat record on a stream partition. Its value
+/// is JSON [`Heartbeat`], not a change event: capture publishes one when the
+/// source is idle and fully read, so lag stays measurable.
+pub const HEARTBEAT_HEADER: &str = "revdoor-heartbeat";
+
+/// Body of a heartbeat record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// When capture had read everything the source had committed.
+    pub heartbeat_ms: u64,
+    /// Capture's position at that moment.
+    pub position: String,
+}
+
 /// The kind of row change (Debezium's `op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {

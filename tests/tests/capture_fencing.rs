@@ -230,3 +230,109 @@ async fn a_purged_start_position_is_a_definite_error() {
         "the error names the position {stale}:\n{log}"
     );
 }
+
+/// On an idle source capture keeps publishing heartbeats (with its position),
+/// so lag stays measurable; apply skips them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_source_still_yields_heartbeats() {
+    use revdoor_core::event::Heartbeat;
+    use revdoor_core::gtid::{MariadbGtid, MariadbGtidList};
+    let ctx = TestCtx::new("capture_heartbeat");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1, 2]).await;
+    for i in [1, 2] {
+        ctx.sql(i, &[&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")])
+            .await;
+    }
+    let mut src = ctx.conn(1).await;
+    let start: String = src
+        .query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("pos")
+        .unwrap_or_default();
+    let source = ctx.revdoor_url(1);
+    let target = ctx.revdoor_url(2);
+    let table = format!("{db}.t");
+    let mut capture = ctx.spawn(
+        "capture",
+        &[
+            "capture",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--source",
+            &source,
+            "--tables",
+            &table,
+            "--start-position",
+            &start,
+        ],
+    );
+    let mut apply = ctx.spawn(
+        "apply",
+        &[
+            "apply",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--target",
+            &target,
+        ],
+    );
+    let gtid = insert_batch(&mut src, &db, 1, 1).await.remove(0);
+
+    // Heartbeats after our transaction, with advancing times and a position
+    // that includes it (the server is shared, so other GTIDs may be there too).
+    let topic = format!("revdoor.{}.forward", ctx.workflow);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let beats = loop {
+        let msgs = read_partition(&ctx.stack.kafka, &topic, 0)
+            .await
+            .expect("read");
+        let beats: Vec<Heartbeat> = msgs
+            .iter()
+            .filter_map(|(_, _, p)| serde_json::from_slice::<Heartbeat>(p).ok())
+            .collect();
+        let ours: MariadbGtid = gtid.parse().expect("gtid");
+        let after: Vec<Heartbeat> = beats
+            .into_iter()
+            .filter(|b| {
+                b.position
+                    .parse::<MariadbGtidList>()
+                    .is_ok_and(|p| p.contains(&ours))
+            })
+            .collect();
+        if after.len() >= 2 {
+            break after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no heartbeats after {gtid}:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert!(
+        beats
+            .windows(2)
+            .all(|w| w[0].heartbeat_ms < w[1].heartbeat_ms),
+        "heartbeat times advance"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ctx.rows(2, "t").await.len() != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the row never reached the target:\n{}",
+            apply.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        apply.exited().is_none(),
+        "apply skips heartbeats:\n{}",
+        apply.log_text()
+    );
+    capture.stop(Duration::from_secs(20));
+    apply.stop(Duration::from_secs(20));
+    apply.assert_no_unexpected_errors(&[]);
+}
