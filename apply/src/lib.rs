@@ -21,6 +21,7 @@
 //! Zero rows matched means a newer owner exists: roll back and stop.
 
 pub mod failpoints;
+pub mod schemas;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,7 +31,10 @@ use mysql_async::{Conn, Opts, TxOpts, Value};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
+use revdoor_core::avro::single_object_fingerprint;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Heartbeat, Op, Row, HEARTBEAT_HEADER};
+use revdoor_core::registry::SCHEMAS_TOPIC;
+use schemas::SchemaCache;
 use tokio_util::sync::CancellationToken;
 
 /// Errors of an apply stream, classified by what happens next.
@@ -123,6 +127,18 @@ impl ApplyStream {
     /// Create `_revdoor.stream_state` and this stream's row; return the
     /// offset of the last applied event (-1 if none).
     async fn prepare(&self, conn: &mut Conn) -> Result<i64, ApplyError> {
+        // Values arrive in canonical forms (DESIGN §3): TIMESTAMPs as UTC
+        // text, zero dates kept, an explicit 0 in an AUTO_INCREMENT column
+        // stays 0. Strict mode refuses anything that would not fit. Strings
+        // are the bytes as stored on the source, in the column's own
+        // character set: a binary connection stores them unconverted and
+        // compares keys byte for byte.
+        conn.query_drop(
+            "SET NAMES binary, SESSION time_zone = '+00:00', \
+             sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+        )
+        .await
+        .map_err(|e| ApplyError::transient("set apply session", e))?;
         for ddl in STREAM_STATE_DDL {
             conn.query_drop(ddl)
                 .await
@@ -182,6 +198,7 @@ impl ApplyStream {
         tracing::info!(topic = %topic, partition = self.partition, from = last + 1, "apply starting");
 
         let mut keys = KeyCache::default();
+        let mut schemas = SchemaCache::default();
         // Events of complete source transactions not yet committed, and of
         // the transaction still arriving.
         let mut group: Vec<(i64, ChangeEvent)> = Vec::new();
@@ -225,12 +242,19 @@ impl ApplyStream {
                 }
                 continue;
             }
-            let ev = ChangeEvent::decode(payload).map_err(|e| {
-                ApplyError::Definite(format!(
-                    "{topic}/{}@{offset}: cannot decode message: {e}",
-                    self.partition
+            let poison = |why: String| {
+                ApplyError::Definite(format!("{topic}/{}@{offset}: {why}", self.partition))
+            };
+            let fp = single_object_fingerprint(payload)
+                .map_err(|e| poison(format!("not an Avro single-object message: {e}")))?;
+            let codec = schemas.get(&self.brokers, fp).await?.ok_or_else(|| {
+                poison(format!(
+                    "unknown schema fingerprint {fp:016x} (not in {SCHEMAS_TOPIC})"
                 ))
             })?;
+            let ev = codec
+                .decode_event(payload)
+                .map_err(|e| poison(format!("cannot decode message: {e}")))?;
             let last_of_txn = ev.txn.last;
             group.push((offset, ev));
             if last_of_txn {

@@ -15,6 +15,7 @@
 pub mod binlog;
 pub mod failpoints;
 pub mod publish;
+pub mod schema;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -24,7 +25,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::binlog::{BinlogItem, BinlogReader, SourceTxn};
-use crate::publish::{Publisher, StreamId};
+use crate::publish::{Codecs, Publisher, StreamId};
+use revdoor_core::avro::EventCodec;
 
 /// Errors of a capture stream, classified by what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -131,6 +133,10 @@ async fn stream(
         .map_err(|e| CaptureError::Definite(format!("bad start position '{start}': {e}")))?;
     tracing::info!(stream = %cfg.id.transactional_id(), position = %position, "capture starting");
 
+    // Table definitions first: a missing table, one without a primary key
+    // or an unsupported column type stops here, before anything is published.
+    let codecs = load_codecs(cfg).await?;
+
     let (tx, mut rx) = mpsc::channel::<BinlogItem>(1024);
     let reader = cfg.reader.clone();
     let reader_cancel = cancel.child_token();
@@ -147,7 +153,7 @@ async fn stream(
             _ = cancel.cancelled() => break,
             res = &mut reader_task => {
                 // Publish what was framed before the reader stopped.
-                flush(publisher, &mut batch, &mut position).await?;
+                flush(publisher, &codecs, &mut batch, &mut position).await?;
                 return match res {
                     Ok(r) => r,
                     Err(e) => Err(CaptureError::Transient(format!("binlog reader task: {e}"))),
@@ -161,14 +167,14 @@ async fn stream(
                     if batch.is_empty() {
                         publisher.publish_heartbeat(&position.to_string()).await?;
                     } else {
-                        flush(publisher, &mut batch, &mut position).await?;
+                        flush(publisher, &codecs, &mut batch, &mut position).await?;
                     }
                 }
             },
-            _ = ticker.tick() => flush(publisher, &mut batch, &mut position).await?,
+            _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position).await?,
         }
         if batch.len() >= cfg.batch_max_txns {
-            flush(publisher, &mut batch, &mut position).await?;
+            flush(publisher, &codecs, &mut batch, &mut position).await?;
         }
     }
     // Drain: everything framed so far is published before we stop.
@@ -177,13 +183,31 @@ async fn stream(
             batch.push(txn);
         }
     }
-    flush(publisher, &mut batch, &mut position).await?;
+    flush(publisher, &codecs, &mut batch, &mut position).await?;
     reader_task.abort();
     Ok(())
 }
 
+/// Check the source account and load every captured table's definition.
+async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
+    let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
+        .await
+        .map_err(|e| CaptureError::transient("connect to source", e))?;
+    schema::check_privileges(&mut conn).await?;
+    let mut codecs = Codecs::new();
+    for (db, table) in &cfg.reader.tables {
+        let def = schema::load_table_schema(&mut conn, db, table).await?;
+        let codec = EventCodec::new(def)
+            .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
+        codecs.insert((db.clone(), table.clone()), codec);
+    }
+    let _ = conn.disconnect().await;
+    Ok(codecs)
+}
+
 async fn flush(
     publisher: &Publisher,
+    codecs: &Codecs,
     batch: &mut Vec<SourceTxn>,
     position: &mut MariadbGtidList,
 ) -> Result<(), CaptureError> {
@@ -197,7 +221,7 @@ async fn flush(
         })?;
         next.update(g);
     }
-    let sent = publisher.publish(batch, &next.to_string()).await?;
+    let sent = publisher.publish(batch, &next.to_string(), codecs).await?;
     tracing::debug!(txns = batch.len(), events = sent, position = %next, "published");
     *position = next;
     batch.clear();

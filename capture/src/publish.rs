@@ -16,7 +16,8 @@
 //!
 //! Blocking librdkafka transaction calls run on `spawn_blocking`.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -29,7 +30,13 @@ use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedPr
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{ChangeEvent, Heartbeat, Source, TxnInfo, HEARTBEAT_HEADER};
 
+use revdoor_core::avro::EventCodec;
+use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
+
 use crate::binlog::SourceTxn;
+
+/// The codec of every captured table, by `(database, table)`.
+pub type Codecs = HashMap<(String, String), EventCodec>;
 use crate::CaptureError;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,6 +83,8 @@ pub async fn ensure_topics(
     let topics = [
         NewTopic::new(&topic, partitions, TopicReplication::Fixed(1)),
         NewTopic::new(&offsets, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
+        NewTopic::new(SCHEMAS_TOPIC, 1, TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact"),
     ];
     let results = admin
         .create_topics(
@@ -166,6 +175,8 @@ fn read_checkpoint_blocking(brokers: &str, id: &StreamId) -> Result<Option<Strin
 
 /// A transactional producer for one stream.
 pub struct Publisher {
+    /// Fingerprints whose schema records this producer has committed.
+    published: Mutex<HashSet<u64>>,
     id: StreamId,
     producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     partition: i32,
@@ -192,6 +203,7 @@ impl Publisher {
             .await
             .map_err(|e| classify_kafka("init transactions", e))?;
         Ok(Publisher {
+            published: Mutex::new(HashSet::new()),
             topic: id.topic(),
             offsets_topic: id.offsets_topic(),
             id,
@@ -202,7 +214,17 @@ impl Publisher {
 
     /// Publish a batch of source transactions and the checkpoint `position`
     /// in one Kafka transaction. Transactions without changes are dropped.
-    pub async fn publish(&self, txns: &[SourceTxn], position: &str) -> Result<usize, CaptureError> {
+    /// Publish a batch of source transactions and the checkpoint `position`
+    /// in one Kafka transaction, encoding each row change with its table's
+    /// codec; a schema this producer has not published yet goes to
+    /// `revdoor.schemas` in the same transaction. Transactions without
+    /// changes are dropped.
+    pub async fn publish(
+        &self,
+        txns: &[SourceTxn],
+        position: &str,
+        codecs: &Codecs,
+    ) -> Result<usize, CaptureError> {
         let p = Arc::clone(&self.producer);
         blocking(move || p.begin_transaction())
             .await
@@ -212,10 +234,11 @@ impl Publisher {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let mut sent = 0;
+        let mut new_schemas: Vec<u64> = Vec::new();
         for txn in txns.iter().filter(|t| !t.changes.is_empty()) {
             let n = txn.changes.len();
             for (i, ch) in txn.changes.iter().enumerate() {
-                let ev = ChangeEvent {
+                let mut ev = ChangeEvent {
                     op: ch.op,
                     before: ch.before.clone(),
                     after: ch.after.clone(),
@@ -232,15 +255,48 @@ impl Publisher {
                     },
                     ts_ms: now_ms,
                 };
-                // Skeleton key: the table. The full capture keys by primary key.
-                let key = format!("{}.{}", ch.db, ch.table);
-                self.send(
-                    &self.topic.clone(),
-                    self.partition,
-                    key.as_bytes(),
-                    &ev.encode(),
-                )
-                .await?;
+                let codec = codecs
+                    .get(&(ch.db.clone(), ch.table.clone()))
+                    .ok_or_else(|| {
+                        CaptureError::Definite(format!(
+                            "no table definition for {}.{}",
+                            ch.db, ch.table
+                        ))
+                    })?;
+                // Binlog values are ambiguous where the wire form depends on
+                // the column type (SET bitmasks as bytes, YEAR 0 as 1900).
+                for row in [ev.before.as_mut(), ev.after.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    codec.from_binlog_row(row).map_err(|e| {
+                        CaptureError::Definite(format!(
+                            "read a row of {}.{} in {}: {e}",
+                            ch.db, ch.table, txn.gtid
+                        ))
+                    })?;
+                }
+                let fp = codec.envelope().fingerprint();
+                if !self.is_published(fp) && !new_schemas.contains(&fp) {
+                    let record = SchemaRecord {
+                        fingerprint: fingerprint_key(fp),
+                        envelope: codec.envelope().json().clone(),
+                        key: codec.key().json().clone(),
+                        table: codec.table().clone(),
+                    };
+                    let body = serde_json::to_vec(&record).unwrap_or_default();
+                    self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
+                        .await?;
+                    new_schemas.push(fp);
+                }
+                let (key, value) = codec.encode_event(&ev).map_err(|e| {
+                    CaptureError::Definite(format!(
+                        "encode a row change of {}.{} in {}: {e}",
+                        ch.db, ch.table, txn.gtid
+                    ))
+                })?;
+                self.send(&self.topic.clone(), self.partition, &key, &value)
+                    .await?;
                 sent += 1;
                 if i == 0 && n > 1 {
                     fail::fail_point!(crate::failpoints::MID_TRANSACTION);
@@ -258,6 +314,7 @@ impl Publisher {
         let p = Arc::clone(&self.producer);
         match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
             Ok(()) => {
+                self.mark_published(&new_schemas);
                 fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);
                 Ok(sent)
             }
@@ -269,6 +326,19 @@ impl Publisher {
                 }
                 Err(err)
             }
+        }
+    }
+
+    fn is_published(&self, fp: u64) -> bool {
+        self.published
+            .lock()
+            .map(|s| s.contains(&fp))
+            .unwrap_or(false)
+    }
+
+    fn mark_published(&self, fps: &[u64]) {
+        if let Ok(mut s) = self.published.lock() {
+            s.extend(fps.iter().copied());
         }
     }
 

@@ -7,10 +7,9 @@
 //!
 //! # Encoding
 //!
-//! This is the walking-skeleton encoding: JSON via serde. DESIGN §3 asks for
-//! Avro single-object encoding with published schemas; that replaces
-//! [`ChangeEvent::encode`] / [`ChangeEvent::decode`] without changing the
-//! shape of the types.
+//! On the wire every event is Avro single-object encoded with its table's
+//! schema: see [`crate::avro::EventCodec`]. The serde derives here serve
+//! logs, tests and the heartbeat body, not the stream format.
 
 use serde::{Deserialize, Serialize};
 
@@ -113,19 +112,6 @@ pub struct ChangeEvent {
     pub ts_ms: u64,
 }
 
-impl ChangeEvent {
-    /// Serialise for Kafka.
-    pub fn encode(&self) -> Vec<u8> {
-        // A derived Serialize of plain data cannot fail.
-        serde_json::to_vec(self).unwrap_or_default()
-    }
-
-    /// Parse a Kafka message value.
-    pub fn decode(bytes: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(bytes)
-    }
-}
-
 mod hex_bytes {
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -159,7 +145,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn event_roundtrips_through_encoding() {
+    fn event_roundtrips_through_serde() {
         let ev = ChangeEvent {
             op: Op::Update,
             before: Some(Row {
@@ -186,7 +172,8 @@ mod tests {
             },
             ts_ms: 11,
         };
-        let back = ChangeEvent::decode(&ev.encode()).expect("decode");
+        let back: ChangeEvent =
+            serde_json::from_slice(&serde_json::to_vec(&ev).expect("encode")).expect("decode");
         assert_eq!(back, ev);
         assert_eq!(
             back.after.as_ref().and_then(|r| r.get("id")),

@@ -2,9 +2,12 @@
 //! GTID positions, shard key ranges and keyspace ids, topic / partition /
 //! etcd key names. Pure logic only: no I/O lives here.
 
+pub mod avro;
 pub mod event;
 pub mod fence;
 pub mod gtid;
 pub mod keyrange;
 pub mod keyspace_id;
 pub mod names;
+pub mod registry;
+pub mod sqltype;

@@ -239,6 +239,40 @@ impl TestCtx {
             .collect()
     }
 
+    /// Arguments of `revdoor capture run` for this test's workflow: the
+    /// source URL, `db.table[,db.table]` and the start position.
+    pub fn capture_args(&self, source: &str, tables: &str, start: &str) -> Vec<String> {
+        let w = &self.workflow;
+        let a = [
+            "capture",
+            "run",
+            "--workflow",
+            w,
+            "--source",
+            source,
+            "--tables",
+            tables,
+            "--start-position",
+            start,
+        ];
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Arguments of `revdoor apply run` for this test's workflow.
+    pub fn apply_args(&self, target: &str) -> Vec<String> {
+        [
+            "apply",
+            "run",
+            "--workflow",
+            &self.workflow,
+            "--target",
+            target,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// Start `revdoor <args>` with output in `<target>/test-logs/<id>/<name>.log`.
     pub fn spawn(&self, name: &str, args: &[&str]) -> Revdoor {
         self.spawn_env(name, args, &[])
@@ -394,6 +428,19 @@ impl Drop for Revdoor {
     }
 }
 
+/// `&[String]` as `Vec<&str>`, for [`TestCtx::spawn`].
+pub fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The server's current GTID position (`@@gtid_binlog_pos`).
+pub async fn gtid_pos(conn: &mut Conn) -> String {
+    conn.query_first("SELECT @@gtid_binlog_pos")
+        .await
+        .expect("read gtid_binlog_pos")
+        .unwrap_or_default()
+}
+
 /// Every committed message of one partition, read from the beginning with a
 /// `read_committed` consumer until the end: `(offset, key, payload)`.
 pub async fn read_partition(
@@ -435,6 +482,36 @@ pub async fn read_partition(
         )
     })
     .await?
+}
+
+/// The change events of one partition, decoded with the schemas published
+/// in `revdoor.schemas` (heartbeat records are skipped): `(offset, event)`.
+pub async fn read_changes(
+    brokers: &str,
+    topic: &str,
+    partition: i32,
+) -> anyhow::Result<Vec<(i64, revdoor_core::event::ChangeEvent)>> {
+    use revdoor_core::avro::{single_object_fingerprint, EventCodec};
+    use revdoor_core::registry::{SchemaRecord, SCHEMAS_TOPIC};
+    let msgs = read_partition(brokers, topic, partition).await?;
+    let mut codecs: HashMap<u64, EventCodec> = HashMap::new();
+    for (_, _, payload) in read_partition(brokers, SCHEMAS_TOPIC, 0).await? {
+        let rec: SchemaRecord = serde_json::from_slice(&payload)?;
+        let codec = EventCodec::new(rec.table)?;
+        codecs.insert(codec.envelope().fingerprint(), codec);
+    }
+    let mut out = Vec::with_capacity(msgs.len());
+    for (offset, _, payload) in msgs {
+        if payload.first() == Some(&b'{') {
+            continue; // heartbeat
+        }
+        let fp = single_object_fingerprint(&payload)?;
+        let codec = codecs
+            .get(&fp)
+            .with_context(|| format!("{topic}@{offset}: unknown schema {fp:016x}"))?;
+        out.push((offset, codec.decode_event(&payload)?));
+    }
+    Ok(out)
 }
 
 /// A small deterministic PRNG (xorshift64*) for chaos schedules; print the

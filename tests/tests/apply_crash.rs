@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{Chaos, Revdoor, TestCtx};
+use revdoor_tests::{args, gtid_pos, Chaos, Revdoor, TestCtx};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -50,11 +50,7 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
     ctx.sql(1, &[&ddl]).await;
     ctx.sql(2, &[&ddl]).await;
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let start = gtid_pos(&mut src).await;
     // The opening balances travel through the stream too.
     src.query_drop(format!(
         "INSERT INTO {db}.accounts SELECT seq, {INITIAL}, 0 FROM mysql.seq_1_to_{ACCOUNTS}"
@@ -66,21 +62,7 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
     let source = ctx.revdoor_url(1);
     let target = ctx.revdoor_url(2);
     let table = format!("{db}.accounts");
-    let mut capture = ctx.spawn(
-        "capture",
-        &[
-            "capture",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--source",
-            &source,
-            "--tables",
-            &table,
-            "--start-position",
-            &start,
-        ],
-    );
+    let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &start)));
     let apply_args = [
         "apply",
         "run",

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_core::event::{ChangeEvent, Op};
+use revdoor_core::event::Op;
 use revdoor_core::gtid::MariadbGtid;
-use revdoor_tests::{read_partition, Chaos, Revdoor, TestCtx};
+use revdoor_tests::{args, gtid_pos, read_changes, Chaos, Revdoor, TestCtx};
 
 fn env_num(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -48,11 +48,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
     )
     .await;
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let start = gtid_pos(&mut src).await;
     let source = ctx.revdoor_url(1);
     let tables = format!("{db}.a,{db}.b");
     let args = [
@@ -203,13 +199,12 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
             "final capture died:\n{}",
             capture.log_text()
         );
-        let msgs = read_partition(&ctx.stack.kafka, &topic, 0)
+        let msgs = read_changes(&ctx.stack.kafka, &topic, 0)
             .await
             .expect("read topic");
         let seen_last = msgs
             .last()
-            .and_then(|(_, _, p)| ChangeEvent::decode(p).ok())
-            .and_then(|e| e.txn.gtid.parse::<MariadbGtid>().ok())
+            .and_then(|(_, e)| e.txn.gtid.parse::<MariadbGtid>().ok())
             .is_some_and(|g| g.seq >= last_seq);
         if seen_last {
             break msgs;
@@ -226,8 +221,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
     let mut seen: HashSet<String> = HashSet::new();
     let mut open: Option<(String, u32)> = None;
     let mut last: Option<u64> = None;
-    for (offset, _, payload) in &messages {
-        let ev = ChangeEvent::decode(payload).unwrap_or_else(|e| panic!("offset {offset}: {e}"));
+    for (offset, ev) in &messages {
         match &open {
             None => {
                 assert_eq!(
@@ -316,28 +310,10 @@ async fn loop_filter_drops_only_own_reverse_applies() {
         ctx.sql(1, &[ddl]).await;
     }
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let start = gtid_pos(&mut src).await;
     let source = ctx.revdoor_url(1);
     let table = format!("{db}.t");
-    let mut capture = ctx.spawn(
-        "capture",
-        &[
-            "capture",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--source",
-            &source,
-            "--tables",
-            &table,
-            "--start-position",
-            &start,
-        ],
-    );
+    let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &start)));
     let other = format!("{}_other", ctx.workflow);
     let applied_by = |wf: &str, dir: &str, id: i32| {
         format!(
@@ -368,13 +344,12 @@ async fn loop_filter_drops_only_own_reverse_applies() {
     let topic = format!("revdoor.{}.forward", ctx.workflow);
     let deadline = Instant::now() + Duration::from_secs(60);
     let ids = loop {
-        let msgs = read_partition(&ctx.stack.kafka, &topic, 0)
+        let msgs = read_changes(&ctx.stack.kafka, &topic, 0)
             .await
             .unwrap_or_default();
         let ids: Vec<String> = msgs
-            .iter()
-            .filter_map(|(_, _, p)| ChangeEvent::decode(p).ok())
-            .filter_map(|e| e.after.and_then(|r| r.values.first().cloned()))
+            .into_iter()
+            .filter_map(|(_, e)| e.after.and_then(|r| r.values.first().cloned()))
             .map(|v| format!("{v:?}"))
             .collect();
         if ids.len() >= 4 {

@@ -6,20 +6,19 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_core::event::ChangeEvent;
-use revdoor_tests::{read_partition, TestCtx};
+use revdoor_tests::{args, gtid_pos, read_changes, read_partition, TestCtx};
 
 /// GTIDs of the transactions in the topic, checking each appears once.
 async fn topic_gtids(ctx: &TestCtx) -> Vec<String> {
-    let msgs = read_partition(
+    let msgs = read_changes(
         &ctx.stack.kafka,
         &format!("revdoor.{}.forward", ctx.workflow),
         0,
     )
     .await
     .expect("read topic");
-    msgs.iter()
-        .filter_map(|(_, _, p)| ChangeEvent::decode(p).ok())
+    msgs.into_iter()
+        .map(|(_, e)| e)
         .filter(|e| e.txn.last)
         .map(|e| e.txn.gtid)
         .collect()
@@ -66,11 +65,7 @@ async fn a_second_capture_fences_the_first() {
     ctx.sql(1, &[&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")])
         .await;
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let start = gtid_pos(&mut src).await;
     let source = ctx.revdoor_url(1);
     let table = format!("{db}.t");
     let args = [
@@ -149,11 +144,7 @@ async fn a_purged_start_position_is_a_definite_error() {
     src.query_drop(format!("INSERT INTO {db}.t VALUES (1)"))
         .await
         .expect("insert");
-    let old: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let old = gtid_pos(&mut src).await;
     src.query_drop("FLUSH BINARY LOGS").await.expect("flush");
     src.query_drop(format!("INSERT INTO {db}.t VALUES (2)"))
         .await
@@ -192,21 +183,7 @@ async fn a_purged_start_position_is_a_definite_error() {
         })
         .collect::<Vec<_>>()
         .join(",");
-    let mut capture = ctx.spawn(
-        "capture",
-        &[
-            "capture",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--source",
-            &source,
-            "--tables",
-            &table,
-            "--start-position",
-            &stale,
-        ],
-    );
+    let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &stale)));
     let deadline = Instant::now() + Duration::from_secs(60);
     let code = loop {
         if let Some(code) = capture.exited() {
@@ -245,40 +222,12 @@ async fn an_idle_source_still_yields_heartbeats() {
             .await;
     }
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
+    let start = gtid_pos(&mut src).await;
     let source = ctx.revdoor_url(1);
     let target = ctx.revdoor_url(2);
     let table = format!("{db}.t");
-    let mut capture = ctx.spawn(
-        "capture",
-        &[
-            "capture",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--source",
-            &source,
-            "--tables",
-            &table,
-            "--start-position",
-            &start,
-        ],
-    );
-    let mut apply = ctx.spawn(
-        "apply",
-        &[
-            "apply",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--target",
-            &target,
-        ],
-    );
+    let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &start)));
+    let mut apply = ctx.spawn("apply", &args(&ctx.apply_args(&target)));
     let gtid = insert_batch(&mut src, &db, 1, 1).await.remove(0);
 
     // Heartbeats after our transaction, with advancing times and a position

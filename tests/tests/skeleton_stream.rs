@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{read_partition, wait_for, TestCtx};
+use revdoor_tests::{args, gtid_pos, read_changes, wait_for, TestCtx};
 
 const TABLE_DDL: &str = "CREATE TABLE items (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,
@@ -28,40 +28,10 @@ async fn skeleton_setup(
         ctx.sql(i, &[&format!("USE {}", ctx.db), ddl]).await;
     }
     let mut src = ctx.conn(1).await;
-    let start: String = src
-        .query_first("SELECT @@gtid_binlog_pos")
-        .await
-        .expect("pos")
-        .unwrap_or_default();
-    let capture = [
-        "capture",
-        "run",
-        "--workflow",
-        &ctx.workflow,
-        "--source",
-        &ctx.revdoor_url(1),
-        "--tables",
-        &format!("{}.{table}", ctx.db),
-        "--start-position",
-        &start,
-    ]
-    .map(String::from)
-    .to_vec();
-    let apply = [
-        "apply",
-        "run",
-        "--workflow",
-        &ctx.workflow,
-        "--target",
-        &ctx.revdoor_url(2),
-    ]
-    .map(String::from)
-    .to_vec();
+    let start = gtid_pos(&mut src).await;
+    let capture = ctx.capture_args(&ctx.revdoor_url(1), &format!("{}.{table}", ctx.db), &start);
+    let apply = ctx.apply_args(&ctx.revdoor_url(2));
     (src, capture, apply)
-}
-
-fn args(v: &[String]) -> Vec<&str> {
-    v.iter().map(String::as_str).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +180,7 @@ async fn capture_resumes_from_its_kafka_checkpoint_after_kill() {
         "restarted capture logged its start"
     );
     // Exactly once in Kafka: 100 inserts = 100 committed events on the topic.
-    let count = read_partition(
+    let count = read_changes(
         &ctx.stack.kafka,
         &format!("revdoor.{}.forward", ctx.workflow),
         0,

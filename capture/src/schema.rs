@@ -1,0 +1,137 @@
+//! Table definitions of the source, and the checks made before anything
+//! starts.
+//!
+//! Capture reads each moved table's columns and primary key from
+//! `information_schema` and turns them into a [`TableSchema`] (the Avro
+//! schemas and value conversions derive from it). A table that is missing,
+//! has no primary key, or has a column type revdoor cannot carry without
+//! loss is refused here with a definite error naming the table, the column
+//! and what to do — before a single event is published.
+//!
+//! # MariaDB JSON
+//!
+//! MariaDB stores `JSON` as `LONGTEXT` with a `CHECK (json_valid(col))`
+//! constraint; only `information_schema.CHECK_CONSTRAINTS` tells them apart.
+//! On MySQL, `JSON` is its own `DATA_TYPE`.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use revdoor_core::sqltype::{ColumnDef, SqlType, TableSchema};
+
+use crate::CaptureError;
+
+/// Load and check the definition of `db.table`.
+pub async fn load_table_schema(
+    conn: &mut Conn,
+    db: &str,
+    table: &str,
+) -> Result<TableSchema, CaptureError> {
+    type ColRow = (String, String, String, Option<String>, String);
+    let cols: Vec<ColRow> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, CHARACTER_SET_NAME, IS_NULLABLE \
+             FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| CaptureError::transient("read table columns", e))?;
+    if cols.is_empty() {
+        return Err(CaptureError::Definite(format!(
+            "table {db}.{table} does not exist on the source (or the revdoor account cannot see it: \
+             grant it SELECT on {db}.*)"
+        )));
+    }
+    let primary_key: Vec<String> = conn
+        .exec(
+            "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
+             ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| CaptureError::transient("read primary key", e))?;
+    if primary_key.is_empty() {
+        return Err(CaptureError::Definite(format!(
+            "table {db}.{table} has no primary key: revdoor needs one to apply every change exactly \
+             once; add a PRIMARY KEY (or a NOT NULL UNIQUE key promoted to primary) and retry"
+        )));
+    }
+    // MariaDB only; on MySQL this table has no TABLE_NAME column and JSON is
+    // a type of its own, so an error here just means "no such constraints".
+    let json_checks: Vec<String> = conn
+        .exec(
+            "SELECT CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .unwrap_or_default();
+    let mut columns = Vec::with_capacity(cols.len());
+    for (name, data_type, column_type, charset, nullable) in cols {
+        let is_json = json_checks.iter().any(|c| {
+            c.replace(' ', "")
+                .eq_ignore_ascii_case(&format!("json_valid(`{name}`)"))
+        });
+        let sql_type = SqlType::from_information_schema_with_json_check(
+            &data_type,
+            &column_type,
+            charset.as_deref(),
+            is_json,
+        )
+        .map_err(|e| {
+            CaptureError::Definite(format!(
+                "column {db}.{table}.{name} ({column_type}) cannot be moved by revdoor: {e}; \
+                 change its type or leave the table out of the workflow"
+            ))
+        })?;
+        columns.push(ColumnDef::new(name, sql_type, nullable == "YES"));
+    }
+    let schema = TableSchema {
+        db: db.to_string(),
+        table: table.to_string(),
+        columns,
+        primary_key,
+    };
+    schema
+        .validate()
+        .map_err(|e| CaptureError::Definite(format!("table {db}.{table}: {e}")))?;
+    Ok(schema)
+}
+
+/// Check that the connected account may read the binlog and positions.
+/// The error names each missing privilege.
+pub async fn check_privileges(conn: &mut Conn) -> Result<(), CaptureError> {
+    let grants: Vec<String> = conn
+        .query("SHOW GRANTS FOR CURRENT_USER()")
+        .await
+        .map_err(|e| CaptureError::transient("read grants", e))?;
+    let text = grants.join("\n").to_ascii_uppercase();
+    if text.contains("ALL PRIVILEGES ON *.*") {
+        return Ok(());
+    }
+    // Either name is accepted: MariaDB renamed REPLICATION CLIENT to BINLOG MONITOR.
+    let needed: [(&str, &[&str]); 2] = [
+        (
+            "REPLICATION SLAVE (to read the binlog)",
+            &["REPLICATION SLAVE", "REPLICATION REPLICA"],
+        ),
+        (
+            "BINLOG MONITOR or REPLICATION CLIENT (to read positions)",
+            &["BINLOG MONITOR", "REPLICATION CLIENT"],
+        ),
+    ];
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(_, names)| !names.iter().any(|n| text.contains(n)))
+        .map(|(what, _)| *what)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(CaptureError::Definite(format!(
+            "the revdoor account lacks {}: GRANT them ON *.* to it",
+            missing.join(" and ")
+        )))
+    }
+}
