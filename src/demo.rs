@@ -117,6 +117,7 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
         start_position: Some(start),
         batch_max_txns: 500,
         batch_interval: Duration::from_millis(10),
+        on_ddl: Default::default(),
     };
     let apply = ApplyStream {
         brokers: kafka.to_string(),

@@ -87,6 +87,10 @@ struct CaptureArgs {
     /// GTID position to start from when no checkpoint exists (default: now).
     #[arg(long)]
     start_position: Option<String>,
+    /// What a DDL on a captured table does: `stop` (halt before it) or
+    /// `ignore` (reload the table's definition and go on).
+    #[arg(long, default_value = "stop")]
+    on_ddl: revdoor_capture::ddl::OnDdl,
     /// Replica server id to register with (must differ from real servers and
     /// from other captures of the same server); default: derived from the
     /// stream's transactional id.
@@ -207,6 +211,7 @@ fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig>
         start_position: a.start_position.clone(),
         batch_max_txns: 500,
         batch_interval: Duration::from_millis(10),
+        on_ddl: a.on_ddl,
     })
 }
 

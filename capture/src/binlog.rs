@@ -36,6 +36,7 @@ use revdoor_core::event::{ColumnValue, Op, Row};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::ddl::{captured_tables_changed, Ddl};
 use crate::CaptureError;
 
 /// MariaDB's GTID event (not decoded by mysql_common).
@@ -79,6 +80,9 @@ pub struct SourceTxn {
     pub changes: Vec<RowChange>,
     /// Dropped by the loop filter (its changes are cleared).
     pub looped: bool,
+    /// A DDL statement that changes captured tables (the `on_ddl` policy
+    /// decides what happens).
+    pub ddl: Option<Ddl>,
 }
 
 /// What the binlog reader hands on.
@@ -302,6 +306,7 @@ impl<'a> Framer<'a> {
                 timestamp: header.timestamp(),
                 changes: Vec::new(),
                 looped: false,
+                ddl: None,
             });
             return Ok(None);
         }
@@ -326,10 +331,16 @@ impl<'a> Framer<'a> {
                 if query.eq_ignore_ascii_case("COMMIT") {
                     Ok(self.commit())
                 } else if self.standalone {
-                    // DDL or other standalone statement: it ends its group.
-                    // The full capture applies the on_ddl policy here.
-                    tracing::info!(gtid = %self.current.as_ref().map(|t| t.gtid.as_str()).unwrap_or(""),
-                        "standalone statement in binlog (not replicated by the skeleton)");
+                    // A statement on its own (DDL, or a non-transactional
+                    // engine's DML): it ends its group.
+                    let default_db = q.schema();
+                    let tables = captured_tables_changed(&default_db, &query, self.tables);
+                    if let (false, Some(txn)) = (tables.is_empty(), self.current.as_mut()) {
+                        txn.ddl = Some(Ddl {
+                            statement: query.to_string(),
+                            tables,
+                        });
+                    }
                     Ok(self.commit())
                 } else {
                     Ok(None) // BEGIN

@@ -13,6 +13,7 @@
 //! the source's current position.
 
 pub mod binlog;
+pub mod ddl;
 pub mod failpoints;
 pub mod publish;
 pub mod schema;
@@ -25,6 +26,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::binlog::{BinlogItem, BinlogReader, SourceTxn};
+use crate::ddl::OnDdl;
 use crate::publish::{Codecs, Publisher, StreamId};
 use revdoor_core::avro::EventCodec;
 
@@ -75,6 +77,8 @@ pub struct CaptureConfig {
     pub batch_max_txns: usize,
     /// …or after this long.
     pub batch_interval: Duration,
+    /// What a DDL on a captured table does to the stream.
+    pub on_ddl: OnDdl,
 }
 
 /// Run one capture stream until `cancel` fires or a non-retryable error.
@@ -135,7 +139,7 @@ async fn stream(
 
     // Table definitions first: a missing table, one without a primary key
     // or an unsupported column type stops here, before anything is published.
-    let codecs = load_codecs(cfg).await?;
+    let mut codecs = load_codecs(cfg).await?;
 
     let (tx, mut rx) = mpsc::channel::<BinlogItem>(1024);
     let reader = cfg.reader.clone();
@@ -160,6 +164,12 @@ async fn stream(
                 };
             }
             Some(item) = rx.recv(), if can_accept => match item {
+                BinlogItem::Txn(txn) if txn.ddl.is_some() => {
+                    // Everything before the DDL is published first.
+                    flush(publisher, &codecs, &mut batch, &mut position).await?;
+                    on_ddl(cfg, &mut codecs, &txn).await?;
+                    batch.push(txn);
+                }
                 BinlogItem::Txn(txn) => batch.push(txn),
                 BinlogItem::Heartbeat => {
                     // Caught up with the source: publish what is pending, or
@@ -186,6 +196,53 @@ async fn stream(
     flush(publisher, &codecs, &mut batch, &mut position).await?;
     reader_task.abort();
     Ok(())
+}
+
+/// Apply the `on_ddl` policy to a DDL transaction (everything before it is
+/// already published): stop with a definite error, or reload the changed
+/// tables' definitions and go on.
+async fn on_ddl(
+    cfg: &CaptureConfig,
+    codecs: &mut Codecs,
+    txn: &SourceTxn,
+) -> Result<(), CaptureError> {
+    let Some(ddl) = &txn.ddl else { return Ok(()) };
+    let names: Vec<String> = ddl.tables.iter().map(|(d, t)| format!("{d}.{t}")).collect();
+    let mut statement: String = ddl.statement.chars().take(300).collect();
+    if statement.len() < ddl.statement.len() {
+        statement.push('…');
+    }
+    match cfg.on_ddl {
+        OnDdl::Stop => Err(CaptureError::Definite(format!(
+            "DDL on moved table {} at GTID {}: `{statement}` — on_ddl=stop halts the stream before it. \
+             Make the same change on the target, then restart with on_ddl=ignore (or re-create the workflow)",
+            names.join(", "),
+            txn.gtid
+        ))),
+        OnDdl::Ignore => {
+            tracing::warn!(gtid = %txn.gtid, tables = %names.join(","), statement = %statement,
+                "DDL on moved table; on_ddl=ignore: reloading its definition");
+            let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
+                .await
+                .map_err(|e| CaptureError::transient("connect to source", e))?;
+            for (db, table) in &ddl.tables {
+                if !cfg.reader.tables.contains(&(db.clone(), table.clone())) {
+                    continue;
+                }
+                match schema::load_table_schema(&mut conn, db, table).await {
+                    Ok(def) => {
+                        let codec = EventCodec::new(def)
+                            .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
+                        codecs.insert((db.clone(), table.clone()), codec);
+                    }
+                    // Dropped or renamed away: its events stop; keep the old codec.
+                    Err(e) => tracing::warn!(table = %format!("{db}.{table}"), error = %e, "table gone after DDL"),
+                }
+            }
+            let _ = conn.disconnect().await;
+            Ok(())
+        }
+    }
 }
 
 /// Check the source account and load every captured table's definition.

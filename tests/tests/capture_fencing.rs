@@ -285,3 +285,117 @@ async fn an_idle_source_still_yields_heartbeats() {
     apply.stop(Duration::from_secs(20));
     apply.assert_no_unexpected_errors(&[]);
 }
+
+/// A DDL on a moved table halts the stream before it (on_ddl=stop), while
+/// revdoor's own fence triggers pass; restarted with on_ddl=ignore, capture
+/// resumes at the DDL and carries the new column.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_on_a_moved_table_follows_the_on_ddl_policy() {
+    let ctx = TestCtx::new("capture_ddl");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1]).await;
+    ctx.sql(1, &[&format!("CREATE TABLE {db}.t (id INT PRIMARY KEY)")])
+        .await;
+    let mut src = ctx.conn(1).await;
+    let start = gtid_pos(&mut src).await;
+    let source = ctx.revdoor_url(1);
+    let table = format!("{db}.t");
+    let base = ctx.capture_args(&source, &table, &start);
+    let mut capture = ctx.spawn("capture-stop", &args(&base));
+    let fence = format!(
+        "CREATE TRIGGER {db}._revdoor_fence_t BEFORE INSERT ON {db}.t FOR EACH ROW \
+         BEGIN IF CURRENT_USER() LIKE 'nobody%' THEN SIGNAL SQLSTATE '45000'; END IF; END"
+    );
+    let topic = format!("revdoor.{}.forward", ctx.workflow);
+    // Capture reads table definitions when it starts (see capture::ddl):
+    // let it start before the DDL.
+    src.query_drop(format!("INSERT INTO {db}.t VALUES (1)"))
+        .await
+        .expect("insert");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while read_changes(&ctx.stack.kafka, &topic, 0)
+        .await
+        .unwrap_or_default()
+        .is_empty()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "first row never published:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for stmt in [
+        fence,
+        format!("INSERT INTO {db}.t VALUES (2)"),
+        format!("ALTER TABLE {db}.t ADD COLUMN c INT NOT NULL DEFAULT 7"),
+        format!("INSERT INTO {db}.t VALUES (3, 8)"),
+    ] {
+        src.query_drop(&stmt)
+            .await
+            .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(code) = capture.exited() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "capture did not stop at the DDL:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(code, Some(0));
+    let log = capture.log_text();
+    assert!(
+        log.contains("DDL on moved table") && log.contains("ADD COLUMN c"),
+        "names the DDL:\n{log}"
+    );
+    let ids = |evs: &[(i64, revdoor_core::event::ChangeEvent)]| -> Vec<String> {
+        evs.iter()
+            .filter_map(|(_, e)| e.after.as_ref())
+            .map(|r| format!("{:?}", r.values))
+            .collect()
+    };
+    let before = read_changes(&ctx.stack.kafka, &topic, 0)
+        .await
+        .expect("read");
+    assert_eq!(
+        ids(&before),
+        ["[Int(1)]", "[Int(2)]"],
+        "nothing after the DDL was published; the fence trigger passed"
+    );
+
+    let mut ignore_args = base.clone();
+    ignore_args.extend(["--on-ddl".to_string(), "ignore".to_string()]);
+    let mut capture = ctx.spawn("capture-ignore", &args(&ignore_args));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let evs = read_changes(&ctx.stack.kafka, &topic, 0)
+            .await
+            .expect("read");
+        if evs.len() >= 3 {
+            assert_eq!(
+                ids(&evs),
+                ["[Int(1)]", "[Int(2)]", "[Int(3), Int(8)]"],
+                "resumed at the DDL with the new column"
+            );
+            break;
+        }
+        assert!(
+            capture.exited().is_none(),
+            "capture died:\n{}",
+            capture.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no event after the DDL:\n{}",
+            capture.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    capture.stop(Duration::from_secs(20));
+    capture.assert_no_unexpected_errors(&[]);
+}
