@@ -109,6 +109,7 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
                 .into_iter()
                 .collect(),
             heartbeat: Duration::from_secs(1),
+            watermark_stream: None,
             loop_filter: Some(LoopFilter {
                 workflow: workflow.clone(),
                 direction: "reverse".into(),
@@ -118,6 +119,8 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
         batch_max_txns: 500,
         batch_interval: Duration::from_millis(10),
         on_ddl: Default::default(),
+        copy: false,
+        copy_chunk_rows: 5000,
     };
     let apply = ApplyStream {
         brokers: kafka.to_string(),

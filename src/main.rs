@@ -87,6 +87,13 @@ struct CaptureArgs {
     /// GTID position to start from when no checkpoint exists (default: now).
     #[arg(long)]
     start_position: Option<String>,
+    /// Copy the tables' existing rows first (DBLog watermarks, no locks),
+    /// unless the stream already has a checkpoint.
+    #[arg(long)]
+    copy: bool,
+    /// Rows per copy chunk.
+    #[arg(long, default_value_t = 5000)]
+    copy_chunk_rows: usize,
     /// What a DDL on a captured table does: `stop` (halt before it) or
     /// `ignore` (reload the table's definition and go on).
     #[arg(long, default_value = "stop")]
@@ -198,6 +205,7 @@ fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig>
                 .unwrap_or_else(|| revdoor_capture::replica_server_id(&id.transactional_id())),
             tables: parse_tables(&a.tables)?,
             heartbeat: Duration::from_secs(1),
+            watermark_stream: None,
             loop_filter: Some(LoopFilter {
                 workflow: a.workflow.clone(),
                 direction: if a.direction == "reverse" {
@@ -212,6 +220,8 @@ fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig>
         batch_max_txns: 500,
         batch_interval: Duration::from_millis(10),
         on_ddl: a.on_ddl,
+        copy: a.copy,
+        copy_chunk_rows: a.copy_chunk_rows,
     })
 }
 

@@ -59,6 +59,7 @@ pub struct LoopFilter {
 
 const STATE_DB: &str = "_revdoor";
 const STATE_TABLE: &str = "stream_state";
+const WATERMARK_TABLE: &str = "watermarks";
 
 /// One row change inside a source transaction, before encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -83,7 +84,24 @@ pub struct SourceTxn {
     /// A DDL statement that changes captured tables (the `on_ddl` policy
     /// decides what happens).
     pub ddl: Option<Ddl>,
+    /// A copy watermark of this stream written by this transaction.
+    pub watermark: Option<Watermark>,
 }
+
+/// A DBLog watermark row (`_revdoor.watermarks`) seen in the binlog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Watermark {
+    pub seq: u64,
+    /// High (true) or low (false).
+    pub high: bool,
+}
+
+/// The table holding copy watermarks on every origin.
+pub const WATERMARKS_DDL: &str = "CREATE TABLE IF NOT EXISTS _revdoor.watermarks (
+    stream VARCHAR(255) NOT NULL PRIMARY KEY,
+    seq    BIGINT UNSIGNED NOT NULL,
+    kind   VARCHAR(4) NOT NULL
+) ENGINE=InnoDB";
 
 /// What the binlog reader hands on.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +125,8 @@ pub struct BinlogReader {
     pub heartbeat: Duration,
     /// Drop transactions applied by the opposite stream of this workflow.
     pub loop_filter: Option<LoopFilter>,
+    /// Report `_revdoor.watermarks` rows of this stream name (copy phase).
+    pub watermark_stream: Option<String>,
 }
 
 impl BinlogReader {
@@ -185,7 +205,11 @@ impl BinlogReader {
             .await
             .map_err(|e| CaptureError::transient("request binlog stream", e))?;
 
-        let mut framer = Framer::new(&self.tables, self.loop_filter.as_ref());
+        let mut framer = Framer::new(
+            &self.tables,
+            self.loop_filter.as_ref(),
+            self.watermark_stream.as_deref(),
+        );
         loop {
             let item = tokio::select! {
                 biased;
@@ -257,6 +281,8 @@ fn verify_checksum(event: &Event) -> Result<(), String> {
 struct Framer<'a> {
     tables: &'a HashSet<(String, String)>,
     loop_filter: Option<&'a LoopFilter>,
+    /// Watermarks of this stream name are reported (copy in progress).
+    watermark_stream: Option<&'a str>,
     table_maps: HashMap<u64, TableMapEvent<'static>>,
     current: Option<SourceTxn>,
     standalone: bool,
@@ -264,10 +290,15 @@ struct Framer<'a> {
 }
 
 impl<'a> Framer<'a> {
-    fn new(tables: &'a HashSet<(String, String)>, loop_filter: Option<&'a LoopFilter>) -> Self {
+    fn new(
+        tables: &'a HashSet<(String, String)>,
+        loop_filter: Option<&'a LoopFilter>,
+        watermark_stream: Option<&'a str>,
+    ) -> Self {
         Framer {
             tables,
             loop_filter,
+            watermark_stream,
             table_maps: HashMap::new(),
             current: None,
             standalone: false,
@@ -307,6 +338,7 @@ impl<'a> Framer<'a> {
                 changes: Vec::new(),
                 looped: false,
                 ddl: None,
+                watermark: None,
             });
             return Ok(None);
         }
@@ -376,6 +408,10 @@ impl<'a> Framer<'a> {
             let tme = tme.clone();
             return self.check_loop(rows, &tme);
         }
+        if key.0 == STATE_DB && key.1 == WATERMARK_TABLE {
+            let tme = tme.clone();
+            return self.check_watermark(rows, &tme);
+        }
         if !self.tables.contains(&key) {
             return Ok(());
         }
@@ -419,6 +455,44 @@ impl<'a> Framer<'a> {
 }
 
 impl Framer<'_> {
+    /// Record a copy watermark of this stream written by the current
+    /// transaction (DBLog; see `copy`).
+    fn check_watermark(
+        &mut self,
+        rows: &RowsEventData<'_>,
+        tme: &TableMapEvent<'_>,
+    ) -> Result<(), CaptureError> {
+        let Some(stream) = self.watermark_stream else {
+            return Ok(());
+        };
+        let Some(txn) = self.current.as_mut() else {
+            return Ok(());
+        };
+        for pair in rows.rows(tme) {
+            let (_, after) = pair.map_err(|e| {
+                CaptureError::Definite(format!(
+                    "decode _revdoor.watermarks row in {}: {e}",
+                    txn.gtid
+                ))
+            })?;
+            let Some(image) = after else { continue };
+            let row = convert_row(image)
+                .map_err(|e| CaptureError::Definite(format!("{e} in {}", txn.gtid)))?;
+            let ours = matches!(row.get("stream"), Some(ColumnValue::Bytes(b)) if b.as_slice() == stream.as_bytes());
+            let seq = match row.get("seq") {
+                Some(ColumnValue::Int(i)) => *i as u64,
+                Some(ColumnValue::UInt(u)) => *u,
+                _ => continue,
+            };
+            let high =
+                matches!(row.get("kind"), Some(ColumnValue::Bytes(b)) if b.as_slice() == b"high");
+            if ours {
+                txn.watermark = Some(Watermark { seq, high });
+            }
+        }
+        Ok(())
+    }
+
     /// Mark the current transaction as looped if it wrote the checkpoint
     /// row of the filtered workflow and direction.
     fn check_loop(
@@ -452,6 +526,28 @@ impl Framer<'_> {
     }
 }
 
+/// A MySQL protocol or binlog value as a [`ColumnValue`] (temporal values as
+/// text, TIME hours beyond 24 kept).
+pub(crate) fn value_from_mysql(v: Value, unsigned: bool) -> ColumnValue {
+    match v {
+        Value::NULL => ColumnValue::Null,
+        Value::Int(i) if unsigned => ColumnValue::UInt(i as u64),
+        Value::Int(i) => ColumnValue::Int(i),
+        Value::UInt(u) => ColumnValue::UInt(u),
+        Value::Float(f) => ColumnValue::Float(f),
+        Value::Double(d) => ColumnValue::Double(d),
+        Value::Bytes(b) => ColumnValue::Bytes(b),
+        Value::Date(y, m, d, h, i, s, us) => {
+            ColumnValue::DateTime(format!("{y:04}-{m:02}-{d:02} {h:02}:{i:02}:{s:02}.{us:06}"))
+        }
+        Value::Time(neg, days, h, i, s, us) => {
+            let hours = u64::from(days) * 24 + u64::from(h);
+            let sign = if neg { "-" } else { "" };
+            ColumnValue::Time(format!("{sign}{hours:02}:{i:02}:{s:02}.{us:06}"))
+        }
+    }
+}
+
 /// Convert a binlog row image into the event's row type.
 fn convert_row(row: BinlogRow) -> Result<Row, String> {
     let columns = row.columns();
@@ -475,23 +571,7 @@ fn convert_row(row: BinlogRow) -> Result<Row, String> {
 
 fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, String> {
     Ok(match value {
-        BinlogValue::Value(v) => match v {
-            Value::NULL => ColumnValue::Null,
-            Value::Int(i) if unsigned => ColumnValue::UInt(i as u64),
-            Value::Int(i) => ColumnValue::Int(i),
-            Value::UInt(u) => ColumnValue::UInt(u),
-            Value::Float(f) => ColumnValue::Float(f),
-            Value::Double(d) => ColumnValue::Double(d),
-            Value::Bytes(b) => ColumnValue::Bytes(b),
-            Value::Date(y, m, d, h, i, s, us) => {
-                ColumnValue::DateTime(format!("{y:04}-{m:02}-{d:02} {h:02}:{i:02}:{s:02}.{us:06}"))
-            }
-            Value::Time(neg, days, h, i, s, us) => {
-                let hours = u64::from(days) * 24 + u64::from(h);
-                let sign = if neg { "-" } else { "" };
-                ColumnValue::Time(format!("{sign}{hours:02}:{i:02}:{s:02}.{us:06}"))
-            }
-        },
+        BinlogValue::Value(v) => value_from_mysql(v, unsigned),
         BinlogValue::Jsonb(j) => {
             let json: serde_json::Value = j
                 .parse()

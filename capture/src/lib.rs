@@ -13,6 +13,7 @@
 //! the source's current position.
 
 pub mod binlog;
+pub mod copy;
 pub mod ddl;
 pub mod failpoints;
 pub mod publish;
@@ -25,7 +26,13 @@ use revdoor_core::gtid::{MariadbGtid, MariadbGtidList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::{BinlogItem, BinlogReader, SourceTxn};
+use std::collections::HashSet;
+
+use revdoor_core::avro;
+use revdoor_core::event::{ColumnValue, Op, Row};
+
+use crate::binlog::{BinlogItem, BinlogReader, RowChange, SourceTxn, Watermark};
+use crate::copy::{Chunk, Copier, CopyState};
 use crate::ddl::OnDdl;
 use crate::publish::{Codecs, Publisher, StreamId};
 use revdoor_core::avro::EventCodec;
@@ -79,6 +86,10 @@ pub struct CaptureConfig {
     pub batch_interval: Duration,
     /// What a DDL on a captured table does to the stream.
     pub on_ddl: OnDdl,
+    /// Copy the tables' existing rows first (when no checkpoint exists).
+    pub copy: bool,
+    /// Rows per copy chunk.
+    pub copy_chunk_rows: usize,
 }
 
 /// Run one capture stream until `cancel` fires or a non-retryable error.
@@ -121,7 +132,14 @@ async fn stream(
 ) -> Result<(), CaptureError> {
     // The producer fenced earlier owners when it was created, so the
     // checkpoint read now cannot be overtaken by a zombie's commit.
-    let start = match publish::read_checkpoint(&cfg.brokers, &cfg.id).await? {
+    let checkpoint = publish::read_checkpoint(&cfg.brokers, &cfg.id)
+        .await?
+        .map(|c| Checkpoint::parse(&c));
+    let mut copy_state = match &checkpoint {
+        Some(c) => c.copy.clone(),
+        None => cfg.copy.then(CopyState::default),
+    };
+    let start = match checkpoint.map(|c| c.position) {
         Some(p) => p,
         None => match &cfg.start_position {
             Some(p) => p.clone(),
@@ -141,8 +159,43 @@ async fn stream(
     // or an unsupported column type stops here, before anything is published.
     let mut codecs = load_codecs(cfg).await?;
 
+    // Copy phase: a copier task reads chunks between watermarks.
+    if let Some(state) = copy_state.as_mut() {
+        for (db, table) in codecs.keys() {
+            state.tables.entry(format!("{db}.{table}")).or_default();
+        }
+    }
+    let copying = copy_state.as_ref().is_some_and(|c| !c.done());
+    let first_seq = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(1);
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<Chunk>(1);
+    let (ack_tx, ack_rx) = mpsc::channel::<()>(1);
+    let copier_task = if let (true, Some(state)) = (copying, copy_state.clone()) {
+        let mut tables: Vec<_> = codecs.values().map(|c| c.table().clone()).collect();
+        tables.sort_by(|a, b| (&a.db, &a.table).cmp(&(&b.db, &b.table)));
+        let copier = Copier {
+            opts: cfg.reader.opts.clone(),
+            stream: cfg.id.transactional_id(),
+            chunk_rows: cfg.copy_chunk_rows,
+            tables,
+            first_seq,
+        };
+        let c = cancel.child_token();
+        tracing::info!(stream = %cfg.id.transactional_id(), "copy phase running");
+        Some(tokio::spawn(copier.run(state, chunk_tx, ack_rx, c)))
+    } else {
+        drop((chunk_tx, ack_rx));
+        None
+    };
+    let mut window: Option<Window> = None;
+
     let (tx, mut rx) = mpsc::channel::<BinlogItem>(1024);
-    let reader = cfg.reader.clone();
+    let mut reader = cfg.reader.clone();
+    if copying {
+        reader.watermark_stream = Some(cfg.id.transactional_id());
+    }
     let reader_cancel = cancel.child_token();
     let start_text = start.clone();
     let mut reader_task =
@@ -157,7 +210,7 @@ async fn stream(
             _ = cancel.cancelled() => break,
             res = &mut reader_task => {
                 // Publish what was framed before the reader stopped.
-                flush(publisher, &codecs, &mut batch, &mut position).await?;
+                flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
                 return match res {
                     Ok(r) => r,
                     Err(e) => Err(CaptureError::Transient(format!("binlog reader task: {e}"))),
@@ -166,25 +219,62 @@ async fn stream(
             Some(item) = rx.recv(), if can_accept => match item {
                 BinlogItem::Txn(txn) if txn.ddl.is_some() => {
                     // Everything before the DDL is published first.
-                    flush(publisher, &codecs, &mut batch, &mut position).await?;
+                    flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
                     on_ddl(cfg, &mut codecs, &txn).await?;
                     batch.push(txn);
                 }
-                BinlogItem::Txn(txn) => batch.push(txn),
+                BinlogItem::Txn(txn) => {
+                    if let Some(w) = window.as_mut() {
+                        w.note_changes(&codecs, &txn);
+                    }
+                    let mark = txn.watermark.filter(|m| m.seq >= first_seq);
+                    batch.push(txn);
+                    match mark {
+                        Some(Watermark { seq, high: false }) => window = Some(Window::new(seq)),
+                        Some(Watermark { seq, high: true }) if window.as_ref().is_some_and(|w| w.seq == seq) => {
+                            let Some(w) = window.take() else { continue };
+                            let chunk = chunk_rx.recv().await.ok_or_else(|| {
+                                CaptureError::Transient("the copier stopped before its chunk".into())
+                            })?;
+                            if chunk.seq != seq {
+                                return Err(CaptureError::Transient(format!(
+                                    "copy chunk {} arrived for watermark {seq}", chunk.seq
+                                )));
+                            }
+                            let gtid = batch.last().map(|t| t.gtid.clone()).unwrap_or_default();
+                            let (txn, kept) = w.chunk_txn(&codecs, chunk, gtid, copy_state.as_mut());
+                            tracing::debug!(rows = kept, "copy chunk published at its high watermark");
+                            batch.push(txn);
+                            if copy_state.as_ref().is_some_and(CopyState::done) {
+                                tracing::info!(stream = %cfg.id.transactional_id(), "copy phase complete");
+                            }
+                            let _ = ack_tx.send(()).await;
+                        }
+                        _ => {}
+                    }
+                }
                 BinlogItem::Heartbeat => {
                     // Caught up with the source: publish what is pending, or
                     // a heartbeat so that lag stays measurable when idle.
                     if batch.is_empty() {
-                        publisher.publish_heartbeat(&position.to_string()).await?;
+                        let cp = Checkpoint { position: position.to_string(), copy: copy_state.clone() };
+                        publisher.publish_heartbeat(&cp.position, &cp.to_text()).await?;
                     } else {
-                        flush(publisher, &codecs, &mut batch, &mut position).await?;
+                        flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
                     }
                 }
             },
-            _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position).await?,
+            _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?,
         }
         if batch.len() >= cfg.batch_max_txns {
-            flush(publisher, &codecs, &mut batch, &mut position).await?;
+            flush(
+                publisher,
+                &codecs,
+                &mut batch,
+                &mut position,
+                copy_state.as_ref(),
+            )
+            .await?;
         }
     }
     // Drain: everything framed so far is published before we stop.
@@ -193,9 +283,147 @@ async fn stream(
             batch.push(txn);
         }
     }
-    flush(publisher, &codecs, &mut batch, &mut position).await?;
+    flush(
+        publisher,
+        &codecs,
+        &mut batch,
+        &mut position,
+        copy_state.as_ref(),
+    )
+    .await?;
     reader_task.abort();
+    if let Some(t) = copier_task {
+        t.abort();
+    }
     Ok(())
+}
+
+/// What capture stores in `revdoor.<wf>.offsets`, in the same Kafka
+/// transaction as the events it covers: the GTID position published so far
+/// and, during the copy phase, the copy progress.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub position: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyState>,
+}
+
+impl Checkpoint {
+    /// Parse a stored checkpoint (JSON; a bare position is accepted too).
+    pub fn parse(text: &str) -> Checkpoint {
+        serde_json::from_str(text).unwrap_or_else(|_| Checkpoint {
+            position: text.to_string(),
+            copy: None,
+        })
+    }
+
+    /// The stored form.
+    pub fn to_text(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|_| self.position.clone())
+    }
+}
+
+/// Keys changed in the binlog between a low and a high watermark.
+struct Window {
+    seq: u64,
+    /// `(db, table, canonical key as text)`.
+    changed: HashSet<(String, String, String)>,
+}
+
+impl Window {
+    fn new(seq: u64) -> Self {
+        Window {
+            seq,
+            changed: HashSet::new(),
+        }
+    }
+
+    fn note_changes(&mut self, codecs: &Codecs, txn: &SourceTxn) {
+        for ch in &txn.changes {
+            let Some(codec) = codecs.get(&(ch.db.clone(), ch.table.clone())) else {
+                continue;
+            };
+            for row in [ch.before.as_ref(), ch.after.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(k) = canonical_key(codec, row, true) {
+                    self.changed
+                        .insert((ch.db.clone(), ch.table.clone(), format!("{k:?}")));
+                }
+            }
+        }
+    }
+
+    /// The chunk's rows not changed inside the window, as `op=r` events
+    /// at the high watermark's place in the stream; advances `copy`.
+    fn chunk_txn(
+        self,
+        codecs: &Codecs,
+        chunk: Chunk,
+        gtid: String,
+        copy: Option<&mut CopyState>,
+    ) -> (SourceTxn, usize) {
+        let codec = codecs.get(&(chunk.db.clone(), chunk.table.clone()));
+        let mut changes = Vec::with_capacity(chunk.rows.len());
+        for row in chunk.rows {
+            let key = codec.and_then(|c| canonical_key(c, &row, false));
+            if key.is_some_and(|k| {
+                self.changed
+                    .contains(&(chunk.db.clone(), chunk.table.clone(), format!("{k:?}")))
+            }) {
+                continue; // the binlog holds a newer image of this row
+            }
+            changes.push(RowChange {
+                db: chunk.db.clone(),
+                table: chunk.table.clone(),
+                op: Op::Read,
+                before: None,
+                after: Some(row),
+            });
+        }
+        if let Some(state) = copy {
+            let t = state
+                .tables
+                .entry(format!("{}.{}", chunk.db, chunk.table))
+                .or_default();
+            t.rows += changes.len() as u64;
+            t.last_key = chunk.last_key;
+            t.done = chunk.done;
+        }
+        let kept = changes.len();
+        (
+            SourceTxn {
+                gtid,
+                timestamp: 0,
+                changes,
+                looped: false,
+                ddl: None,
+                watermark: None,
+            },
+            kept,
+        )
+    }
+}
+
+/// The primary-key values of `row` in canonical form (binlog values are
+/// first made unambiguous), or `None` if a key column is missing.
+fn canonical_key(codec: &EventCodec, row: &Row, from_binlog: bool) -> Option<Vec<ColumnValue>> {
+    let table = codec.table();
+    table
+        .primary_key
+        .iter()
+        .map(|k| {
+            let col = table.column(k)?;
+            let v = row.get(k)?.clone();
+            let v = if from_binlog {
+                avro::from_binlog(&col.sql_type, v).ok()?
+            } else {
+                v
+            };
+            avro::canonicalize(&col.sql_type, &v).ok()
+        })
+        .collect()
 }
 
 /// Apply the `on_ddl` policy to a DDL transaction (everything before it is
@@ -267,6 +495,7 @@ async fn flush(
     codecs: &Codecs,
     batch: &mut Vec<SourceTxn>,
     position: &mut MariadbGtidList,
+    copy: Option<&CopyState>,
 ) -> Result<(), CaptureError> {
     if batch.is_empty() {
         return Ok(());
@@ -278,7 +507,13 @@ async fn flush(
         })?;
         next.update(g);
     }
-    let sent = publisher.publish(batch, &next.to_string(), codecs).await?;
+    let checkpoint = Checkpoint {
+        position: next.to_string(),
+        copy: copy.cloned(),
+    };
+    let sent = publisher
+        .publish(batch, &checkpoint.to_text(), codecs)
+        .await?;
     tracing::debug!(txns = batch.len(), events = sent, position = %next, "published");
     *position = next;
     batch.clear();

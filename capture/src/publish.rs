@@ -28,7 +28,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use revdoor_core::event::{ChangeEvent, Heartbeat, Source, TxnInfo, HEARTBEAT_HEADER};
+use revdoor_core::event::{ChangeEvent, Heartbeat, Op, Source, TxnInfo, HEARTBEAT_HEADER};
 
 use revdoor_core::avro::EventCodec;
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
@@ -265,9 +265,12 @@ impl Publisher {
                     })?;
                 // Binlog values are ambiguous where the wire form depends on
                 // the column type (SET bitmasks as bytes, YEAR 0 as 1900).
+                // Copied rows come from a SELECT, not the binlog.
+                let from_binlog = ch.op != Op::Read;
                 for row in [ev.before.as_mut(), ev.after.as_mut()]
                     .into_iter()
                     .flatten()
+                    .filter(|_| from_binlog)
                 {
                     codec.from_binlog_row(row).map_err(|e| {
                         CaptureError::Definite(format!(
@@ -345,7 +348,11 @@ impl Publisher {
     /// Publish a heartbeat on the stream's partition (with the checkpoint,
     /// in one Kafka transaction): the source was idle and fully read at
     /// this moment. Apply skips it but learns its lag from it.
-    pub async fn publish_heartbeat(&self, position: &str) -> Result<(), CaptureError> {
+    pub async fn publish_heartbeat(
+        &self,
+        position: &str,
+        checkpoint: &str,
+    ) -> Result<(), CaptureError> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
@@ -376,7 +383,7 @@ impl Publisher {
             &self.offsets_topic.clone(),
             0,
             key.as_bytes(),
-            position.as_bytes(),
+            checkpoint.as_bytes(),
         )
         .await?;
         let p = Arc::clone(&self.producer);

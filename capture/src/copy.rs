@@ -1,0 +1,220 @@
+//! The copy phase: existing rows, read without locks while the binlog
+//! streams, with Netflix DBLog's watermark algorithm.
+//!
+//! For each table, in primary-key order, chunk by chunk, the copier
+//!
+//! 1. writes a *low* watermark row for this stream in
+//!    `_revdoor.watermarks` (it shows up in the binlog),
+//! 2. selects the next chunk (`WHERE (pk) > (last) ORDER BY pk LIMIT n`),
+//! 3. writes a *high* watermark row,
+//!
+//! and hands the chunk to the stream loop, which has been reading the
+//! binlog meanwhile. Between the low and the high watermark the loop notes
+//! every key changed in the binlog; at the high watermark it drops those
+//! keys from the chunk (the binlog already carries a newer image of them)
+//! and publishes the rest as `op=r` events at that point of the stream. So
+//! a row's copy never overwrites a later change, with no table lock.
+//!
+//! # Resumption
+//!
+//! Copy progress (per table: the last key copied, done or not, rows) is
+//! part of the capture checkpoint, written in the same Kafka transaction as
+//! the chunk's events. A restarted capture continues after the last chunk
+//! that was published; a chunk whose high watermark was not processed is
+//! simply read again under a new watermark sequence number.
+
+use std::collections::BTreeMap;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts, Value};
+use revdoor_core::event::{ColumnValue, Row};
+use revdoor_core::sqltype::TableSchema;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::binlog::{value_from_mysql, WATERMARKS_DDL};
+use crate::CaptureError;
+
+/// Copy progress of one table.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TableCopy {
+    /// Primary-key values of the last row copied.
+    pub last_key: Option<Vec<ColumnValue>>,
+    pub done: bool,
+    pub rows: u64,
+}
+
+/// Copy progress of a stream, by `db.table`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CopyState {
+    pub tables: BTreeMap<String, TableCopy>,
+}
+
+impl CopyState {
+    /// Whether every table is copied.
+    pub fn done(&self) -> bool {
+        self.tables.values().all(|t| t.done)
+    }
+}
+
+/// One chunk read between a low and a high watermark.
+#[derive(Debug, Clone)]
+pub struct Chunk {
+    pub seq: u64,
+    pub db: String,
+    pub table: String,
+    pub rows: Vec<Row>,
+    pub last_key: Option<Vec<ColumnValue>>,
+    pub done: bool,
+}
+
+/// Reads the chunks of one stream's tables.
+pub struct Copier {
+    pub opts: Opts,
+    /// Name written in the watermark rows (the stream's transactional id).
+    pub stream: String,
+    pub chunk_rows: usize,
+    pub tables: Vec<TableSchema>,
+    /// Watermark sequence numbers start above this (older ones in the
+    /// binlog belong to an earlier run and are ignored).
+    pub first_seq: u64,
+}
+
+impl Copier {
+    /// Copy every table not done in `state`, one chunk at a time: each is
+    /// sent on `out`, and the next is read only after `ack` says the stream
+    /// loop has processed it.
+    pub async fn run(
+        self,
+        mut state: CopyState,
+        out: mpsc::Sender<Chunk>,
+        mut ack: mpsc::Receiver<()>,
+        cancel: CancellationToken,
+    ) -> Result<(), CaptureError> {
+        let mut conn = Conn::new(self.opts.clone())
+            .await
+            .map_err(|e| CaptureError::transient("connect to source for copy", e))?;
+        for stmt in [
+            "CREATE DATABASE IF NOT EXISTS _revdoor",
+            WATERMARKS_DDL,
+            // Temporal values in UTC, as the binlog gives TIMESTAMPs.
+            "SET SESSION time_zone = '+00:00'",
+        ] {
+            conn.query_drop(stmt)
+                .await
+                .map_err(|e| CaptureError::transient("prepare copy session", e))?;
+        }
+        let mut seq = self.first_seq;
+        for table in &self.tables {
+            let name = format!("{}.{}", table.db, table.table);
+            let progress = state.tables.entry(name.clone()).or_default();
+            while !progress.done {
+                if cancel.is_cancelled() {
+                    return Ok(());
+                }
+                seq += 1;
+                let chunk = self
+                    .read_chunk(&mut conn, table, progress.last_key.as_deref(), seq)
+                    .await?;
+                progress.last_key.clone_from(&chunk.last_key);
+                progress.done = chunk.done;
+                progress.rows += chunk.rows.len() as u64;
+                if out.send(chunk).await.is_err() {
+                    return Ok(()); // the stream loop stopped
+                }
+                if ack.recv().await.is_none() {
+                    return Ok(());
+                }
+            }
+            tracing::info!(table = %name, rows = progress.rows, "table copied");
+        }
+        Ok(())
+    }
+
+    async fn watermark(&self, conn: &mut Conn, seq: u64, kind: &str) -> Result<(), CaptureError> {
+        conn.exec_drop(
+            "INSERT INTO _revdoor.watermarks (stream, seq, kind) VALUES (?, ?, ?) \
+             ON DUPLICATE KEY UPDATE seq = VALUES(seq), kind = VALUES(kind)",
+            (&self.stream, seq, kind),
+        )
+        .await
+        .map_err(|e| CaptureError::transient("write copy watermark", e))
+    }
+
+    async fn read_chunk(
+        &self,
+        conn: &mut Conn,
+        table: &TableSchema,
+        after: Option<&[ColumnValue]>,
+        seq: u64,
+    ) -> Result<Chunk, CaptureError> {
+        let q = |s: &str| format!("`{}`", s.replace('`', "``"));
+        let cols: Vec<String> = table.columns.iter().map(|c| q(&c.name)).collect();
+        let pk: Vec<String> = table.primary_key.iter().map(|c| q(c)).collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}.{}",
+            cols.join(", "),
+            q(&table.db),
+            q(&table.table)
+        );
+        let mut params: Vec<Value> = Vec::new();
+        if let Some(last) = after {
+            let marks = vec!["?"; pk.len()].join(", ");
+            sql.push_str(&format!(" WHERE ({}) > ({marks})", pk.join(", ")));
+            params = last.iter().map(to_param).collect();
+        }
+        sql.push_str(&format!(
+            " ORDER BY {} LIMIT {}",
+            pk.join(", "),
+            self.chunk_rows
+        ));
+
+        self.watermark(conn, seq, "low").await?;
+        fail::fail_point!(crate::failpoints::BETWEEN_WATERMARKS);
+        let rows: Vec<mysql_async::Row> = conn.exec(sql.as_str(), params).await.map_err(|e| {
+            CaptureError::transient(&format!("copy chunk of {}.{}", table.db, table.table), e)
+        })?;
+        self.watermark(conn, seq, "high").await?;
+
+        let done = rows.len() < self.chunk_rows;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let mut row = Row::default();
+            for (i, col) in table.columns.iter().enumerate() {
+                let v = r.as_ref(i).cloned().unwrap_or(Value::NULL);
+                row.columns.push(col.name.clone());
+                row.values.push(value_from_mysql(v, false));
+            }
+            out.push(row);
+        }
+        let last_key = out.last().map(|row| {
+            table
+                .primary_key
+                .iter()
+                .map(|k| row.get(k).cloned().unwrap_or(ColumnValue::Null))
+                .collect()
+        });
+        let last_key = last_key.or_else(|| after.map(<[ColumnValue]>::to_vec));
+        Ok(Chunk {
+            seq,
+            db: table.db.clone(),
+            table: table.table.clone(),
+            rows: out,
+            last_key,
+            done,
+        })
+    }
+}
+
+fn to_param(v: &ColumnValue) -> Value {
+    match v {
+        ColumnValue::Null => Value::NULL,
+        ColumnValue::Int(i) => Value::Int(*i),
+        ColumnValue::UInt(u) => Value::UInt(*u),
+        ColumnValue::Float(f) => Value::Float(*f),
+        ColumnValue::Double(d) => Value::Double(*d),
+        ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
+        ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
+    }
+}
