@@ -100,7 +100,7 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
             direction: "forward".into(),
             shard: "-".into(),
         },
-        partition: 0,
+        router: revdoor_capture::route::Router::single(0),
         partitions: 1,
         reader: BinlogReader {
             opts: as_user(&src_admin, &args.revdoor_user, &args.revdoor_password),

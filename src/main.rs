@@ -2,7 +2,7 @@
 
 mod demo;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 use revdoor_apply::{ApplyError, ApplyStream};
 use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::publish::StreamId;
+use revdoor_capture::route::Router;
 use revdoor_capture::{Capture, CaptureConfig, CaptureError};
+use revdoor_core::keyrange::KeyRange;
 use tokio_util::sync::CancellationToken;
 
 /// Move MySQL/MariaDB tables between databases with no downtime and no
@@ -81,6 +83,20 @@ struct CaptureArgs {
     /// Partition of the stream in the topic.
     #[arg(long, default_value_t = 0)]
     partition: i32,
+    /// Destination shards: `--route <key range>=<partition>`, once per shard
+    /// (e.g. `--route -80=0 --route 80-=1`); each row change goes to the
+    /// partition of the shard holding its keyspace id. Without it,
+    /// everything goes to `--partition`.
+    #[arg(
+        long = "route",
+        value_name = "RANGE=PARTITION",
+        allow_hyphen_values = true
+    )]
+    routes: Vec<String>,
+    /// Sharding key of a table when it is not the primary key:
+    /// `db.table=col[+col…]`.
+    #[arg(long = "sharding-key", value_name = "DB.TABLE=COLS")]
+    sharding_keys: Vec<String>,
     /// Partitions the topic gets if it is created.
     #[arg(long, default_value_t = 1)]
     partitions: i32,
@@ -187,6 +203,42 @@ pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String,
         .collect()
 }
 
+fn router(a: &CaptureArgs) -> anyhow::Result<Router> {
+    if a.routes.is_empty() {
+        return Ok(Router::single(a.partition));
+    }
+    let mut routes = Vec::new();
+    for r in &a.routes {
+        let (range, part) = r
+            .split_once('=')
+            .with_context(|| format!("--route '{r}' must be RANGE=PARTITION"))?;
+        let range: KeyRange = range
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--route '{r}': {e}"))?;
+        let part: i32 = part
+            .parse()
+            .with_context(|| format!("--route '{r}': partition must be a number"))?;
+        anyhow::ensure!(
+            part >= 0 && part < a.partitions,
+            "--route '{r}': partition outside 0..{}",
+            a.partitions
+        );
+        routes.push((range, part));
+    }
+    let mut keys = HashMap::new();
+    for k in &a.sharding_keys {
+        let (table, cols) = k
+            .split_once('=')
+            .with_context(|| format!("--sharding-key '{k}' must be db.table=col[+col]"))?;
+        let (db, t) = parse_tables(&[table.to_string()])?
+            .into_iter()
+            .next()
+            .context("table")?;
+        keys.insert((db, t), cols.split('+').map(str::to_string).collect());
+    }
+    Ok(Router::by_range(routes, keys)?)
+}
+
 fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
     let id = StreamId {
         workflow: a.workflow.clone(),
@@ -196,7 +248,7 @@ fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig>
     Ok(CaptureConfig {
         brokers: kafka.to_string(),
         id: id.clone(),
-        partition: a.partition,
+        router: router(a)?,
         partitions: a.partitions,
         reader: BinlogReader {
             opts: mysql_opts(&a.source)?,

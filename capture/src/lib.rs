@@ -17,6 +17,7 @@ pub mod copy;
 pub mod ddl;
 pub mod failpoints;
 pub mod publish;
+pub mod route;
 pub mod schema;
 
 use std::str::FromStr;
@@ -35,6 +36,7 @@ use crate::binlog::{BinlogItem, BinlogReader, RowChange, SourceTxn, Watermark};
 use crate::copy::{Chunk, Copier, CopyState};
 use crate::ddl::OnDdl;
 use crate::publish::{Codecs, Publisher, StreamId};
+use crate::route::Router;
 use revdoor_core::avro::EventCodec;
 
 /// Errors of a capture stream, classified by what happens next.
@@ -75,7 +77,8 @@ pub fn replica_server_id(transactional_id: &str) -> u32 {
 pub struct CaptureConfig {
     pub brokers: String,
     pub id: StreamId,
-    pub partition: i32,
+    /// Which partition each row change goes to.
+    pub router: Router,
     pub partitions: i32,
     pub reader: BinlogReader,
     /// Used when no checkpoint exists; `None` = the source's current position.
@@ -115,7 +118,7 @@ impl Capture {
     /// Create the topics if absent and take ownership of the stream.
     pub async fn open(cfg: CaptureConfig) -> Result<Self, CaptureError> {
         publish::ensure_topics(&cfg.brokers, &cfg.id, cfg.partitions).await?;
-        let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.partition).await?;
+        let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.router.clone()).await?;
         Ok(Capture { cfg, publisher })
     }
 
@@ -484,6 +487,7 @@ async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
         let def = schema::load_table_schema(&mut conn, db, table).await?;
         let codec = EventCodec::new(def)
             .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
+        cfg.router.check_table(&codec)?;
         codecs.insert((db.clone(), table.clone()), codec);
     }
     let _ = conn.disconnect().await;

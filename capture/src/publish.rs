@@ -33,7 +33,12 @@ use revdoor_core::event::{ChangeEvent, Heartbeat, Op, Source, TxnInfo, HEARTBEAT
 use revdoor_core::avro::EventCodec;
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
 
-use crate::binlog::SourceTxn;
+use std::collections::BTreeMap;
+
+use revdoor_core::event::Row;
+
+use crate::binlog::{RowChange, SourceTxn};
+use crate::route::Router;
 
 /// The codec of every captured table, by `(database, table)`.
 pub type Codecs = HashMap<(String, String), EventCodec>;
@@ -179,14 +184,14 @@ pub struct Publisher {
     published: Mutex<HashSet<u64>>,
     id: StreamId,
     producer: Arc<ThreadedProducer<DefaultProducerContext>>,
-    partition: i32,
+    router: Router,
     topic: String,
     offsets_topic: String,
 }
 
 impl Publisher {
     /// Create the producer and fence any previous owner of the stream.
-    pub async fn new(brokers: &str, id: StreamId, partition: i32) -> Result<Self, CaptureError> {
+    pub async fn new(brokers: &str, id: StreamId, router: Router) -> Result<Self, CaptureError> {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", brokers)
             .set("transactional.id", id.transactional_id())
@@ -208,7 +213,7 @@ impl Publisher {
             offsets_topic: id.offsets_topic(),
             id,
             producer,
-            partition,
+            router,
         })
     }
 
@@ -236,25 +241,11 @@ impl Publisher {
         let mut sent = 0;
         let mut new_schemas: Vec<u64> = Vec::new();
         for txn in txns.iter().filter(|t| !t.changes.is_empty()) {
-            let n = txn.changes.len();
-            for (i, ch) in txn.changes.iter().enumerate() {
-                let mut ev = ChangeEvent {
-                    op: ch.op,
-                    before: ch.before.clone(),
-                    after: ch.after.clone(),
-                    source: Source {
-                        shard: self.id.shard.clone(),
-                        db: ch.db.clone(),
-                        table: ch.table.clone(),
-                        ts_sec: txn.timestamp,
-                    },
-                    txn: TxnInfo {
-                        gtid: txn.gtid.clone(),
-                        index: i as u32,
-                        last: i + 1 == n,
-                    },
-                    ts_ms: now_ms,
-                };
+            // Each change, made unambiguous and routed; a row whose shard
+            // changes becomes a delete there and an insert here.
+            let mut routed: BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &RowChange)>> =
+                BTreeMap::new();
+            for ch in &txn.changes {
                 let codec = codecs
                     .get(&(ch.db.clone(), ch.table.clone()))
                     .ok_or_else(|| {
@@ -263,46 +254,113 @@ impl Publisher {
                             ch.db, ch.table
                         ))
                     })?;
+                let bad = |e: String| {
+                    CaptureError::Definite(format!(
+                        "row of {}.{} in {}: {e}",
+                        ch.db, ch.table, txn.gtid
+                    ))
+                };
                 // Binlog values are ambiguous where the wire form depends on
-                // the column type (SET bitmasks as bytes, YEAR 0 as 1900).
-                // Copied rows come from a SELECT, not the binlog.
-                let from_binlog = ch.op != Op::Read;
-                for row in [ev.before.as_mut(), ev.after.as_mut()]
-                    .into_iter()
-                    .flatten()
-                    .filter(|_| from_binlog)
-                {
-                    codec.from_binlog_row(row).map_err(|e| {
+                // the column type (SET bitmasks as bytes, YEAR 0 as 1900);
+                // copied rows come from a SELECT, not the binlog.
+                let (mut before, mut after) = (ch.before.clone(), ch.after.clone());
+                if ch.op != Op::Read {
+                    for row in [before.as_mut(), after.as_mut()].into_iter().flatten() {
+                        codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
+                    }
+                }
+                let part = |r: &Row| self.router.partition(codec, r, false).map_err(bad);
+                match (ch.op, &before, &after) {
+                    (Op::Update, Some(b), Some(a)) => {
+                        let (pb, pa) = (part(b)?, part(a)?);
+                        if pb == pa {
+                            routed
+                                .entry(pa)
+                                .or_default()
+                                .push((Op::Update, before, after, ch));
+                        } else {
+                            routed
+                                .entry(pb)
+                                .or_default()
+                                .push((Op::Delete, before, None, ch));
+                            routed
+                                .entry(pa)
+                                .or_default()
+                                .push((Op::Create, None, after, ch));
+                        }
+                    }
+                    (_, _, Some(a)) => {
+                        let p = part(a)?;
+                        routed
+                            .entry(p)
+                            .or_default()
+                            .push((ch.op, before, after, ch));
+                    }
+                    (_, Some(b), None) => {
+                        let p = part(b)?;
+                        routed
+                            .entry(p)
+                            .or_default()
+                            .push((ch.op, before, after, ch));
+                    }
+                    (_, None, None) => {}
+                }
+            }
+            let total: usize = routed.values().map(Vec::len).sum();
+            for (partition, changes) in routed {
+                let n = changes.len();
+                for (i, (op, before, after, ch)) in changes.into_iter().enumerate() {
+                    let codec =
+                        codecs
+                            .get(&(ch.db.clone(), ch.table.clone()))
+                            .ok_or_else(|| {
+                                CaptureError::Definite(format!(
+                                    "no table definition for {}.{}",
+                                    ch.db, ch.table
+                                ))
+                            })?;
+                    let ev = ChangeEvent {
+                        op,
+                        before,
+                        after,
+                        source: Source {
+                            shard: self.id.shard.clone(),
+                            db: ch.db.clone(),
+                            table: ch.table.clone(),
+                            ts_sec: txn.timestamp,
+                        },
+                        txn: TxnInfo {
+                            gtid: txn.gtid.clone(),
+                            index: i as u32,
+                            last: i + 1 == n,
+                        },
+                        ts_ms: now_ms,
+                    };
+                    let fp = codec.envelope().fingerprint();
+                    if !self.is_published(fp) && !new_schemas.contains(&fp) {
+                        let record = SchemaRecord {
+                            fingerprint: fingerprint_key(fp),
+                            envelope: codec.envelope().json().clone(),
+                            key: codec.key().json().clone(),
+                            table: codec.table().clone(),
+                        };
+                        let body = serde_json::to_vec(&record).unwrap_or_default();
+                        self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
+                            .await?;
+                        new_schemas.push(fp);
+                    }
+                    let (key, value) = codec.encode_event(&ev).map_err(|e| {
                         CaptureError::Definite(format!(
-                            "read a row of {}.{} in {}: {e}",
+                            "encode a row change of {}.{} in {}: {e}",
                             ch.db, ch.table, txn.gtid
                         ))
                     })?;
-                }
-                let fp = codec.envelope().fingerprint();
-                if !self.is_published(fp) && !new_schemas.contains(&fp) {
-                    let record = SchemaRecord {
-                        fingerprint: fingerprint_key(fp),
-                        envelope: codec.envelope().json().clone(),
-                        key: codec.key().json().clone(),
-                        table: codec.table().clone(),
-                    };
-                    let body = serde_json::to_vec(&record).unwrap_or_default();
-                    self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
+                    self.send(&self.topic.clone(), partition, &key, &value)
                         .await?;
-                    new_schemas.push(fp);
-                }
-                let (key, value) = codec.encode_event(&ev).map_err(|e| {
-                    CaptureError::Definite(format!(
-                        "encode a row change of {}.{} in {}: {e}",
-                        ch.db, ch.table, txn.gtid
-                    ))
-                })?;
-                self.send(&self.topic.clone(), self.partition, &key, &value)
-                    .await?;
-                sent += 1;
-                if i == 0 && n > 1 {
-                    fail::fail_point!(crate::failpoints::MID_TRANSACTION);
+                    sent += 1;
+                    if sent == 1 && total > 1 {
+                        fail::fail_point!(crate::failpoints::MID_TRANSACTION);
+                    }
                 }
             }
         }
@@ -366,18 +424,21 @@ impl Publisher {
             position: position.to_string(),
         })
         .unwrap_or_default();
-        let headers = OwnedHeaders::new().insert(Header {
-            key: HEARTBEAT_HEADER,
-            value: Some("1"),
-        });
-        self.send_with(
-            &self.topic.clone(),
-            self.partition,
-            b"",
-            body.as_bytes(),
-            Some(headers),
-        )
-        .await?;
+        // Every destination shard's apply learns its lag from them.
+        for partition in self.router.partitions() {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: HEARTBEAT_HEADER,
+                value: Some("1"),
+            });
+            self.send_with(
+                &self.topic.clone(),
+                partition,
+                b"",
+                body.as_bytes(),
+                Some(headers),
+            )
+            .await?;
+        }
         let key = self.id.checkpoint_key();
         self.send(
             &self.offsets_topic.clone(),
