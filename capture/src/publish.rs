@@ -40,6 +40,10 @@ use revdoor_core::event::Row;
 use crate::binlog::{RowChange, SourceTxn};
 use crate::route::Router;
 
+/// One source transaction's changes by destination partition: the op and
+/// images to publish, and the change they came from.
+type Routed<'a> = BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &'a RowChange)>>;
+
 /// The codec of every captured table, by `(database, table)`.
 pub type Codecs = HashMap<(String, String), EventCodec>;
 use crate::CaptureError;
@@ -243,8 +247,7 @@ impl Publisher {
         for txn in txns.iter().filter(|t| !t.changes.is_empty()) {
             // Each change, made unambiguous and routed; a row whose shard
             // changes becomes a delete there and an insert here.
-            let mut routed: BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &RowChange)>> =
-                BTreeMap::new();
+            let mut routed: Routed<'_> = BTreeMap::new();
             for ch in &txn.changes {
                 let codec = codecs
                     .get(&(ch.db.clone(), ch.table.clone()))

@@ -57,7 +57,7 @@ impl Router {
         routes: Vec<(KeyRange, i32)>,
         sharding_keys: HashMap<(String, String), Vec<String>>,
     ) -> Result<Self, CaptureError> {
-        let ranges: Vec<KeyRange> = routes.iter().map(|(r, _)| r.clone()).collect();
+        let ranges: Vec<KeyRange> = routes.iter().map(|(r, _)| *r).collect();
         check_partition(&ranges)
             .map_err(|e| CaptureError::Definite(format!("destination shards: {e}")))?;
         Ok(Router {
