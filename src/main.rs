@@ -47,6 +47,11 @@ enum Command {
         #[command(subcommand)]
         cmd: ApplyCmd,
     },
+    /// Operate on one stream.
+    Stream {
+        #[command(subcommand)]
+        cmd: StreamCmd,
+    },
     /// The README's main job: a migration stream on the local stack.
     Demo(demo::DemoArgs),
 }
@@ -61,6 +66,30 @@ enum CaptureCmd {
 enum ApplyCmd {
     /// Apply one partition of `revdoor.<workflow>.<direction>`.
     Run(ApplyArgs),
+}
+
+#[derive(Subcommand)]
+enum StreamCmd {
+    /// Skip exactly one message of a halted apply stream (poison message,
+    /// change the destination cannot take). The skip is recorded in the
+    /// destination's `_revdoor.stream_skips` and logged when apply passes it.
+    Skip {
+        #[arg(long)]
+        workflow: String,
+        #[arg(long, default_value = "forward")]
+        direction: String,
+        #[arg(long)]
+        partition: i32,
+        /// Kafka offset of the message to skip.
+        #[arg(long)]
+        offset: i64,
+        /// Destination server URL of the stream's apply.
+        #[arg(long)]
+        target: String,
+        /// Why (kept with the skip).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
 }
 
 #[derive(Args, Clone)]
@@ -354,6 +383,40 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             with_retries(&name, &cancel, || stream.run(cancel.clone()))
                 .await
                 .with_context(|| format!("apply stream {name}"))
+        }
+        Command::Stream {
+            cmd:
+                StreamCmd::Skip {
+                    workflow,
+                    direction,
+                    partition,
+                    offset,
+                    target,
+                    reason,
+                },
+        } => {
+            revdoor_apply::register_skip(
+                &mysql_opts(&target)?,
+                &workflow,
+                &direction,
+                partition,
+                offset,
+                &reason,
+            )
+            .await
+            .with_context(|| {
+                format!("skip offset {offset} of revdoor.{workflow}.{direction}/{partition}")
+            })?;
+            tracing::warn!(
+                workflow,
+                direction,
+                partition,
+                offset,
+                reason,
+                "skip registered"
+            );
+            println!("skip registered: revdoor.{workflow}.{direction}/{partition}@{offset}; restart its apply");
+            Ok(())
         }
         Command::Demo(args) => demo::run(&cli.kafka, args).await,
     }

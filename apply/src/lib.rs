@@ -93,7 +93,7 @@ async fn recv_within(
 }
 
 /// DDL of revdoor's own schema on every destination.
-pub const STREAM_STATE_DDL: [&str; 2] = [
+pub const STREAM_STATE_DDL: [&str; 3] = [
     "CREATE DATABASE IF NOT EXISTS _revdoor",
     "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
         workflow     VARCHAR(64)  NOT NULL,
@@ -105,7 +105,59 @@ pub const STREAM_STATE_DDL: [&str; 2] = [
         updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (workflow, direction, `partition`)
     ) ENGINE=InnoDB",
+    // Messages an operator chose to skip (`revdoor stream skip`).
+    "CREATE TABLE IF NOT EXISTS _revdoor.stream_skips (
+        workflow     VARCHAR(64)  NOT NULL,
+        direction    VARCHAR(16)  NOT NULL,
+        `partition`  INT          NOT NULL,
+        kafka_offset BIGINT       NOT NULL,
+        reason       VARCHAR(1024) NOT NULL DEFAULT '',
+        created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
+    ) ENGINE=InnoDB",
 ];
+
+/// Register that the message at `offset` of a stream's partition is to be
+/// skipped by its apply (which must not have applied past it). The skip is
+/// logged by apply when it passes the message.
+pub async fn register_skip(
+    target: &Opts,
+    workflow: &str,
+    direction: &str,
+    partition: i32,
+    offset: i64,
+    reason: &str,
+) -> Result<(), ApplyError> {
+    let mut conn = Conn::new(target.clone())
+        .await
+        .map_err(|e| ApplyError::transient("connect to destination", e))?;
+    for ddl in STREAM_STATE_DDL {
+        conn.query_drop(ddl)
+            .await
+            .map_err(|e| ApplyError::transient("create _revdoor schema", e))?;
+    }
+    let applied: Option<i64> = conn
+        .exec_first(
+            "SELECT kafka_offset FROM _revdoor.stream_state WHERE workflow = ? AND direction = ? AND `partition` = ?",
+            (workflow, direction, partition),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("read checkpoint", e))?;
+    if let Some(applied) = applied.filter(|a| *a >= offset) {
+        return Err(ApplyError::Definite(format!(
+            "offset {offset} of revdoor.{workflow}.{direction}/{partition} is already applied \
+             (checkpoint at {applied}); nothing to skip"
+        )));
+    }
+    conn.exec_drop(
+        "INSERT IGNORE INTO _revdoor.stream_skips (workflow, direction, `partition`, kafka_offset, reason) \
+         VALUES (?, ?, ?, ?, ?)",
+        (workflow, direction, partition, offset, reason),
+    )
+    .await
+    .map_err(|e| ApplyError::transient("register skip", e))?;
+    Ok(())
+}
 
 /// One apply stream.
 #[derive(Debug, Clone)]
@@ -172,10 +224,26 @@ impl ApplyStream {
 
     /// Apply until `cancel` fires or an error stops the stream.
     pub async fn run(&self, cancel: CancellationToken) -> Result<(), ApplyError> {
-        let mut conn = Conn::new(self.target.clone())
+        // Found rows, not changed rows: an upsert's UPDATE that matches a row
+        // whose values are already right must not fall through to INSERT.
+        let opts: Opts = mysql_async::OptsBuilder::from_opts(self.target.clone())
+            .client_found_rows(true)
+            .into();
+        let mut conn = Conn::new(opts)
             .await
             .map_err(|e| ApplyError::transient("connect to destination", e))?;
         let last = self.prepare(&mut conn).await?;
+        let skips: Vec<i64> = conn
+            .exec(
+                "SELECT kafka_offset FROM _revdoor.stream_skips \
+                 WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
+                (&self.workflow, &self.direction, self.partition, last),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read skips", e))?;
+        let skips: std::collections::HashSet<i64> = skips.into_iter().collect();
+        // Whether the transaction now arriving lost a message to a skip.
+        let mut skipped_in_txn = false;
         let topic = self.topic();
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -242,8 +310,18 @@ impl ApplyStream {
                 }
                 continue;
             }
+            if skips.contains(&offset) {
+                tracing::warn!(topic = %topic, partition = self.partition, offset,
+                    "skipping this message as an operator asked (revdoor stream skip)");
+                skipped_in_txn = true;
+                continue;
+            }
             let poison = |why: String| {
-                ApplyError::Definite(format!("{topic}/{}@{offset}: {why}", self.partition))
+                ApplyError::Definite(format!(
+                    "{topic}/{}@{offset}: {why}; the stream halts here — fix the cause, or skip \
+                     this message with `revdoor stream skip --offset {offset}`",
+                    self.partition
+                ))
             };
             let fp = single_object_fingerprint(payload)
                 .map_err(|e| poison(format!("not an Avro single-object message: {e}")))?;
@@ -255,6 +333,21 @@ impl ApplyStream {
             let ev = codec
                 .decode_event(payload)
                 .map_err(|e| poison(format!("cannot decode message: {e}")))?;
+            if ev.txn.index == 0 && group.len() > complete {
+                // A new transaction while the previous one is incomplete: its
+                // end was a skipped message. Anything else is broken framing.
+                if !skipped_in_txn {
+                    return Err(poison(format!(
+                        "transaction {} starts before the previous one ended",
+                        ev.txn.gtid
+                    )));
+                }
+                complete = group.len();
+                txns_in_group += 1;
+            }
+            if ev.txn.index == 0 {
+                skipped_in_txn = false;
+            }
             let last_of_txn = ev.txn.last;
             group.push((offset, ev));
             if last_of_txn {
@@ -291,18 +384,31 @@ impl ApplyStream {
             .map_err(|e| ApplyError::transient("begin", e))?;
         for (offset, ev) in events {
             let pk = keys.get(&ev.source.db, &ev.source.table);
-            for (sql, params) in statements(ev, pk) {
-                tx.exec_drop(sql, params).await.map_err(|e| {
-                    let where_ = format!(
-                        "{}/{}@{offset} (gtid {}, {}.{})",
-                        self.topic(),
-                        self.partition,
-                        ev.txn.gtid,
-                        ev.source.db,
-                        ev.source.table
-                    );
-                    classify_mysql(&where_, e)
-                })?;
+            let fail = |e: mysql_async::Error| {
+                let where_ = format!(
+                    "{}/{}@{offset} (gtid {}, {}.{})",
+                    self.topic(),
+                    self.partition,
+                    ev.txn.gtid,
+                    ev.source.db,
+                    ev.source.table
+                );
+                classify_mysql(&where_, *offset, e)
+            };
+            for stmt in statements(ev, pk) {
+                match stmt {
+                    Stmt::Exec(sql, params) => tx.exec_drop(sql, params).await.map_err(fail)?,
+                    Stmt::Upsert { update, insert } => {
+                        // Update by primary key; insert only if no row has
+                        // that key. A conflict on any other unique key then
+                        // fails loudly instead of rewriting an unrelated row
+                        // (the INSERT … ON DUPLICATE KEY UPDATE / REPLACE trap).
+                        tx.exec_drop(update.0, update.1).await.map_err(fail)?;
+                        if tx.affected_rows() == 0 {
+                            tx.exec_drop(insert.0, insert.1).await.map_err(fail)?;
+                        }
+                    }
+                }
             }
         }
         tx.exec_drop(
@@ -339,13 +445,18 @@ impl ApplyStream {
     }
 }
 
-fn classify_mysql(where_: &str, e: mysql_async::Error) -> ApplyError {
+fn classify_mysql(where_: &str, offset: i64, e: mysql_async::Error) -> ApplyError {
     match &e {
         // Deadlock, lock wait timeout: retry.
         mysql_async::Error::Server(se) if se.code == 1213 || se.code == 1205 => {
             ApplyError::Transient(format!("{where_}: {e}"))
         }
-        mysql_async::Error::Server(_) => ApplyError::Definite(format!("{where_}: {e}")),
+        // The destination refuses the change (missing column or table,
+        // constraint violation…): halt here, nothing after it is applied.
+        mysql_async::Error::Server(_) => ApplyError::Definite(format!(
+            "{where_}: {e}; the stream halts here — fix the destination, or skip this message \
+             with `revdoor stream skip --offset {offset}`"
+        )),
         _ => ApplyError::Transient(format!("{where_}: {e}")),
     }
 }
@@ -405,38 +516,66 @@ fn to_param(v: &ColumnValue) -> Value {
 /// The idempotent statements for one row change: `c`/`r`/`u` upsert the
 /// after image (deleting the before image first when the key changed),
 /// `d` deletes by key. Re-running them changes nothing.
-fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<(String, Vec<Value>)> {
+/// One statement to run for a row change.
+#[derive(Debug, PartialEq)]
+enum Stmt {
+    Exec(String, Vec<Value>),
+    /// `update` by primary key; `insert` if it matched no row.
+    Upsert {
+        update: (String, Vec<Value>),
+        insert: (String, Vec<Value>),
+    },
+}
+
+/// The idempotent statements for one row change: `c`/`r`/`u` upsert the
+/// after image (deleting the before image first when the key changed),
+/// `d` deletes by key. Re-running them changes nothing.
+fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<Stmt> {
     let table = format!(
         "{}.{}",
         quote_ident(&ev.source.db),
         quote_ident(&ev.source.table)
     );
-    let delete = |row: &Row| {
-        let cond: Vec<String> = pk
-            .iter()
+    let key_cond = || {
+        pk.iter()
             .map(|c| format!("{} = ?", quote_ident(c)))
-            .collect();
-        let params = pk
-            .iter()
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_params = |row: &Row| {
+        pk.iter()
             .map(|c| row.get(c).map(to_param).unwrap_or(Value::NULL))
-            .collect();
-        (
-            format!("DELETE FROM {table} WHERE {}", cond.join(" AND ")),
-            params,
+            .collect::<Vec<_>>()
+    };
+    let delete = |row: &Row| {
+        Stmt::Exec(
+            format!("DELETE FROM {table} WHERE {}", key_cond()),
+            key_params(row),
         )
     };
     let upsert = |row: &Row| {
         let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
-        let marks = vec!["?"; cols.len()].join(", ");
-        let updates: Vec<String> = cols.iter().map(|c| format!("{c} = VALUES({c})")).collect();
-        (
-            format!(
-                "INSERT INTO {table} ({}) VALUES ({marks}) ON DUPLICATE KEY UPDATE {}",
-                cols.join(", "),
-                updates.join(", ")
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
+        let mut update_params: Vec<Value> = row.values.iter().map(to_param).collect();
+        update_params.extend(key_params(row));
+        Stmt::Upsert {
+            update: (
+                format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    sets.join(", "),
+                    key_cond()
+                ),
+                update_params,
             ),
-            row.values.iter().map(to_param).collect(),
-        )
+            insert: (
+                format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.join(", "),
+                    vec!["?"; cols.len()].join(", ")
+                ),
+                row.values.iter().map(to_param).collect(),
+            ),
+        }
     };
     let key_of = |row: &Row| pk.iter().map(|c| row.get(c).cloned()).collect::<Vec<_>>();
     let mut out = Vec::new();
@@ -494,11 +633,25 @@ mod tests {
         let pk = vec!["id".to_string()];
         let s = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(2, "a"))), &pk);
         assert_eq!(s.len(), 2);
-        assert_eq!(s[0].0, "DELETE FROM `d`.`t` WHERE `id` = ?");
-        assert_eq!(s[0].1, vec![Value::Int(1)]);
-        assert!(s[1].0.starts_with(
-            "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?) ON DUPLICATE KEY UPDATE"
-        ));
+        assert_eq!(
+            s[0],
+            Stmt::Exec(
+                "DELETE FROM `d`.`t` WHERE `id` = ?".into(),
+                vec![Value::Int(1)]
+            )
+        );
+        let Stmt::Upsert { update, insert } = &s[1] else {
+            panic!("upsert expected: {s:?}")
+        };
+        assert_eq!(
+            update.0,
+            "UPDATE `d`.`t` SET `id` = ?, `name` = ? WHERE `id` = ?"
+        );
+        assert_eq!(
+            update.1,
+            vec![Value::Int(2), Value::Bytes(b"a".to_vec()), Value::Int(2)]
+        );
+        assert_eq!(insert.0, "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?)");
         let same_key = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))), &pk);
         assert_eq!(same_key.len(), 1);
     }
@@ -509,7 +662,7 @@ mod tests {
         let s = statements(&ev(Op::Delete, Some(row(7, "x")), None), &pk);
         assert_eq!(
             s,
-            vec![(
+            vec![Stmt::Exec(
                 "DELETE FROM `d`.`t` WHERE `id` = ?".to_string(),
                 vec![Value::Int(7)]
             )]

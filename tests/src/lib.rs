@@ -309,6 +309,16 @@ impl TestCtx {
         }
     }
 
+    /// Run a one-shot `revdoor <args>` command to completion.
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new(revdoor_bin())
+            .args(args)
+            .env("REVDOOR_KAFKA", &self.stack.kafka)
+            .env("REVDOOR_ETCD", &self.stack.etcd)
+            .output()
+            .unwrap_or_else(|e| panic!("run revdoor {args:?}: {e}"))
+    }
+
     /// An etcd client.
     pub async fn etcd(&self) -> etcd_client::Client {
         etcd_client::Client::connect([self.stack.etcd.as_str()], None)
