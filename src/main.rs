@@ -12,6 +12,7 @@ use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::publish::StreamId;
 use revdoor_capture::route::Router;
 use revdoor_capture::{Capture, CaptureConfig, CaptureError};
+use revdoor_coordinator::lock::LeaseLock;
 use revdoor_core::keyrange::KeyRange;
 use tokio_util::sync::CancellationToken;
 
@@ -161,17 +162,33 @@ struct ApplyArgs {
     /// Destination server URL, `mysql://user:password@host:port`.
     #[arg(long)]
     target: String,
-    /// Fencing token of this owner (etcd revision of its ownership key).
+    /// Fencing token of this owner when it does not `--own` the stream.
     #[arg(long, default_value_t = 1)]
     fence_token: u64,
+    /// Own the stream through an etcd lease: wait for the ownership key,
+    /// use its revision as the fence token, stop when the lease is lost.
+    #[arg(long)]
+    own: bool,
+    /// etcd endpoint (with `--own`).
+    #[arg(long, env = "REVDOOR_ETCD", default_value = "http://127.0.0.1:23791")]
+    etcd: String,
+    /// Root of revdoor's keys in etcd.
+    #[arg(long, default_value = "/revdoor/")]
+    etcd_prefix: String,
+    /// Lease TTL of the ownership key.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_ttl: Duration,
 }
 
 fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("REVDOOR_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colour only on a terminal: log files and pipes get plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if json {
         builder.json().init();
     } else {
@@ -230,6 +247,43 @@ pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String,
             _ => bail!("table '{t}' must be written as database.table"),
         })
         .collect()
+}
+
+/// Wait for and take the stream's ownership key in etcd; losing its lease
+/// cancels the stream.
+async fn take_ownership(
+    a: &ApplyArgs,
+    name: &str,
+    cancel: &CancellationToken,
+) -> anyhow::Result<LeaseLock> {
+    let client = etcd_client::Client::connect([a.etcd.as_str()], None)
+        .await
+        .with_context(|| format!("connect to etcd at {}", a.etcd))?;
+    let prefix = a.etcd_prefix.trim_end_matches('/');
+    let key = format!(
+        "{prefix}/workflows/{}/streams/{}/{}/apply-owner",
+        a.workflow, a.direction, a.partition
+    );
+    let holder = format!("apply pid {}", std::process::id());
+    tracing::info!(stream = name, key = %key, "waiting for stream ownership");
+    let lock = LeaseLock::acquire(
+        &client,
+        &key,
+        &holder,
+        a.lease_ttl,
+        Duration::from_secs(600),
+    )
+    .await
+    .with_context(|| format!("take ownership of {name}"))?;
+    tracing::info!(stream = name, fence_token = %lock.token(), "stream owned");
+    let (lost, c) = (lock.lost(), cancel.clone());
+    let stream = name.to_string();
+    tokio::spawn(async move {
+        lost.cancelled().await;
+        tracing::warn!(stream = %stream, "ownership lease lost: stopping");
+        c.cancel();
+    });
+    Ok(lock)
 }
 
 fn router(a: &CaptureArgs) -> anyhow::Result<Router> {
@@ -380,9 +434,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let cancel = shutdown_token();
             let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
-            with_retries(&name, &cancel, || stream.run(cancel.clone()))
-                .await
-                .with_context(|| format!("apply stream {name}"))
+            let mut stream = stream;
+            let lock = if a.own {
+                Some(take_ownership(&a, &name, &cancel).await?)
+            } else {
+                None
+            };
+            if let Some(lock) = &lock {
+                stream.fence_token = lock.token().get();
+            }
+            let result = with_retries(&name, &cancel, || stream.run(cancel.clone())).await;
+            if lock.as_ref().is_some_and(|l| l.lost().is_cancelled()) {
+                anyhow::bail!("apply stream {name}: fenced: lost the ownership lease; a newer owner may apply now");
+            }
+            if let Some(lock) = lock {
+                let _ = lock.release().await;
+            }
+            result.with_context(|| format!("apply stream {name}"))
         }
         Command::Stream {
             cmd:

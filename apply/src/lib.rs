@@ -263,7 +263,13 @@ impl ApplyStream {
         consumer
             .assign(&tpl)
             .map_err(|e| ApplyError::transient("assign partition", e))?;
-        tracing::info!(topic = %topic, partition = self.partition, from = last + 1, "apply starting");
+        let connection_id: Option<u64> = conn
+            .query_first("SELECT CONNECTION_ID()")
+            .await
+            .ok()
+            .flatten();
+        tracing::info!(topic = %topic, partition = self.partition, from = last + 1,
+            fence_token = self.fence_token, connection_id = connection_id.unwrap_or(0), "apply starting");
 
         let mut keys = KeyCache::default();
         let mut schemas = SchemaCache::default();

@@ -220,3 +220,174 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
     apply.stop(Duration::from_secs(20));
     capture.stop(Duration::from_secs(20));
 }
+
+/// The number after `field=` in a log line (plain-text logs).
+fn log_number(log: &str, field: &str) -> Option<u64> {
+    let at = log.find(&format!("{field}="))?;
+    log[at + field.len() + 1..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
+}
+
+/// Zombie (issue 4): an apply SIGSTOPped past its ownership lease is
+/// replaced; resumed, it commits nothing — proved by an audit trigger on the
+/// target that records which connection committed each write — and stops,
+/// fenced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_paused_apply_past_its_lease_commits_nothing_after_its_successor() {
+    let ctx = TestCtx::new("apply_zombie");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1, 2]).await;
+    let ddl = format!("CREATE TABLE {db}.t (id INT PRIMARY KEY, v INT NOT NULL)");
+    ctx.sql(1, &[&ddl]).await;
+    ctx.sql(
+        2,
+        &[
+            &ddl,
+            &format!("CREATE TABLE {db}.audit (id INT NOT NULL, conn BIGINT UNSIGNED NOT NULL)"),
+            &format!("CREATE TRIGGER {db}.audit_i AFTER INSERT ON {db}.t FOR EACH ROW INSERT INTO {db}.audit VALUES (NEW.id, CONNECTION_ID())"),
+            &format!("CREATE TRIGGER {db}.audit_u AFTER UPDATE ON {db}.t FOR EACH ROW INSERT INTO {db}.audit VALUES (NEW.id, CONNECTION_ID())"),
+        ],
+    )
+    .await;
+    let mut src = ctx.conn(1).await;
+    let start = gtid_pos(&mut src).await;
+    let _capture = ctx.spawn(
+        "capture",
+        &args(&ctx.capture_args(&ctx.revdoor_url(1), &format!("{db}.t"), &start)),
+    );
+    let mut own = ctx.apply_args(&ctx.revdoor_url(2));
+    own.extend(
+        [
+            "--own",
+            "--etcd-prefix",
+            &ctx.etcd_prefix,
+            "--lease-ttl",
+            "2s",
+        ]
+        .map(String::from),
+    );
+    let insert = |from: i32, to: i32| {
+        let db = db.clone();
+        move |mut c: mysql_async::Conn| async move {
+            for k in from..=to {
+                c.query_drop(format!("INSERT INTO {db}.t VALUES ({k}, {k})"))
+                    .await
+                    .expect("insert");
+            }
+            c
+        }
+    };
+    let wait_rows = |n: usize| {
+        let ctx = &ctx;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while ctx.rows(2, "t").await.len() < n {
+                assert!(Instant::now() < deadline, "never reached {n} rows");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+
+    let mut first = ctx.spawn("apply-first", &args(&own));
+    src = insert(1, 10)(src).await;
+    wait_rows(10).await;
+    let first_log = first.log_text();
+    let first_conn =
+        log_number(&first_log, "connection_id").expect("first apply logs its connection id");
+    let first_token = log_number(&first_log, "fence_token").expect("first apply logs its token");
+
+    // Paused past its lease: a successor takes the stream and applies.
+    first.signal("STOP");
+    let mut second = ctx.spawn("apply-second", &args(&own));
+    src = insert(11, 20)(src).await;
+    wait_rows(20).await;
+    let second_token =
+        log_number(&second.log_text(), "fence_token").expect("second apply logs its token");
+    assert!(
+        second_token > first_token,
+        "the successor's token {second_token} > {first_token}"
+    );
+
+    // The zombie wakes up while writes go on.
+    first.signal("CONT");
+    let _src = insert(21, 30)(src).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let code = loop {
+        if let Some(code) = first.exited() {
+            break code;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the zombie kept running:\n{}",
+            first.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_ne!(code, Some(0), "the zombie stops with an error");
+    assert!(
+        first.log_text().contains("fenced"),
+        "it says it was fenced:\n{}",
+        first.log_text()
+    );
+    wait_rows(30).await;
+    assert_eq!(
+        ctx.rows(2, "t").await,
+        ctx.rows(1, "t").await,
+        "the successor applied everything"
+    );
+
+    let mut dst = ctx.conn(2).await;
+    let zombie_writes: u64 = dst
+        .query_first(format!(
+            "SELECT COUNT(*) FROM {db}.audit WHERE conn = {first_conn} AND id > 10"
+        ))
+        .await
+        .expect("audit")
+        .unwrap_or(0);
+    assert_eq!(
+        zombie_writes, 0,
+        "the zombie committed nothing after its successor took over"
+    );
+    let stored: u64 = dst
+        .exec_first(
+            "SELECT fence_token FROM _revdoor.stream_state WHERE workflow = ? AND direction = 'forward'",
+            (&ctx.workflow,),
+        )
+        .await
+        .expect("state")
+        .expect("row");
+    assert_eq!(
+        stored, second_token,
+        "the checkpoint carries the successor's token"
+    );
+    assert!(
+        second.exited().is_none(),
+        "the successor keeps running:\n{}",
+        second.log_text()
+    );
+    second.stop(Duration::from_secs(20));
+
+    // The database fence on its own: an apply holding the predecessor's
+    // token (no lease to notice anything) is refused by the checkpoint row.
+    let mut stale_args = ctx.apply_args(&ctx.revdoor_url(2));
+    stale_args.extend(["--fence-token".to_string(), first_token.to_string()]);
+    let mut stale = ctx.spawn("apply-stale", &args(&stale_args));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stale.exited().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "a stale owner was not refused:\n{}",
+            stale.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        stale.log_text().contains("fenced by a newer owner"),
+        "{}",
+        stale.log_text()
+    );
+}
