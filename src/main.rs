@@ -102,7 +102,7 @@ struct CaptureArgs {
     #[arg(long, default_value = "forward")]
     direction: String,
     /// Origin shard name (key range), e.g. `-` or `-80`.
-    #[arg(long, default_value = "-")]
+    #[arg(long, default_value = "-", allow_hyphen_values = true)]
     shard: String,
     /// Source server URL, `mysql://user:password@host:port`.
     #[arg(long)]

@@ -97,7 +97,7 @@ fn start_or_reuse_stack() -> anyhow::Result<Stack> {
     }
     let script = repo_root().join("deploy/stack");
     let status = Command::new(&script)
-        .args(["up", "--mariadb", "3"])
+        .args(["up", "--mariadb", "5"])
         .stdout(Stdio::null())
         .status()
         .with_context(|| format!("run {}", script.display()))?;
