@@ -96,12 +96,12 @@ async fn unsharded_to_four_shards() {
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    for s in 0..4 {
+    for (s, range) in SHARDS.iter().enumerate() {
         let rows = ctx.rows(s + 2, "acct").await;
-        assert!(!rows.is_empty(), "shard {} holds rows", SHARDS[s]);
+        assert!(!rows.is_empty(), "shard {range} holds rows");
         for r in rows {
             let id: i64 = r[0].as_deref().and_then(|v| v.parse().ok()).expect("id");
-            assert_eq!(shard_of(id), s, "row {id} is on shard {}", SHARDS[s]);
+            assert_eq!(shard_of(id), s, "row {id} is on shard {range}");
         }
     }
     for p in &mut procs {
