@@ -407,6 +407,24 @@ impl Revdoor {
         self.child.try_wait().ok().flatten().map(|s| s.code())
     }
 
+    /// Wait up to `timeout` for the process to exit and return its exit
+    /// code (`None` if killed by a signal); panic with its log if it does not.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(code) = self.exited() {
+                return code;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit within {timeout:?}:\n{}",
+                self.name,
+                self.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// The process's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -315,18 +315,7 @@ async fn a_paused_apply_past_its_lease_commits_nothing_after_its_successor() {
     // The zombie wakes up while writes go on.
     first.signal("CONT");
     let _src = insert(21, 30)(src).await;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(code) = first.exited() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the zombie kept running:\n{}",
-            first.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code = first.wait_exit(Duration::from_secs(60)).await;
     assert_ne!(code, Some(0), "the zombie stops with an error");
     assert!(
         first.log_text().contains("fenced"),
@@ -376,15 +365,7 @@ async fn a_paused_apply_past_its_lease_commits_nothing_after_its_successor() {
     let mut stale_args = ctx.apply_args(&ctx.revdoor_url(2));
     stale_args.extend(["--fence-token".to_string(), first_token.to_string()]);
     let mut stale = ctx.spawn("apply-stale", &args(&stale_args));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while stale.exited().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "a stale owner was not refused:\n{}",
-            stale.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    stale.wait_exit(Duration::from_secs(30)).await;
     assert!(
         stale.log_text().contains("fenced by a newer owner"),
         "{}",

@@ -10,21 +10,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 use revdoor_tests::{args, gtid_pos, Revdoor, TestCtx};
 
-/// Wait until `apply` exits; return its log.
+/// Wait until `apply` exits (non-zero); return its log.
 async fn halted(apply: &mut Revdoor) -> String {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(code) = apply.exited() {
-            assert_ne!(code, Some(0), "a halted apply exits non-zero");
-            return apply.log_text();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "apply did not halt:\n{}",
-            apply.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let code = apply.wait_exit(Duration::from_secs(60)).await;
+    assert_ne!(code, Some(0), "a halted apply exits non-zero");
+    apply.log_text()
 }
 
 async fn wait_rows(ctx: &TestCtx, server: usize, n: usize) -> Vec<Vec<Option<String>>> {

@@ -118,15 +118,7 @@ async fn a_large_table_is_copied_under_writes_and_crashes() {
     }
 
     // The failpoint ends the first run; the second is SIGKILLed mid-copy.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while capture.exited().is_none() {
-        assert!(
-            Instant::now() < deadline,
-            "the failpoint never fired:\n{}",
-            capture.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    capture.wait_exit(Duration::from_secs(120)).await;
     assert!(
         capture
             .log_text()

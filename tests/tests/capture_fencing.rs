@@ -184,18 +184,7 @@ async fn a_purged_start_position_is_a_definite_error() {
         .collect::<Vec<_>>()
         .join(",");
     let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &stale)));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(code) = capture.exited() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "capture did not stop:\n{}",
-            capture.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code = capture.wait_exit(Duration::from_secs(60)).await;
     assert_ne!(code, Some(0));
     let log = capture.log_text();
     assert!(
@@ -335,18 +324,7 @@ async fn ddl_on_a_moved_table_follows_the_on_ddl_policy() {
             .await
             .unwrap_or_else(|e| panic!("{stmt}: {e}"));
     }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let code = loop {
-        if let Some(code) = capture.exited() {
-            break code;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "capture did not stop at the DDL:\n{}",
-            capture.log_text()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let code = capture.wait_exit(Duration::from_secs(60)).await;
     assert_ne!(code, Some(0));
     let log = capture.log_text();
     assert!(
