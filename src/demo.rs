@@ -121,6 +121,7 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
         on_ddl: Default::default(),
         copy: false,
         copy_chunk_rows: 5000,
+        progress: Default::default(),
     };
     let apply = ApplyStream {
         brokers: kafka.to_string(),
@@ -129,6 +130,7 @@ pub(crate) async fn run(kafka: &str, args: DemoArgs) -> anyhow::Result<()> {
         partition: 0,
         target: as_user(&dst_admin, &args.revdoor_user, &args.revdoor_password),
         fence_token: 1,
+        progress: Default::default(),
     };
     let cap_task = tokio::spawn(revdoor_capture::run(capture, cancel.clone()));
     let apply_cancel = cancel.clone();

@@ -1,6 +1,9 @@
 //! `revdoor` — one binary for operators: wiring and CLI only.
 
 mod demo;
+mod load;
+mod ops;
+mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -29,6 +32,22 @@ struct Cli {
         default_value = "127.0.0.1:29092"
     )]
     kafka: String,
+    /// etcd endpoint(s), comma-separated.
+    #[arg(
+        long,
+        global = true,
+        env = "REVDOOR_ETCD",
+        default_value = "http://127.0.0.1:23791"
+    )]
+    etcd: String,
+    /// Root of revdoor's keys in etcd.
+    #[arg(
+        long,
+        global = true,
+        env = "REVDOOR_ETCD_PREFIX",
+        default_value = "/revdoor/"
+    )]
+    etcd_prefix: String,
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
@@ -55,6 +74,56 @@ enum Command {
     },
     /// The README's main job: a migration stream on the local stack.
     Demo(demo::DemoArgs),
+    /// Register and show keyspaces (their shards).
+    Keyspace {
+        #[command(subcommand)]
+        cmd: ops::KeyspaceCmd,
+    },
+    /// Create, follow, switch, reverse, complete or cancel a workflow.
+    Workflow {
+        #[command(subcommand)]
+        cmd: ops::WorkflowCmd,
+    },
+    /// Where tables are served.
+    Routing {
+        #[command(subcommand)]
+        cmd: ops::RoutingCmd,
+    },
+    /// The leader-elected coordinator.
+    Coordinator {
+        #[command(subcommand)]
+        cmd: DaemonCmd,
+    },
+    /// A worker that runs the streams the coordinator assigns.
+    Worker {
+        #[command(subcommand)]
+        cmd: DaemonCmd,
+    },
+    /// Workloads for demos, tests and benchmarks.
+    #[command(hide = true)]
+    Load {
+        #[command(subcommand)]
+        cmd: LoadCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum DaemonCmd {
+    /// Run in the foreground until SIGTERM.
+    Run {
+        /// Unique name (default: host-pid).
+        #[arg(long)]
+        id: Option<String>,
+        /// Lease TTL: others take over this long after this process stops.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        lease_ttl: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+enum LoadCmd {
+    /// The bank workload (or its prober) following routing.
+    Bank(load::BankArgs),
 }
 
 #[derive(Subcommand)]
@@ -225,16 +294,7 @@ pub(crate) fn mysql_opts(url: &str) -> anyhow::Result<mysql_async::Opts> {
 
 /// A URL with its password replaced, for messages.
 pub(crate) fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
+    revdoor_coordinator::shard::redact(url)
 }
 
 pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String, String)>> {
@@ -357,11 +417,16 @@ fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig>
         on_ddl: a.on_ddl,
         copy: a.copy,
         copy_chunk_rows: a.copy_chunk_rows,
+        progress: Default::default(),
     })
 }
 
 /// Run a stream, retrying transient errors with capped backoff.
-async fn with_retries<F, Fut, E>(name: &str, cancel: &CancellationToken, mut f: F) -> Result<(), E>
+pub(crate) async fn with_retries<F, Fut, E>(
+    name: &str,
+    cancel: &CancellationToken,
+    mut f: F,
+) -> Result<(), E>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), E>>,
@@ -384,7 +449,7 @@ where
     }
 }
 
-trait Transient {
+pub(crate) trait Transient {
     fn transient(&self) -> bool;
 }
 impl Transient for CaptureError {
@@ -407,15 +472,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cancel = shutdown_token();
             let name = cfg.id.transactional_id();
             // Open (and fence earlier owners) once; retry only the streaming.
-            let capture = loop {
-                match Capture::open(cfg.clone()).await {
-                    Ok(c) => break c,
-                    Err(e) if e.is_transient() && !cancel.is_cancelled() => {
-                        tracing::warn!(stream = %name, error = %e, "open capture; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
-                    Err(e) => return Err(e).with_context(|| format!("open capture stream {name}")),
-                }
+            let Some(capture) = open_capture(cfg, &cancel).await? else {
+                return Ok(());
             };
             with_retries(&name, &cancel, || capture.stream(cancel.clone()))
                 .await
@@ -431,6 +489,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 partition: a.partition,
                 target: mysql_opts(&a.target)?,
                 fence_token: a.fence_token,
+                progress: Default::default(),
             };
             let cancel = shutdown_token();
             let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
@@ -487,6 +546,87 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Demo(args) => demo::run(&cli.kafka, args).await,
+        Command::Keyspace { cmd } => {
+            ops::keyspace(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
+        }
+        Command::Workflow { cmd } => {
+            ops::workflow(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
+        }
+        Command::Routing { cmd } => {
+            ops::routing(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
+        }
+        Command::Coordinator {
+            cmd: DaemonCmd::Run { id, lease_ttl },
+        } => {
+            let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            let cfg = revdoor_coordinator::leader::Config {
+                id: id.unwrap_or_else(|| default_id("coordinator")),
+                lease_ttl,
+                brokers: cli.kafka.clone(),
+            };
+            Box::pin(revdoor_coordinator::leader::run(reg, cfg, shutdown_token())).await?;
+            Ok(())
+        }
+        Command::Worker {
+            cmd: DaemonCmd::Run { id, lease_ttl },
+        } => {
+            let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            Box::pin(worker::run(
+                reg,
+                cli.kafka.clone(),
+                id.unwrap_or_else(|| default_id("worker")),
+                lease_ttl,
+                shutdown_token(),
+            ))
+            .await
+        }
+        Command::Load {
+            cmd: LoadCmd::Bank(a),
+        } => {
+            let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            let summary_path = a.summary.clone();
+            let s = load::run(reg, a, shutdown_token()).await?;
+            let text = serde_json::to_string(&s)?;
+            println!("{text}");
+            if let Some(p) = summary_path {
+                std::fs::write(&p, &text).with_context(|| format!("write {}", p.display()))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn registry(
+    etcd: &str,
+    prefix: &str,
+) -> anyhow::Result<revdoor_coordinator::registry::Registry> {
+    let prefix = revdoor_core::names::EtcdPrefix::new(prefix)
+        .map_err(|e| anyhow::anyhow!("--etcd-prefix: {e}"))?;
+    Ok(revdoor_coordinator::registry::Registry::connect(etcd, prefix).await?)
+}
+
+fn default_id(kind: &str) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{kind}-{}-{}", host.trim(), std::process::id())
+}
+
+/// Open a capture (fencing earlier owners), retrying transient errors;
+/// `None` when cancelled first.
+pub(crate) async fn open_capture(
+    cfg: CaptureConfig,
+    cancel: &CancellationToken,
+) -> anyhow::Result<Option<Capture>> {
+    let name = cfg.id.transactional_id();
+    loop {
+        match Capture::open(cfg.clone()).await {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
+                tracing::warn!(stream = %name, error = %e, "open capture; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(_) if cancel.is_cancelled() => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("open capture stream {name}")),
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub mod failpoints;
 pub mod schemas;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
@@ -33,6 +34,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::avro::single_object_fingerprint;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Heartbeat, Op, Row, HEARTBEAT_HEADER};
+use revdoor_core::progress::Progress;
 use revdoor_core::registry::SCHEMAS_TOPIC;
 use schemas::SchemaCache;
 use tokio_util::sync::CancellationToken;
@@ -169,6 +171,8 @@ pub struct ApplyStream {
     pub target: Opts,
     /// The owner's fencing token (etcd revision of its ownership key).
     pub fence_token: u64,
+    /// Live progress, for status reports.
+    pub progress: Arc<Progress>,
 }
 
 impl ApplyStream {
@@ -185,12 +189,18 @@ impl ApplyStream {
         // are the bytes as stored on the source, in the column's own
         // character set: a binary connection stores them unconverted and
         // compares keys byte for byte.
+        // READ COMMITTED: an upsert's UPDATE of a key not there yet takes
+        // no gap lock, so streams applying disjoint keys into one server
+        // (N → M) do not deadlock each other.
         conn.query_drop(
             "SET NAMES binary, SESSION time_zone = '+00:00', \
              sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
         )
         .await
         .map_err(|e| ApplyError::transient("set apply session", e))?;
+        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            .await
+            .map_err(|e| ApplyError::transient("set apply isolation", e))?;
         for ddl in STREAM_STATE_DDL {
             conn.query_drop(ddl)
                 .await
@@ -289,7 +299,7 @@ impl ApplyStream {
             };
             let msg = match msg {
                 None => {
-                    self.apply_group(&mut conn, &mut keys, &group[..complete])
+                    self.apply_group(&mut conn, &mut keys, &group[..complete], None)
                         .await?;
                     group.drain(..complete);
                     complete = 0;
@@ -307,11 +317,23 @@ impl ApplyStream {
             let payload = msg.payload().unwrap_or_default();
             if is_heartbeat(&msg) {
                 if complete == group.len() {
-                    // Nothing pending: we have applied all the source had
-                    // committed when capture sent this.
+                    // No transaction half-arrived: once the complete ones
+                    // are applied we hold everything the source had
+                    // committed up to the heartbeat's position; checkpoint
+                    // that position (a switch waits for it).
                     if let Ok(hb) = serde_json::from_slice::<Heartbeat>(payload) {
                         let now = now_ms();
                         tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
+                        self.apply_group(
+                            &mut conn,
+                            &mut keys,
+                            &group[..complete],
+                            Some((offset, &hb)),
+                        )
+                        .await?;
+                        group.clear();
+                        complete = 0;
+                        txns_in_group = 0;
                     }
                 }
                 continue;
@@ -360,7 +382,7 @@ impl ApplyStream {
                 complete = group.len();
                 txns_in_group += 1;
                 if txns_in_group >= GROUP_MAX_TXNS || complete >= GROUP_MAX_EVENTS {
-                    self.apply_group(&mut conn, &mut keys, &group[..complete])
+                    self.apply_group(&mut conn, &mut keys, &group[..complete], None)
                         .await?;
                     group.drain(..complete);
                     complete = 0;
@@ -377,9 +399,17 @@ impl ApplyStream {
         conn: &mut Conn,
         keys: &mut KeyCache,
         events: &[(i64, ChangeEvent)],
+        heartbeat: Option<(i64, &Heartbeat)>,
     ) -> Result<(), ApplyError> {
-        let Some((last_offset, last_ev)) = events.last() else {
-            return Ok(());
+        let (last_offset, last_gtid, source_ts_ms) = match (heartbeat, events.last()) {
+            (Some((offset, hb)), _) => (offset, hb.position.as_str(), hb.heartbeat_ms),
+            (None, Some((offset, ev))) => (
+                *offset,
+                ev.txn.gtid.as_str(),
+                // Capture time, bounded by the source's commit second.
+                ev.ts_ms.min(u64::from(ev.source.ts_sec) * 1000 + 999),
+            ),
+            (None, None) => return Ok(()),
         };
         for (_, ev) in events {
             keys.ensure(conn, &ev.source.db, &ev.source.table).await?;
@@ -423,7 +453,7 @@ impl ApplyStream {
              AND fence_token <= ?",
             (
                 last_offset,
-                &last_ev.txn.gtid,
+                last_gtid,
                 self.fence_token,
                 &self.workflow,
                 &self.direction,
@@ -447,6 +477,11 @@ impl ApplyStream {
             .await
             .map_err(|e| ApplyError::transient("commit", e))?;
         fail::fail_point!(failpoints::AFTER_COMMIT_BEFORE_ACK);
+        self.progress.update(|p| {
+            p.position = last_gtid.to_string();
+            p.events += events.len() as u64;
+            p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
+        });
         Ok(())
     }
 }

@@ -60,6 +60,12 @@ pub struct LoopFilter {
 const STATE_DB: &str = "_revdoor";
 const STATE_TABLE: &str = "stream_state";
 const WATERMARK_TABLE: &str = "watermarks";
+/// Fence rows (`_revdoor.fences`): a transaction that changes them is a
+/// switch's fence or unfence, after which capture flushes at once and sends
+/// a heartbeat carrying its position on every partition, so the switch sees
+/// the fenced side's final position applied without waiting for the next
+/// idle heartbeat.
+const FENCES_TABLE: &str = "fences";
 
 /// One row change inside a source transaction, before encoding.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,6 +92,9 @@ pub struct SourceTxn {
     pub ddl: Option<Ddl>,
     /// A copy watermark of this stream written by this transaction.
     pub watermark: Option<Watermark>,
+    /// It changed `_revdoor.fences` (a switch fenced or unfenced this
+    /// server): publish and heartbeat right after it.
+    pub marker: bool,
 }
 
 /// A DBLog watermark row (`_revdoor.watermarks`) seen in the binlog.
@@ -339,6 +348,7 @@ impl<'a> Framer<'a> {
                 looped: false,
                 ddl: None,
                 watermark: None,
+                marker: false,
             });
             return Ok(None);
         }
@@ -411,6 +421,12 @@ impl<'a> Framer<'a> {
         if key.0 == STATE_DB && key.1 == WATERMARK_TABLE {
             let tme = tme.clone();
             return self.check_watermark(rows, &tme);
+        }
+        if key.0 == STATE_DB && key.1 == FENCES_TABLE {
+            if let Some(txn) = self.current.as_mut() {
+                txn.marker = true;
+            }
+            return Ok(());
         }
         if !self.tables.contains(&key) {
             return Ok(());

@@ -21,7 +21,11 @@ pub mod route;
 pub mod schema;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use revdoor_core::progress::Progress;
 
 use revdoor_core::gtid::{MariadbGtid, MariadbGtidList};
 use tokio::sync::mpsc;
@@ -93,6 +97,8 @@ pub struct CaptureConfig {
     pub copy: bool,
     /// Rows per copy chunk.
     pub copy_chunk_rows: usize,
+    /// Live progress, for status reports.
+    pub progress: Arc<Progress>,
 }
 
 /// Run one capture stream until `cancel` fires or a non-retryable error.
@@ -143,7 +149,17 @@ async fn stream(
         None => cfg.copy.then(CopyState::default),
     };
     let start = match checkpoint.map(|c| c.position) {
-        Some(p) => p,
+        // A switch recorded a later position to resume from: everything
+        // between was the other direction's apply (dropped by the loop
+        // filter) while this side was fenced.
+        Some(p) => match &cfg.start_position {
+            Some(s) if s != &p && position_includes(s, &p) => {
+                tracing::info!(stream = %cfg.id.transactional_id(), checkpoint = %p, resume = %s,
+                    "skipping ahead to the position recorded by the last switch");
+                s.clone()
+            }
+            _ => p,
+        },
         None => match &cfg.start_position {
             Some(p) => p.clone(),
             None => {
@@ -169,6 +185,11 @@ async fn stream(
         }
     }
     let copying = copy_state.as_ref().is_some_and(|c| !c.done());
+    if copying {
+        let total = estimate_rows(cfg).await;
+        cfg.progress.update(|p| p.copy_total = total);
+    }
+    report_copy(&cfg.progress, copy_state.as_ref());
     let first_seq = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as u64)
@@ -213,7 +234,7 @@ async fn stream(
             _ = cancel.cancelled() => break,
             res = &mut reader_task => {
                 // Publish what was framed before the reader stopped.
-                flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
+                flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
                 return match res {
                     Ok(r) => r,
                     Err(e) => Err(CaptureError::Transient(format!("binlog reader task: {e}"))),
@@ -222,9 +243,16 @@ async fn stream(
             Some(item) = rx.recv(), if can_accept => match item {
                 BinlogItem::Txn(txn) if txn.ddl.is_some() => {
                     // Everything before the DDL is published first.
-                    flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
+                    flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
                     on_ddl(cfg, &mut codecs, &txn).await?;
                     batch.push(txn);
+                }
+                BinlogItem::Txn(txn) if txn.marker => {
+                    batch.push(txn);
+                    flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
+                    let cp = Checkpoint { position: position.to_string(), copy: copy_state.clone() };
+                    publisher.publish_heartbeat(&cp.position, &cp.to_text()).await?;
+                    cfg.progress.update(|p| { p.position = cp.position.clone(); p.source_ts_ms = now_ms(); });
                 }
                 BinlogItem::Txn(txn) => {
                     if let Some(w) = window.as_mut() {
@@ -248,6 +276,7 @@ async fn stream(
                             let (txn, kept) = w.chunk_txn(&codecs, chunk, gtid, copy_state.as_mut());
                             tracing::debug!(rows = kept, "copy chunk published at its high watermark");
                             batch.push(txn);
+                            report_copy(&cfg.progress, copy_state.as_ref());
                             if copy_state.as_ref().is_some_and(CopyState::done) {
                                 tracing::info!(stream = %cfg.id.transactional_id(), "copy phase complete");
                             }
@@ -262,12 +291,13 @@ async fn stream(
                     if batch.is_empty() {
                         let cp = Checkpoint { position: position.to_string(), copy: copy_state.clone() };
                         publisher.publish_heartbeat(&cp.position, &cp.to_text()).await?;
+                        cfg.progress.update(|p| { p.position = cp.position.clone(); p.source_ts_ms = now_ms(); });
                     } else {
-                        flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?;
+                        flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
                     }
                 }
             },
-            _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref()).await?,
+            _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?,
         }
         if batch.len() >= cfg.batch_max_txns {
             flush(
@@ -276,6 +306,7 @@ async fn stream(
                 &mut batch,
                 &mut position,
                 copy_state.as_ref(),
+                &cfg.progress,
             )
             .await?;
         }
@@ -292,6 +323,7 @@ async fn stream(
         &mut batch,
         &mut position,
         copy_state.as_ref(),
+        &cfg.progress,
     )
     .await?;
     reader_task.abort();
@@ -403,6 +435,7 @@ impl Window {
                 looped: false,
                 ddl: None,
                 watermark: None,
+                marker: false,
             },
             kept,
         )
@@ -500,10 +533,17 @@ async fn flush(
     batch: &mut Vec<SourceTxn>,
     position: &mut MariadbGtidList,
     copy: Option<&CopyState>,
+    progress: &Progress,
 ) -> Result<(), CaptureError> {
     if batch.is_empty() {
         return Ok(());
     }
+    let newest_ts = batch
+        .iter()
+        .map(|t| u64::from(t.timestamp))
+        .max()
+        .unwrap_or(0)
+        * 1000;
     let mut next = position.clone();
     for t in batch.iter() {
         let g = MariadbGtid::from_str(&t.gtid).map_err(|e| {
@@ -519,7 +559,56 @@ async fn flush(
         .publish(batch, &checkpoint.to_text(), codecs)
         .await?;
     tracing::debug!(txns = batch.len(), events = sent, position = %next, "published");
+    progress.update(|p| {
+        p.position = next.to_string();
+        p.events += sent as u64;
+        p.source_ts_ms = p.source_ts_ms.max(newest_ts);
+    });
     *position = next;
     batch.clear();
     Ok(())
+}
+
+/// Whether GTID position `a` includes position `b` (both MariaDB lists).
+fn position_includes(a: &str, b: &str) -> bool {
+    match (MariadbGtidList::from_str(a), MariadbGtidList::from_str(b)) {
+        (Ok(a), Ok(b)) => a.includes(&b),
+        _ => false,
+    }
+}
+
+fn report_copy(progress: &Progress, copy: Option<&CopyState>) {
+    progress.update(|p| match copy {
+        Some(c) => {
+            p.copy_rows = c.tables.values().map(|t| t.rows).sum();
+            p.copy_done = c.done();
+        }
+        None => p.copy_done = true,
+    });
+}
+
+/// The captured tables' row count estimate (`information_schema`), for
+/// copy progress; 0 when unknown.
+async fn estimate_rows(cfg: &CaptureConfig) -> u64 {
+    let Ok(mut conn) = mysql_async::Conn::new(cfg.reader.opts.clone()).await else {
+        return 0;
+    };
+    let mut total = 0u64;
+    for (db, table) in &cfg.reader.tables {
+        let n: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .ok()
+            .flatten();
+        total += n.flatten().unwrap_or(0);
+    }
+    let _ = conn.disconnect().await;
+    total
+}
+
+fn now_ms() -> u64 {
+    revdoor_core::workflow::now_ms()
 }

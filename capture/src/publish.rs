@@ -196,12 +196,24 @@ pub struct Publisher {
 impl Publisher {
     /// Create the producer and fence any previous owner of the stream.
     pub async fn new(brokers: &str, id: StreamId, router: Router) -> Result<Self, CaptureError> {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        let mut config = ClientConfig::new();
+        // librdkafka's own debug contexts (e.g. `eos,broker`), for diagnosis.
+        if let Ok(debug) = std::env::var("REVDOOR_KAFKA_DEBUG") {
+            config.set("debug", debug);
+        }
+        let producer: ThreadedProducer<DefaultProducerContext> = config
             .set("bootstrap.servers", brokers)
             .set("transactional.id", id.transactional_id())
             .set("enable.idempotence", "true")
             .set("transaction.timeout.ms", "60000")
             .set("linger.ms", "5")
+            // After a commit the broker writes the transaction markers;
+            // the next transaction's AddPartitionsToTxn meanwhile gets
+            // CONCURRENT_TRANSACTIONS and is retried after this backoff
+            // (librdkafka's default of 100 ms put a floor of ~100 ms under
+            // every commit, hence under replication lag and switch windows).
+            .set("retry.backoff.ms", "5")
+            .set("retry.backoff.max.ms", "100")
             .set("compression.type", "lz4")
             .set("message.max.bytes", "16000000")
             .create()
@@ -221,8 +233,6 @@ impl Publisher {
         })
     }
 
-    /// Publish a batch of source transactions and the checkpoint `position`
-    /// in one Kafka transaction. Transactions without changes are dropped.
     /// Publish a batch of source transactions and the checkpoint `position`
     /// in one Kafka transaction, encoding each row change with its table's
     /// codec; a schema this producer has not published yet goes to
@@ -376,7 +386,7 @@ impl Publisher {
         )
         .await?;
         let p = Arc::clone(&self.producer);
-        match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
+        match blocking(move || commit(&p)).await {
             Ok(()) => {
                 self.mark_published(&new_schemas);
                 fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);
@@ -451,7 +461,14 @@ impl Publisher {
         )
         .await?;
         let p = Arc::clone(&self.producer);
-        match blocking(move || p.commit_transaction(TXN_TIMEOUT)).await {
+        let t = std::time::Instant::now();
+        let r = blocking(move || commit(&p)).await;
+        tracing::debug!(
+            commit_ms = t.elapsed().as_millis() as u64,
+            total_ms = now_ms_since(now_ms),
+            "heartbeat committed"
+        );
+        match r {
             Ok(()) => Ok(()),
             Err(e) => {
                 let err = classify_kafka("commit heartbeat", e);
@@ -501,6 +518,28 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Commit the open transaction. rdkafka's `commit_transaction` flushes
+/// first by polling for delivery events in 100 ms slices — events the
+/// threaded producer's own poll thread usually takes first, so every commit
+/// waited a whole slice. Waiting for the in-flight count to reach zero (the
+/// poll thread serves the delivery events at once) makes that flush return
+/// immediately.
+fn commit(p: &ThreadedProducer<DefaultProducerContext>) -> Result<(), KafkaError> {
+    let deadline = std::time::Instant::now() + TXN_TIMEOUT;
+    while p.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    p.commit_transaction(TXN_TIMEOUT)
+}
+
+fn now_ms_since(start_ms: u64) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    now.saturating_sub(start_ms)
 }
 
 async fn blocking<F>(f: F) -> Result<(), KafkaError>

@@ -24,7 +24,7 @@ use std::collections::HashMap;
 
 use revdoor_core::avro::{self, EventCodec};
 use revdoor_core::event::{ColumnValue, Row};
-use revdoor_core::keyrange::{check_partition, KeyRange};
+use revdoor_core::keyrange::KeyRange;
 use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_core::sqltype::SqlType;
 
@@ -57,9 +57,17 @@ impl Router {
         routes: Vec<(KeyRange, i32)>,
         sharding_keys: HashMap<(String, String), Vec<String>>,
     ) -> Result<Self, CaptureError> {
-        let ranges: Vec<KeyRange> = routes.iter().map(|(r, _)| *r).collect();
-        check_partition(&ranges)
-            .map_err(|e| CaptureError::Definite(format!("destination shards: {e}")))?;
+        // An origin shard of a sharded keyspace routes only to the
+        // destination shards its range overlaps (DESIGN §2): the routes need
+        // not cover the keyspace, but they must not overlap. A row outside
+        // every route is on the wrong origin shard and halts the stream.
+        for (i, (a, _)) in routes.iter().enumerate() {
+            if let Some((b, _)) = routes[i + 1..].iter().find(|(b, _)| a.overlaps(b)) {
+                return Err(CaptureError::Definite(format!(
+                    "destination shards {a} and {b} overlap"
+                )));
+            }
+        }
         Ok(Router {
             routes,
             single: 0,

@@ -1,7 +1,42 @@
 //! Coordinator: the workflow registry and state machine in etcd, leader
 //! election, stream assignment and the fenced cutover (DESIGN §6).
 //!
-//! So far: [`lock::LeaseLock`], the lease-backed lock with fencing tokens that
-//! leader election, stream ownership and the workflow lock are built on.
+//! - [`lock::LeaseLock`]: lease-backed locks with fencing tokens (leader
+//!   election, stream ownership).
+//! - [`registry`]: the JSON records under the etcd prefix; leader writes are
+//!   guarded by the leader key.
+//! - [`create`]: `keyspace add`, `workflow create` (validation first).
+//! - [`leader`]: `coordinator run` — election, the workflow loop, stream
+//!   assignment to workers.
+//! - [`switch`]: switch-traffic / reverse-traffic / complete / cancel,
+//!   journaled step by step.
+//! - [`shard`]: fences, positions and tables on the servers.
 
+pub mod create;
+pub mod leader;
 pub mod lock;
+pub mod registry;
+pub mod shard;
+pub mod switch;
+
+/// What can stop a coordinator operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is refused for the reason given; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
+    #[error("etcd: {0}")]
+    Etcd(String),
+    #[error("{0}")]
+    Sql(String),
+    #[error("Kafka: {0}")]
+    Kafka(String),
+    #[error("{0}")]
+    Timeout(String),
+    /// Leadership is gone: another coordinator leads; this one wrote nothing.
+    #[error("no longer the leader: another coordinator took over")]
+    Deposed,
+    /// A guarded write found the record changed under it.
+    #[error("record changed concurrently")]
+    Conflict,
+}

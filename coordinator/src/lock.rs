@@ -144,6 +144,11 @@ impl LeaseLock {
         self.token
     }
 
+    /// The lease the key lives under (other keys may share it).
+    pub fn lease_id(&self) -> i64 {
+        self.lease_id
+    }
+
     /// The lock's key.
     pub fn key(&self) -> &str {
         &self.key

@@ -9,5 +9,7 @@ pub mod gtid;
 pub mod keyrange;
 pub mod keyspace_id;
 pub mod names;
+pub mod progress;
 pub mod registry;
 pub mod sqltype;
+pub mod workflow;

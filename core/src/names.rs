@@ -21,7 +21,11 @@
 //! <root>keyspaces/<keyspace>
 //! <root>workflows/<workflow>/spec
 //! <root>workflows/<workflow>/state
-//! <root>workflows/<workflow>/streams/<direction>/<partition>
+//! <root>workflows/<workflow>/request           the pending operator request
+//! <root>workflows/<workflow>/streams/<stream>   stream spec, e.g. forward.capture.-80
+//! <root>workflows/<workflow>/owners/<stream>    ownership (leased; revision = fence token)
+//! <root>workflows/<workflow>/status/<stream>    worker's report (leased)
+//! <root>assignments/<worker>/<workflow>/<stream>
 //! <root>workflows/<workflow>/journal/<n>      n zero-padded to 20 digits
 //! <root>leader
 //! <root>workers/<id>
@@ -290,16 +294,34 @@ impl EtcdPrefix {
         self.key(format_args!("workflows/{workflow}/state"))
     }
 
-    /// Prefix of a workflow's stream keys in one direction.
-    pub fn streams(&self, workflow: &WorkflowName, direction: Direction) -> String {
-        self.key(format_args!("workflows/{workflow}/streams/{direction}/"))
+    /// Prefix of a workflow's stream specs.
+    pub fn streams(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/streams/"))
     }
 
-    /// One stream: the topic partition it writes to.
-    pub fn stream(&self, workflow: &WorkflowName, direction: Direction, partition: u32) -> String {
-        self.key(format_args!(
-            "workflows/{workflow}/streams/{direction}/{partition}"
-        ))
+    /// One stream's spec; `id` as `forward.capture.-80`, `reverse.apply.3`.
+    pub fn stream(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/streams/{id}"))
+    }
+
+    /// A stream's ownership key (leased; its revision is the fence token).
+    pub fn stream_owner(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/owners/{id}"))
+    }
+
+    /// Prefix of a workflow's stream status reports.
+    pub fn statuses(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/status/"))
+    }
+
+    /// A stream's status report (written by the worker running it, leased).
+    pub fn status(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/status/{id}"))
+    }
+
+    /// The operator request waiting for the coordinator.
+    pub fn request(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/request"))
     }
 
     /// Prefix of a workflow's switch journal.
@@ -326,6 +348,21 @@ impl EtcdPrefix {
     /// A worker's registration (leased).
     pub fn worker(&self, id: &str) -> String {
         self.key(format_args!("workers/{id}"))
+    }
+
+    /// Prefix of the streams assigned to a worker.
+    pub fn assignments(&self, worker: &str) -> String {
+        self.key(format_args!("assignments/{worker}/"))
+    }
+
+    /// Prefix of every assignment.
+    pub fn all_assignments(&self) -> String {
+        self.key(format_args!("assignments/"))
+    }
+
+    /// Stream `id` of `workflow` assigned to `worker`.
+    pub fn assignment(&self, worker: &str, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("assignments/{worker}/{workflow}/{id}"))
     }
 
     /// A named lock.
@@ -469,13 +506,23 @@ mod tests {
         assert_eq!(p.workflow(&w), "/revdoor/workflows/wf/");
         assert_eq!(p.workflow_spec(&w), "/revdoor/workflows/wf/spec");
         assert_eq!(p.workflow_state(&w), "/revdoor/workflows/wf/state");
+        assert_eq!(p.streams(&w), "/revdoor/workflows/wf/streams/");
         assert_eq!(
-            p.streams(&w, Direction::Forward),
-            "/revdoor/workflows/wf/streams/forward/"
+            p.stream(&w, "reverse.apply.3"),
+            "/revdoor/workflows/wf/streams/reverse.apply.3"
         );
         assert_eq!(
-            p.stream(&w, Direction::Reverse, 3),
-            "/revdoor/workflows/wf/streams/reverse/3"
+            p.stream_owner(&w, "forward.capture.-80"),
+            "/revdoor/workflows/wf/owners/forward.capture.-80"
+        );
+        assert_eq!(
+            p.status(&w, "forward.apply.0"),
+            "/revdoor/workflows/wf/status/forward.apply.0"
+        );
+        assert_eq!(p.request(&w), "/revdoor/workflows/wf/request");
+        assert_eq!(
+            p.assignment("w-1", &w, "forward.apply.0"),
+            "/revdoor/assignments/w-1/wf/forward.apply.0"
         );
         assert_eq!(p.journal(&w), "/revdoor/workflows/wf/journal/");
         assert_eq!(
@@ -516,10 +563,10 @@ mod tests {
             (p.keyspaces(), p.keyspace(&k)),
             (p.workflow(&w), p.workflow_spec(&w)),
             (p.workflow(&w), p.workflow_state(&w)),
-            (
-                p.streams(&w, Direction::Forward),
-                p.stream(&w, Direction::Forward, 0),
-            ),
+            (p.streams(&w), p.stream(&w, "forward.apply.0")),
+            (p.statuses(&w), p.status(&w, "forward.apply.0")),
+            (p.assignments("x"), p.assignment("x", &w, "forward.apply.0")),
+            (p.all_assignments(), p.assignments("x")),
             (p.journal(&w), p.journal_entry(&w, u64::MAX)),
             (p.workers(), p.worker("x")),
             (p.routing_rules(&k), p.routing(&k, "t")),

@@ -1,0 +1,309 @@
+//! `keyspace add` and `workflow create`: validate everything first, then
+//! prepare the servers and write the registry (DESIGN §6, §8).
+
+use std::collections::BTreeMap;
+
+use revdoor_capture::binlog::BinlogReader;
+use revdoor_capture::schema;
+use revdoor_core::avro::EventCodec;
+use revdoor_core::keyrange::{check_partition, KeyRange};
+use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
+use revdoor_core::workflow::{
+    now_ms, plan_streams, KeyspaceSpec, Phase, RoutingRule, ShardSpec, StreamKind, WorkflowSpec,
+    WorkflowState,
+};
+
+use crate::registry::Registry;
+use crate::shard::{self, redact};
+use crate::Error;
+
+/// Register a keyspace. Its shards must cover the key space without gaps
+/// or overlaps, and each must be reachable.
+pub async fn add_keyspace(
+    reg: &Registry,
+    name: &str,
+    shards: Vec<(KeyRange, String)>,
+) -> Result<KeyspaceSpec, Error> {
+    let ks: KeyspaceName = name.parse().map_err(|e| Error::Refused(format!("{e}")))?;
+    if shards.is_empty() {
+        return Err(Error::Refused(format!(
+            "keyspace {ks} needs at least one --shard <range>=<mysql-url> (`-` for unsharded)"
+        )));
+    }
+    let ranges: Vec<KeyRange> = shards.iter().map(|(r, _)| *r).collect();
+    check_partition(&ranges).map_err(|e| Error::Refused(format!("keyspace {ks}: {e}")))?;
+    for (range, url) in &shards {
+        let mut conn = shard::connect(url)
+            .await
+            .map_err(|e| Error::Refused(format!("keyspace {ks} shard {range}: {e}")))?;
+        let _ = shard::position(&mut conn, url).await?;
+        let _ = conn.disconnect().await;
+    }
+    let spec = KeyspaceSpec {
+        name: ks.to_string(),
+        shards: shards
+            .into_iter()
+            .map(|(range, url)| ShardSpec { range, url })
+            .collect(),
+    };
+    let key = reg.prefix.keyspace(&ks);
+    if !reg
+        .create(
+            std::slice::from_ref(&key),
+            vec![Registry::op_put(&key, &spec)],
+        )
+        .await?
+    {
+        return Err(Error::Refused(format!("keyspace {ks} already exists")));
+    }
+    Ok(spec)
+}
+
+/// Read a keyspace or say it is unknown.
+pub async fn keyspace(reg: &Registry, name: &str) -> Result<KeyspaceSpec, Error> {
+    let ks: KeyspaceName = name.parse().map_err(|e| Error::Refused(format!("{e}")))?;
+    reg.value(&reg.prefix.keyspace(&ks)).await?.ok_or_else(|| {
+        Error::Refused(format!(
+            "unknown keyspace {ks}: register it with `revdoor keyspace add {ks} --shard <range>=<mysql-url>`"
+        ))
+    })
+}
+
+/// What `workflow create` is asked.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    pub name: String,
+    pub source: String,
+    pub target: String,
+    pub tables: Vec<String>,
+    /// `db.table` → columns.
+    pub sharding_keys: BTreeMap<String, Vec<String>>,
+    pub on_ddl: String,
+}
+
+fn split_table(t: &str) -> Result<(String, String), Error> {
+    match t.split_once('.') {
+        Some((d, n)) if !d.is_empty() && !n.is_empty() => Ok((d.to_string(), n.to_string())),
+        _ => Err(Error::Refused(format!(
+            "table '{t}' must be written as database.table"
+        ))),
+    }
+}
+
+fn refused(where_: String) -> impl FnOnce(revdoor_capture::CaptureError) -> Error {
+    move |e| Error::Refused(format!("{where_}: {e}"))
+}
+
+/// Validate, create the target tables where absent, install the fences
+/// (source open, target fenced), and register the workflow with its forward
+/// streams (copy first). Nothing is written to etcd unless every check
+/// passed; the server-side preparation is idempotent.
+pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<WorkflowSpec, Error> {
+    let wf: WorkflowName = req
+        .name
+        .parse()
+        .map_err(|e| Error::Refused(format!("{e}")))?;
+    if !matches!(req.on_ddl.as_str(), "stop" | "ignore") {
+        return Err(Error::Refused(format!(
+            "--on-ddl {}: revdoor supports `stop` (halt the stream before the DDL) and `ignore` \
+             (reload the definition and go on); `exec` (replaying DDL on the target) is not built yet",
+            req.on_ddl
+        )));
+    }
+    if reg
+        .get::<serde_json::Value>(&reg.prefix.workflow_spec(&wf))
+        .await?
+        .is_some()
+    {
+        return Err(Error::Refused(format!(
+            "workflow {wf} already exists (see `revdoor workflow status {wf}`)"
+        )));
+    }
+    let source = keyspace(reg, &req.source).await?;
+    let target = keyspace(reg, &req.target).await?;
+    if source.name == target.name {
+        return Err(Error::Refused(
+            "--source and --target are the same keyspace".into(),
+        ));
+    }
+    if req.tables.is_empty() {
+        return Err(Error::Refused("--tables is empty".into()));
+    }
+    let mut tables: Vec<String> = req.tables.clone();
+    tables.sort();
+    tables.dedup();
+    let pairs: Vec<(String, String)> = tables
+        .iter()
+        .map(|t| split_table(t))
+        .collect::<Result<_, _>>()?;
+    for k in req.sharding_keys.keys() {
+        if !tables.contains(k) {
+            return Err(Error::Refused(format!(
+                "--sharding-key names {k}, which is not in --tables"
+            )));
+        }
+    }
+
+    // Source shards: binlog settings, privileges, every table loadable
+    // (exists, has a primary key, types carried), sharding keys exist.
+    let mut create_ddl: BTreeMap<String, String> = BTreeMap::new();
+    for s in &source.shards {
+        let at = format!(
+            "source keyspace {} shard {} ({})",
+            source.name,
+            s.range,
+            redact(&s.url)
+        );
+        let mut conn = shard::connect(&s.url)
+            .await
+            .map_err(|e| Error::Refused(format!("{at}: {e}")))?;
+        BinlogReader::preflight(&mut conn)
+            .await
+            .map_err(refused(at.clone()))?;
+        schema::check_privileges(&mut conn)
+            .await
+            .map_err(refused(at.clone()))?;
+        for ((db, t), name) in pairs.iter().zip(&tables) {
+            let def = schema::load_table_schema(&mut conn, db, t)
+                .await
+                .map_err(refused(at.clone()))?;
+            EventCodec::new(def.clone())
+                .map_err(|e| Error::Refused(format!("{at}: table {name}: {e}")))?;
+            if let Some(cols) = req.sharding_keys.get(name) {
+                for c in cols {
+                    if def.column(c).is_none() {
+                        return Err(Error::Refused(format!(
+                            "--sharding-key {name}={}: {name} has no column {c}",
+                            cols.join("+")
+                        )));
+                    }
+                }
+            }
+            if !create_ddl.contains_key(name) {
+                if let Some(ddl) = shard::show_create(&mut conn, &s.url, db, t).await? {
+                    create_ddl.insert(name.clone(), ddl);
+                }
+            }
+        }
+        let _ = conn.disconnect().await;
+    }
+    // Target shards: reachable, able to run the reverse capture later,
+    // tables absent or empty.
+    let mut missing: Vec<(usize, String)> = Vec::new();
+    for (i, s) in target.shards.iter().enumerate() {
+        let at = format!(
+            "target keyspace {} shard {} ({})",
+            target.name,
+            s.range,
+            redact(&s.url)
+        );
+        let mut conn = shard::connect(&s.url)
+            .await
+            .map_err(|e| Error::Refused(format!("{at}: {e}")))?;
+        BinlogReader::preflight(&mut conn)
+            .await
+            .map_err(refused(format!("{at} (needed for the reverse stream)")))?;
+        schema::check_privileges(&mut conn)
+            .await
+            .map_err(refused(at.clone()))?;
+        for ((db, t), name) in pairs.iter().zip(&tables) {
+            match shard::show_create(&mut conn, &s.url, db, t).await? {
+                None => missing.push((i, name.clone())),
+                Some(_) => {
+                    if shard::has_rows(&mut conn, &s.url, db, t).await? {
+                        return Err(Error::Refused(format!(
+                            "{at}: table {name} already has rows; revdoor copies into empty \
+                             tables only (empty or drop it, or pick another target)"
+                        )));
+                    }
+                }
+            }
+        }
+        let _ = conn.disconnect().await;
+    }
+
+    // Everything checked: prepare the servers (idempotent).
+    for (i, name) in &missing {
+        let s = &target.shards[*i];
+        let (db, _) = split_table(name)?;
+        let ddl = create_ddl
+            .get(name)
+            .ok_or_else(|| Error::Refused(format!("no definition of {name} on the source")))?;
+        let mut conn = shard::connect(&s.url).await?;
+        shard::create_table(&mut conn, &s.url, &db, ddl).await?;
+        let _ = conn.disconnect().await;
+    }
+    let open_msg = format!("revdoor: workflow {wf} moves this table; it is served here");
+    let fenced_msg = format!(
+        "revdoor: workflow {wf} is moving this table here from keyspace {}; write there until traffic is switched",
+        source.name
+    );
+    for s in &source.shards {
+        let mut conn = shard::connect(&s.url).await?;
+        shard::install_fences(&mut conn, &s.url, wf.as_str(), &pairs, false, &open_msg).await?;
+        let _ = conn.disconnect().await;
+    }
+    for s in &target.shards {
+        let mut conn = shard::connect(&s.url).await?;
+        shard::install_fences(&mut conn, &s.url, wf.as_str(), &pairs, true, &fenced_msg).await?;
+        let _ = conn.disconnect().await;
+    }
+
+    let spec = WorkflowSpec {
+        name: wf.to_string(),
+        source: source.name.clone(),
+        target: target.name.clone(),
+        tables: tables.clone(),
+        sharding_keys: req.sharding_keys.clone(),
+        on_ddl: req.on_ddl.clone(),
+        created_ms: now_ms(),
+    };
+    let state = WorkflowState {
+        phase: Phase::Copying,
+        epoch: 0,
+        resume: BTreeMap::new(),
+        reverse_created: false,
+        switches: Vec::new(),
+        updated_ms: now_ms(),
+    };
+    let spec_key = reg.prefix.workflow_spec(&wf);
+    let mut ops = vec![
+        Registry::op_put(&spec_key, &spec),
+        Registry::op_put(&reg.prefix.workflow_state(&wf), &state),
+    ];
+    for mut s in plan_streams(&spec, &source, &target, Direction::Forward) {
+        s.copy = s.kind == StreamKind::Capture;
+        ops.push(Registry::op_put(&reg.prefix.stream(&wf, &s.id()), &s));
+    }
+    ops.extend(routing_ops(reg, &spec, &source.name, 0)?);
+    if !reg.create(std::slice::from_ref(&spec_key), ops).await? {
+        return Err(Error::Refused(format!(
+            "workflow {wf} was created concurrently"
+        )));
+    }
+    Ok(spec)
+}
+
+/// Routing rules of every moved table, for both keyspaces: `serving`, `epoch`.
+pub fn routing_ops(
+    reg: &Registry,
+    spec: &WorkflowSpec,
+    serving: &str,
+    epoch: u64,
+) -> Result<Vec<etcd_client::TxnOp>, Error> {
+    let mut ops = Vec::new();
+    for ks in [&spec.source, &spec.target] {
+        let ks: KeyspaceName = ks.parse().map_err(|e| Error::Refused(format!("{e}")))?;
+        for t in &spec.tables {
+            let rule = RoutingRule {
+                table: t.clone(),
+                serving: serving.to_string(),
+                epoch,
+                workflow: spec.name.clone(),
+                sharding_key: spec.sharding_keys.get(t).cloned().unwrap_or_default(),
+            };
+            ops.push(Registry::op_put(&reg.prefix.routing(&ks, t), &rule));
+        }
+    }
+    Ok(ops)
+}

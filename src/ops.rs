@@ -1,0 +1,636 @@
+//! Operator commands (DESIGN §8): `keyspace`, `workflow`, `routing`.
+//!
+//! `workflow create` validates and prepares everything itself, then
+//! registers the workflow; the coordinator leader starts its streams.
+//! `switch-traffic`, `reverse-traffic`, `complete` and `cancel` put a
+//! request in etcd, which the leader executes and journals; the command
+//! follows the journal, prints each step, and exits 0 when the request is
+//! done, non-zero with the reason when it was refused or rolled back.
+//! `--dry-run` computes the plan here without asking the coordinator.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use revdoor_coordinator::create::{self, CreateRequest};
+use revdoor_coordinator::registry::Registry;
+use revdoor_coordinator::{shard, switch};
+use revdoor_core::keyrange::KeyRange;
+use revdoor_core::names::{KeyspaceName, WorkflowName};
+use revdoor_core::workflow::{
+    now_ms, Action, JournalEntry, KeyspaceSpec, Outcome, Phase, Request, RoutingRule, StreamKind,
+    StreamSpec, StreamStatus, WorkflowSpec, WorkflowState,
+};
+
+#[derive(Subcommand)]
+pub enum KeyspaceCmd {
+    /// Register a keyspace and its shards.
+    Add {
+        keyspace: String,
+        /// `<key range>=<mysql-url>` of revdoor's account on the shard's
+        /// primary; once per shard (`-` for an unsharded keyspace).
+        #[arg(
+            long = "shard",
+            value_name = "RANGE=URL",
+            allow_hyphen_values = true,
+            required = true
+        )]
+        shards: Vec<String>,
+    },
+    /// Show one keyspace or all.
+    Show {
+        keyspace: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args)]
+pub struct CutoverArgs {
+    pub workflow: String,
+    /// Print the plan (positions, lags) and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse when any apply stream lags more than this.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub max_lag: Duration,
+    /// Roll back when the target has not caught up with the fence by then.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// `triggers` (default; per-table write-deny triggers).
+    #[arg(long, default_value = "triggers")]
+    pub fence: String,
+}
+
+#[derive(Subcommand)]
+pub enum WorkflowCmd {
+    /// Validate, create target tables, fence them, start copy + streams.
+    Create {
+        workflow: String,
+        #[arg(long)]
+        source: String,
+        #[arg(long)]
+        target: String,
+        /// `db.table,db.table`.
+        #[arg(long, value_delimiter = ',', required = true)]
+        tables: Vec<String>,
+        /// `db.table=col[+col]` when the sharding key is not the primary key.
+        #[arg(long = "sharding-key")]
+        sharding_keys: Vec<String>,
+        #[arg(long, default_value = "stop")]
+        on_ddl: String,
+    },
+    /// State, streams, positions, lag, copy progress, switches.
+    #[command(alias = "show")]
+    Status {
+        workflow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Fenced cutover to the target; a reverse stream keeps the source current.
+    SwitchTraffic(CutoverArgs),
+    /// Fenced cutover back to the source; the forward stream resumes.
+    ReverseTraffic(CutoverArgs),
+    /// Finish: stop the reverse streams, remove fences; routing stays on the target.
+    Complete {
+        workflow: String,
+        #[arg(long, conflicts_with = "rename_source")]
+        drop_source: bool,
+        #[arg(long)]
+        rename_source: bool,
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+    /// Abandon a workflow before any switch.
+    Cancel {
+        workflow: String,
+        #[arg(long)]
+        keep_data: bool,
+        #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+        wait: Duration,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum RoutingCmd {
+    /// Where each table of a keyspace is served.
+    Get {
+        keyspace: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print routing changes as they happen (one JSON line per rule).
+    Watch { keyspace: String },
+}
+
+fn wf_name(s: &str) -> anyhow::Result<WorkflowName> {
+    s.parse().map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
+    match cmd {
+        KeyspaceCmd::Add { keyspace, shards } => {
+            let mut parsed = Vec::new();
+            for s in &shards {
+                let (range, url) = s
+                    .split_once('=')
+                    .with_context(|| format!("--shard '{}' must be RANGE=URL", shard::redact(s)))?;
+                let range: KeyRange = range
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--shard {range}: {e}"))?;
+                parsed.push((range, url.to_string()));
+            }
+            let ks = create::add_keyspace(reg, &keyspace, parsed).await?;
+            println!(
+                "keyspace {} added with {} shard(s)",
+                ks.name,
+                ks.shards.len()
+            );
+            Ok(())
+        }
+        KeyspaceCmd::Show { keyspace, json } => {
+            let list: Vec<KeyspaceSpec> = match keyspace {
+                Some(k) => vec![create::keyspace(reg, &k).await?],
+                None => reg
+                    .list::<KeyspaceSpec>(&reg.prefix.keyspaces())
+                    .await?
+                    .into_iter()
+                    .map(|(_, k)| k)
+                    .collect(),
+            };
+            let redacted: Vec<KeyspaceSpec> = list
+                .into_iter()
+                .map(|mut k| {
+                    for s in &mut k.shards {
+                        s.url = shard::redact(&s.url);
+                    }
+                    k
+                })
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&redacted)?);
+            } else {
+                for k in redacted {
+                    println!("{}", k.name);
+                    for s in k.shards {
+                        println!("  {:<8} {}", s.range.to_string(), s.url);
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+pub async fn routing(reg: &Registry, cmd: RoutingCmd) -> anyhow::Result<()> {
+    match cmd {
+        RoutingCmd::Get { keyspace, json } => {
+            let ks: KeyspaceName = keyspace.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let rules: Vec<RoutingRule> = reg
+                .list::<RoutingRule>(&reg.prefix.routing_rules(&ks))
+                .await?
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rules)?);
+            } else if rules.is_empty() {
+                println!(
+                    "no routing rules for keyspace {ks}: its tables are served where they are"
+                );
+            } else {
+                for r in rules {
+                    println!(
+                        "{:<32} served by {:<16} epoch {:<4} (workflow {})",
+                        r.table, r.serving, r.epoch, r.workflow
+                    );
+                }
+            }
+            Ok(())
+        }
+        RoutingCmd::Watch { keyspace } => {
+            let ks: KeyspaceName = keyspace.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let prefix = reg.prefix.routing_rules(&ks);
+            let mut seen: BTreeMap<String, RoutingRule> = BTreeMap::new();
+            loop {
+                for (k, r) in reg.list::<RoutingRule>(&prefix).await? {
+                    if seen.get(&k) != Some(&r) {
+                        println!("{}", serde_json::to_string(&r)?);
+                        seen.insert(k, r);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+pub async fn workflow(reg: &Registry, cmd: WorkflowCmd) -> anyhow::Result<()> {
+    match cmd {
+        WorkflowCmd::Create {
+            workflow,
+            source,
+            target,
+            tables,
+            sharding_keys,
+            on_ddl,
+        } => {
+            let mut keys = BTreeMap::new();
+            for k in &sharding_keys {
+                let (t, cols) = k
+                    .split_once('=')
+                    .with_context(|| format!("--sharding-key '{k}' must be db.table=col[+col]"))?;
+                keys.insert(t.to_string(), cols.split('+').map(str::to_string).collect());
+            }
+            let spec = create::create_workflow(
+                reg,
+                CreateRequest {
+                    name: workflow,
+                    source,
+                    target,
+                    tables,
+                    sharding_keys: keys,
+                    on_ddl,
+                },
+            )
+            .await?;
+            println!(
+                "workflow {} created: {} → {}, tables {}; copying (follow with `revdoor workflow status {}`)",
+                spec.name,
+                spec.source,
+                spec.target,
+                spec.tables.join(","),
+                spec.name
+            );
+            Ok(())
+        }
+        WorkflowCmd::Status { workflow, json } => status(reg, &workflow, json).await,
+        WorkflowCmd::SwitchTraffic(a) => cutover(reg, a, true).await,
+        WorkflowCmd::ReverseTraffic(a) => cutover(reg, a, false).await,
+        WorkflowCmd::Complete {
+            workflow,
+            drop_source,
+            rename_source,
+            wait,
+        } => {
+            let e = request(
+                reg,
+                &workflow,
+                Action::Complete {
+                    drop_source,
+                    rename_source,
+                },
+                wait,
+            )
+            .await?;
+            println!("workflow {workflow} completed: reverse streams stopped, fences removed, routing stays on the target");
+            let _ = e;
+            Ok(())
+        }
+        WorkflowCmd::Cancel {
+            workflow,
+            keep_data,
+            wait,
+        } => {
+            request(reg, &workflow, Action::Cancel { keep_data }, wait).await?;
+            println!(
+                "workflow {workflow} cancelled: streams stopped, fences and routing removed{}",
+                if keep_data {
+                    ", target tables kept"
+                } else {
+                    ", target tables dropped"
+                }
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Put a request and follow its journal entry to the end.
+pub async fn request(
+    reg: &Registry,
+    workflow: &str,
+    action: Action,
+    wait: Duration,
+) -> anyhow::Result<JournalEntry> {
+    let wf = wf_name(workflow)?;
+    if reg
+        .value::<WorkflowSpec>(&reg.prefix.workflow_spec(&wf))
+        .await?
+        .is_none()
+    {
+        bail!("unknown workflow {wf} (see `revdoor workflow status`)");
+    }
+    let id = now_ms() * 1000 + u64::from(std::process::id() % 1000);
+    let req = Request {
+        id,
+        action: action.clone(),
+        requested_ms: now_ms(),
+    };
+    let key = reg.prefix.request(&wf);
+    if !reg
+        .create(
+            std::slice::from_ref(&key),
+            vec![Registry::op_put(&key, &req)],
+        )
+        .await?
+    {
+        let other: Option<Request> = reg.value(&key).await?;
+        bail!(
+            "workflow {wf} already has a request in progress ({}); wait for it to finish",
+            other.map(|o| o.action.name()).unwrap_or("?")
+        );
+    }
+    let journal = reg.prefix.journal_entry(&wf, id);
+    let start = Instant::now();
+    let mut printed = 0usize;
+    loop {
+        if let Some(e) = reg.value::<JournalEntry>(&journal).await? {
+            for s in e.steps.iter().skip(printed) {
+                let detail = if s.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", s.detail)
+                };
+                println!("  {:<18} {:<5}{detail}", s.step, s.state);
+            }
+            printed = e.steps.len();
+            match e.outcome {
+                Outcome::Running => {}
+                Outcome::Done => return Ok(e),
+                Outcome::Refused => bail!("{} refused: {}", action.name(), e.reason),
+                Outcome::RolledBack => bail!("{} rolled back: {}", action.name(), e.reason),
+            }
+        } else if start.elapsed() > Duration::from_secs(10) {
+            // Nobody picked it up: take it back if still pending.
+            let del = etcd_client::Txn::new()
+                .when([etcd_client::Compare::mod_revision(
+                    key.as_str(),
+                    etcd_client::CompareOp::Greater,
+                    0,
+                )])
+                .and_then([etcd_client::TxnOp::delete(key.as_str(), None)]);
+            let journal_exists = reg.value::<JournalEntry>(&journal).await?.is_some();
+            if !journal_exists {
+                reg.client.clone().txn(del).await?;
+                bail!(
+                    "no coordinator took the request within 10s: is `revdoor coordinator run` running \
+                     against this etcd ({})?",
+                    reg.prefix
+                );
+            }
+        }
+        if start.elapsed() > wait {
+            bail!(
+                "{} still running after {:?}; follow it with `revdoor workflow status {wf}`",
+                action.name(),
+                wait
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn cutover(reg: &Registry, a: CutoverArgs, to_target: bool) -> anyhow::Result<()> {
+    if a.fence != "triggers" {
+        bail!(
+            "--fence {}: only `triggers` is built (per-table write-deny triggers that drain in-flight \
+             writers); `read-only` is not implemented yet",
+            a.fence
+        );
+    }
+    let max_lag_ms = a.max_lag.as_millis() as u64;
+    let timeout_ms = a.timeout.as_millis() as u64;
+    if a.dry_run {
+        return dry_run(reg, &a.workflow, to_target, max_lag_ms).await;
+    }
+    let action = if to_target {
+        Action::SwitchTraffic {
+            max_lag_ms,
+            timeout_ms,
+            read_only: false,
+        }
+    } else {
+        Action::ReverseTraffic {
+            max_lag_ms,
+            timeout_ms,
+            read_only: false,
+        }
+    };
+    let name = action.name();
+    let e = request(
+        reg,
+        &a.workflow,
+        action,
+        a.timeout + Duration::from_secs(60),
+    )
+    .await?;
+    println!(
+        "{name} done: write-unavailability window {} ms",
+        e.window_ms.unwrap_or(0)
+    );
+    Ok(())
+}
+
+async fn dry_run(
+    reg: &Registry,
+    workflow: &str,
+    to_target: bool,
+    max_lag_ms: u64,
+) -> anyhow::Result<()> {
+    let wf = wf_name(workflow)?;
+    let spec: WorkflowSpec = reg
+        .value(&reg.prefix.workflow_spec(&wf))
+        .await?
+        .with_context(|| format!("unknown workflow {wf}"))?;
+    let state: WorkflowState = reg
+        .value(&reg.prefix.workflow_state(&wf))
+        .await?
+        .with_context(|| format!("workflow {wf} has no state"))?;
+    let ok_phase = if to_target {
+        matches!(state.phase, Phase::Running | Phase::Reversed)
+    } else {
+        state.phase == Phase::Switched
+    };
+    let (old, new) = if state.phase.serving_target() {
+        (&spec.target, &spec.source)
+    } else {
+        (&spec.source, &spec.target)
+    };
+    println!(
+        "plan for {} of workflow {wf} (phase {}):",
+        if to_target {
+            "switch-traffic"
+        } else {
+            "reverse-traffic"
+        },
+        state.phase
+    );
+    if !ok_phase {
+        println!(
+            "  would be refused: phase {} does not allow it",
+            state.phase
+        );
+    }
+    let active = state
+        .phase
+        .active()
+        .unwrap_or(revdoor_core::names::Direction::Forward);
+    match switch::check_streams(reg, &wf, active, max_lag_ms).await {
+        Ok(detail) => println!("  1. check      {detail}"),
+        Err(e) => println!("  1. check      would be refused: {e}"),
+    }
+    let old_ks = create::keyspace(reg, old).await?;
+    for s in &old_ks.shards {
+        let pos = position_text(&s.url).await;
+        println!("  2. fence      {old} shard {} (now at {pos})", s.range);
+    }
+    println!("  3. catch-up   {active} apply streams to the fence positions");
+    let new_ks = create::keyspace(reg, new).await?;
+    for s in &new_ks.shards {
+        let pos = position_text(&s.url).await;
+        println!("  4. positions  {new} shard {} (now at {pos})", s.range);
+    }
+    println!(
+        "  5. streams    {} direction starts there",
+        active.opposite()
+    );
+    println!(
+        "  6. routing    {} tables served by {new}, epoch {}",
+        spec.tables.len(),
+        state.epoch + 1
+    );
+    println!("  7. unfence    {new}");
+    println!("dry run: nothing changed");
+    Ok(())
+}
+
+/// A shard's GTID position, or why it cannot be read.
+async fn position_text(url: &str) -> String {
+    match shard::connect(url).await {
+        Ok(mut c) => shard::position(&mut c, url)
+            .await
+            .unwrap_or_else(|e| format!("unreadable: {e}")),
+        Err(e) => format!("unreachable: {e}"),
+    }
+}
+
+async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()> {
+    let wf = wf_name(workflow)?;
+    let spec: WorkflowSpec = reg
+        .value(&reg.prefix.workflow_spec(&wf))
+        .await?
+        .with_context(|| {
+            format!("unknown workflow {wf} (create it with `revdoor workflow create`)")
+        })?;
+    let state: Option<WorkflowState> = reg.value(&reg.prefix.workflow_state(&wf)).await?;
+    let streams: Vec<StreamSpec> = reg
+        .list::<StreamSpec>(&reg.prefix.streams(&wf))
+        .await?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
+    let statuses: BTreeMap<String, StreamStatus> = reg
+        .list(&reg.prefix.statuses(&wf))
+        .await?
+        .into_iter()
+        .collect();
+    let journal: Vec<(String, JournalEntry)> = reg.list(&reg.prefix.journal(&wf)).await?;
+    let now = now_ms();
+    if json {
+        let streams_json: Vec<serde_json::Value> = streams
+            .iter()
+            .map(|s| {
+                let st = statuses.get(&s.id());
+                serde_json::json!({
+                    "id": s.id(),
+                    "direction": s.direction,
+                    "kind": s.kind,
+                    "shard": s.shard.to_string(),
+                    "partition": s.partition,
+                    "status": st,
+                    "lag_ms": st.and_then(|st| st.lag_ms(now)),
+                })
+            })
+            .collect();
+        let last = journal.last().map(|(_, e)| e);
+        let v = serde_json::json!({
+            "workflow": spec,
+            "state": state,
+            "streams": streams_json,
+            "last_request": last,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let phase = state
+        .as_ref()
+        .map(|s| s.phase.to_string())
+        .unwrap_or_else(|| "?".into());
+    println!(
+        "workflow {wf}: {} → {}, tables {}",
+        spec.source,
+        spec.target,
+        spec.tables.join(",")
+    );
+    if let Some(s) = &state {
+        println!("  phase {phase}, routing epoch {}", s.epoch);
+    }
+    let active = state.as_ref().and_then(|s| s.phase.active());
+    for s in &streams {
+        let running = Some(s.direction) == active;
+        let st = statuses.get(&s.id());
+        let line = match st {
+            Some(st) => {
+                let lag = st
+                    .lag_ms(now)
+                    .map(|l| format!("{:.1}s", l as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into());
+                let copy = if s.kind == StreamKind::Capture && !st.copy_done {
+                    format!(" copy {}/{} rows", st.copy_rows, st.copy_total)
+                } else {
+                    String::new()
+                };
+                let err = if st.error.is_empty() {
+                    String::new()
+                } else {
+                    format!(" error: {}", st.error)
+                };
+                format!(
+                    "{} on {} lag {lag} {:.0} ev/s pos {}{copy}{err}",
+                    st.state, st.worker, st.events_per_s, st.position
+                )
+            }
+            None if running => "waiting for a worker".into(),
+            None => "frozen".into(),
+        };
+        println!("  {:<24} {line}", s.id());
+    }
+    if let Some(s) = &state {
+        for sw in &s.switches {
+            println!(
+                "  {} (epoch {}): window {} ms",
+                sw.action, sw.epoch, sw.window_ms
+            );
+        }
+    }
+    if let Some((_, e)) = journal.last() {
+        let last = e
+            .steps
+            .last()
+            .map(|s| format!("{} {}", s.step, s.state))
+            .unwrap_or_default();
+        println!(
+            "  last request: {} {:?} {last}{}",
+            e.request.action.name(),
+            e.outcome,
+            if e.reason.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", e.reason)
+            }
+        );
+    }
+    Ok(())
+}
