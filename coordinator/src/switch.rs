@@ -328,7 +328,12 @@ pub async fn check_streams(
             )));
         }
         if s.kind == StreamKind::Apply {
-            let lag = st.lag_ms(now).unwrap_or(u64::MAX);
+            let Some(lag) = st.lag_ms(now) else {
+                return Err(Error::Refused(format!(
+                    "stream {id} has not reported its lag yet (it just started; a heartbeat or an \
+                     applied transaction gives it within seconds): try again shortly"
+                )));
+            };
             if lag > max_lag_ms {
                 return Err(Error::Refused(format!(
                     "stream {id} lags {} (above --max-lag {}): wait for it to catch up, or raise --max-lag",

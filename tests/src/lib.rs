@@ -23,8 +23,11 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
+
+pub mod door;
 
 /// Addresses of the running stack.
 #[derive(Debug, Clone)]
@@ -125,7 +128,7 @@ pub struct TestCtx {
     pub workflow: String,
     /// etcd prefix for this test, ending in `/`.
     pub etcd_prefix: String,
-    logs: PathBuf,
+    pub logs: PathBuf,
 }
 
 impl TestCtx {
@@ -293,6 +296,7 @@ impl TestCtx {
             .args(args)
             .env("REVDOOR_KAFKA", &self.stack.kafka)
             .env("REVDOOR_ETCD", &self.stack.etcd)
+            .env("REVDOOR_ETCD_PREFIX", &self.etcd_prefix)
             .env(
                 "REVDOOR_LOG",
                 std::env::var("REVDOOR_LOG").unwrap_or_else(|_| "info".into()),
@@ -315,6 +319,7 @@ impl TestCtx {
             .args(args)
             .env("REVDOOR_KAFKA", &self.stack.kafka)
             .env("REVDOOR_ETCD", &self.stack.etcd)
+            .env("REVDOOR_ETCD_PREFIX", &self.etcd_prefix)
             .output()
             .unwrap_or_else(|e| panic!("run revdoor {args:?}: {e}"))
     }

@@ -1,0 +1,456 @@
+//! A workflow driven the way an operator runs one: `revdoor keyspace add`,
+//! `workflow create`, coordinators and workers as processes, the bank
+//! workload (`revdoor load bank`) following routing, and the checks the
+//! revolving-door tests share.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use mysql_async::prelude::Queryable;
+use revdoor_core::keyrange::KeyRange;
+use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
+
+use crate::{wait_for, Revdoor, TestCtx};
+
+/// Source keyspace `src` and target keyspace `dst` of one test.
+pub struct Door {
+    pub ctx: TestCtx,
+    /// Server of the unsharded source.
+    pub source: usize,
+    /// Target shards: (range, server).
+    pub target: Vec<(String, usize)>,
+    pub accounts: i64,
+}
+
+/// Output of a one-shot command, checked.
+pub struct Out {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Door {
+    /// Bank tables with `accounts` accounts (balance 1000) on `source`,
+    /// keyspaces registered, workflow created (not yet running: no
+    /// coordinator or worker is started here).
+    pub async fn create(
+        name: &str,
+        source: usize,
+        target: &[(&str, usize)],
+        accounts: i64,
+    ) -> Door {
+        let ctx = TestCtx::new(name);
+        ctx.create_db(&[source]).await;
+        let db = &ctx.db;
+        ctx.sql(
+            source,
+            &[
+                &format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, ops BIGINT NOT NULL DEFAULT 0)"),
+                &format!("CREATE TABLE {db}.ledger (op_id BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, amount BIGINT NOT NULL, KEY (account_id))"),
+                &format!("INSERT INTO {db}.accounts (id, balance) SELECT seq, 1000 FROM {db}.seq_1_to_{accounts}"),
+            ],
+        )
+        .await;
+        let door = Door {
+            source,
+            target: target.iter().map(|(r, s)| (r.to_string(), *s)).collect(),
+            accounts,
+            ctx,
+        };
+        let src_shard = format!("-={}", door.ctx.revdoor_url(source));
+        door.ok(&["keyspace", "add", "src", "--shard", &src_shard]);
+        let mut args: Vec<String> = vec!["keyspace".into(), "add".into(), "dst".into()];
+        for (r, s) in &door.target {
+            args.push("--shard".into());
+            args.push(format!("{r}={}", door.ctx.revdoor_url(*s)));
+        }
+        door.ok(&crate::args(&args));
+        door
+    }
+
+    /// `workflow create` of the bank tables.
+    pub fn create_workflow(&self) -> Out {
+        let tables = format!("{0}.accounts,{0}.ledger", self.ctx.db);
+        let key = format!("{}.ledger=account_id", self.ctx.db);
+        self.cmd(&[
+            "workflow",
+            "create",
+            &self.ctx.workflow,
+            "--source",
+            "src",
+            "--target",
+            "dst",
+            "--tables",
+            &tables,
+            "--sharding-key",
+            &key,
+        ])
+    }
+
+    /// Run `revdoor <args>`.
+    pub fn cmd(&self, args: &[&str]) -> Out {
+        let o = self.ctx.run(args);
+        Out {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Run `revdoor <args>` and panic unless it succeeds.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let o = self.cmd(args);
+        assert!(o.ok, "revdoor {args:?} failed:\n{}\n{}", o.stdout, o.stderr);
+        o.stdout
+    }
+
+    pub fn coordinator(&self, id: &str, env: &[(&str, &str)]) -> Revdoor {
+        self.ctx.spawn_env(
+            id,
+            &["coordinator", "run", "--id", id, "--lease-ttl", "2s"],
+            env,
+        )
+    }
+
+    pub fn worker(&self, id: &str) -> Revdoor {
+        self.ctx
+            .spawn(id, &["worker", "run", "--id", id, "--lease-ttl", "2s"])
+    }
+
+    pub fn acks_path(&self, name: &str) -> PathBuf {
+        self.ctx.logs.join(format!("{name}.acks"))
+    }
+
+    pub fn summary_path(&self, name: &str) -> PathBuf {
+        self.ctx.logs.join(format!("{name}.summary.json"))
+    }
+
+    /// The bank writer, `rate` operations/s, acks in `<name>.acks`.
+    pub fn writer(&self, name: &str, writer_id: i64, rate: u64) -> Revdoor {
+        let acks = self.acks_path(name);
+        let summary = self.summary_path(name);
+        self.ctx.spawn(
+            name,
+            &[
+                "load",
+                "bank",
+                "--keyspace",
+                "src",
+                "--db",
+                &self.ctx.db,
+                "--accounts",
+                &self.accounts.to_string(),
+                "--rate",
+                &rate.to_string(),
+                "--writer-id",
+                &writer_id.to_string(),
+                "--acks",
+                &acks.to_string_lossy(),
+                "--summary",
+                &summary.to_string_lossy(),
+            ],
+        )
+    }
+
+    /// The prober of the non-serving side.
+    pub fn prober(&self, name: &str) -> Revdoor {
+        let summary = self.summary_path(name);
+        self.ctx.spawn(
+            name,
+            &[
+                "load",
+                "bank",
+                "--probe",
+                "--keyspace",
+                "src",
+                "--db",
+                &self.ctx.db,
+                "--accounts",
+                &self.accounts.to_string(),
+                "--rate",
+                "100",
+                "--summary",
+                &summary.to_string_lossy(),
+            ],
+        )
+    }
+
+    /// Stop a load process with SIGTERM and read its summary.
+    pub async fn finish_load(&self, p: &mut Revdoor, name: &str) -> serde_json::Value {
+        p.signal("TERM");
+        let code = p.wait_exit(Duration::from_secs(30)).await;
+        assert_eq!(code, Some(0), "{name} exited badly:\n{}", p.log_text());
+        let text = std::fs::read_to_string(self.summary_path(name)).expect("load summary");
+        serde_json::from_str(&text).expect("summary JSON")
+    }
+
+    /// `workflow status --json`.
+    pub fn status(&self) -> serde_json::Value {
+        let out = self.ok(&["workflow", "status", &self.ctx.workflow, "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status JSON: {e}\n{out}"))
+    }
+
+    pub fn phase(&self) -> String {
+        self.status()["state"]["phase"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Wait until the workflow is in `phase`.
+    pub async fn wait_phase(&self, phase: &str, within: Duration) {
+        wait_for(&format!("phase {phase}"), within, || async {
+            Ok((self.phase() == phase).then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; status: {}", self.status()));
+    }
+
+    /// Wait until every stream of the running direction reports running.
+    pub async fn wait_streams_running(&self, within: Duration) {
+        wait_for("streams running", within, || async {
+            let st = self.status();
+            let phase = st["state"]["phase"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let active = if phase == "switched" {
+                "reverse"
+            } else {
+                "forward"
+            };
+            let streams = st["streams"].as_array().cloned().unwrap_or_default();
+            let running = streams
+                .iter()
+                .filter(|s| s["direction"] == active)
+                .all(|s| {
+                    s["status"]["state"] == "running"
+                        && (s["kind"] == "capture" || s["lag_ms"].is_u64())
+                });
+            Ok(running.then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; status: {}", self.status()));
+    }
+
+    /// Run switch-traffic or reverse-traffic; its printed window.
+    pub fn cutover(&self, action: &str, extra: &[&str]) -> Out {
+        let mut args = vec!["workflow", action, &self.ctx.workflow];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
+    }
+
+    /// Rows of a table on the source, and the union of the target shards.
+    pub async fn both_sides(
+        &self,
+        table: &str,
+    ) -> (Vec<Vec<Option<String>>>, Vec<Vec<Option<String>>>) {
+        let src = self.ctx.rows(self.source, table).await;
+        let mut dst = Vec::new();
+        for (_, s) in &self.target {
+            dst.extend(self.ctx.rows(*s, table).await);
+        }
+        dst.sort_by_key(|r| {
+            r.first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+        (src, dst)
+    }
+
+    /// Wait until source and target hold the same rows (streams caught up
+    /// after the writers stopped).
+    pub async fn wait_converged(&self, within: Duration) {
+        wait_for("source = target", within, || async {
+            for t in ["accounts", "ledger"] {
+                let (mut a, b) = self.both_sides(t).await;
+                a.sort_by_key(|r| {
+                    r.first()
+                        .cloned()
+                        .flatten()
+                        .and_then(|v| v.parse::<i64>().ok())
+                });
+                if a != b {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The revolving-door invariants, after the writers stopped and the
+    /// streams converged:
+    /// - every acknowledged operation is in the ledger, with its amount, on
+    ///   both sides, and the ledger holds nothing else;
+    /// - per account, balance = 1000 + Σ ledger amounts, on both sides;
+    /// - source = target row for row; every target row is on its shard.
+    pub async fn check_invariants(&self, ack_files: &[PathBuf]) -> anyhow::Result<usize> {
+        let mut acked: BTreeMap<i64, i64> = BTreeMap::new();
+        for f in ack_files {
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("read {}", f.display()))?;
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_str(line)?;
+                let op = v["op"].as_i64().context("op")?;
+                let amount = v["amount"].as_i64().context("amount")?;
+                if acked.insert(op, amount).is_some() {
+                    bail!("operation {op} acknowledged twice");
+                }
+            }
+        }
+        let (src_ledger, dst_ledger) = self.both_sides("ledger").await;
+        let (src_acc, dst_acc) = self.both_sides("accounts").await;
+        for (side, ledger, accounts) in [
+            ("source", &src_ledger, &src_acc),
+            ("target", &dst_ledger, &dst_acc),
+        ] {
+            let mut have: BTreeMap<i64, (i64, i64)> = BTreeMap::new();
+            for r in ledger {
+                let num = |k: usize| {
+                    r.get(k)
+                        .cloned()
+                        .flatten()
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(i64::MIN)
+                };
+                have.insert(num(0), (num(1), num(2)));
+            }
+            for (op, amount) in &acked {
+                match have.get(op) {
+                    Some((_, a)) if a == amount => {}
+                    Some((_, a)) => {
+                        bail!("{side}: operation {op} has amount {a}, acknowledged {amount}")
+                    }
+                    None => bail!("{side}: acknowledged operation {op} is missing (a lost write)"),
+                }
+            }
+            let extra: Vec<&i64> = have.keys().filter(|k| !acked.contains_key(k)).collect();
+            if !extra.is_empty() {
+                bail!(
+                    "{side}: {} ledger rows were never acknowledged, e.g. {:?}",
+                    extra.len(),
+                    &extra[..extra.len().min(5)]
+                );
+            }
+            let mut sums: BTreeMap<i64, i64> = BTreeMap::new();
+            for (account, amount) in have.values() {
+                *sums.entry(*account).or_default() += amount;
+            }
+            for r in accounts.iter() {
+                let num = |k: usize| {
+                    r.get(k)
+                        .cloned()
+                        .flatten()
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .unwrap_or(i64::MIN)
+                };
+                let (id, balance) = (num(0), num(1));
+                let want = 1000 + sums.get(&id).copied().unwrap_or(0);
+                if balance != want {
+                    bail!("{side}: account {id} has balance {balance}, its ledger says {want}");
+                }
+            }
+            if accounts.len() as i64 != self.accounts {
+                bail!(
+                    "{side}: {} accounts, expected {}",
+                    accounts.len(),
+                    self.accounts
+                );
+            }
+        }
+        let mut src_sorted = src_ledger.clone();
+        src_sorted.sort_by_key(|r| {
+            r.first()
+                .cloned()
+                .flatten()
+                .and_then(|v| v.parse::<i64>().ok())
+        });
+        if src_sorted != dst_ledger || src_acc != dst_acc {
+            bail!("source and target differ row for row");
+        }
+        // Every target row on the shard its keyspace id belongs to.
+        for (range, server) in &self.target {
+            let range: KeyRange = range.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut c = self.ctx.conn(*server).await;
+            for (table, col) in [("accounts", "id"), ("ledger", "account_id")] {
+                let ids: Vec<i64> = c
+                    .query(format!("SELECT {col} FROM {}.{table}", self.ctx.db))
+                    .await?;
+                for id in ids {
+                    let k = keyspace_id(&[KeyValue::Int(id)]);
+                    if !range.contains(k) {
+                        bail!("{table} row with {col} {id} sits on shard {range}, its keyspace id {k:016x} is elsewhere");
+                    }
+                }
+            }
+        }
+        Ok(acked.len())
+    }
+
+    /// Write-unavailability windows of every finished switch, from status.
+    pub fn windows(&self) -> Vec<u64> {
+        self.status()["state"]["switches"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|s| s["window_ms"].as_u64())
+            .collect()
+    }
+
+    /// Fence state rows of this workflow on a server: (table, fenced).
+    pub async fn fences(&self, server: usize) -> BTreeSet<(String, i64)> {
+        let mut c = self.ctx.conn(server).await;
+        let rows: Vec<(String, i64)> = c
+            .exec(
+                "SELECT tbl, fenced FROM _revdoor.fences WHERE workflow = ?",
+                (&self.ctx.workflow,),
+            )
+            .await
+            .unwrap_or_default();
+        rows.into_iter().collect()
+    }
+
+    /// Fence triggers of this test's database on a server.
+    pub async fn triggers(&self, server: usize) -> usize {
+        let mut c = self.ctx.conn(server).await;
+        let n: Option<i64> = c
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? AND TRIGGER_NAME LIKE '\\_revdoor\\_fence%'",
+                (&self.ctx.db,),
+            )
+            .await
+            .unwrap_or_default();
+        n.unwrap_or(0) as usize
+    }
+
+    /// Raw etcd keys under this test's prefix + `rest`.
+    pub async fn etcd_keys(&self, rest: &str) -> Vec<String> {
+        let mut c = self.ctx.etcd().await;
+        let key = format!("{}{rest}", self.ctx.etcd_prefix);
+        let resp = c
+            .get(
+                key.as_str(),
+                Some(
+                    etcd_client::GetOptions::new()
+                        .with_prefix()
+                        .with_keys_only(),
+                ),
+            )
+            .await
+            .expect("etcd get");
+        resp.kvs()
+            .iter()
+            .map(|kv| {
+                String::from_utf8_lossy(kv.key())
+                    .trim_start_matches(&key)
+                    .to_string()
+            })
+            .collect()
+    }
+}

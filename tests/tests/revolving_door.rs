@@ -1,0 +1,129 @@
+//! The revolving door (issue 5): a bank writer that follows routing writes
+//! continuously while the workflow is switched and reversed five times each;
+//! a prober keeps trying to write to the side that is not serving. At the
+//! end every acknowledged write is on both sides, per-account invariants
+//! hold, source equals target row for row, the prober never succeeded, and
+//! every switch recorded its write-unavailability window.
+
+use std::time::Duration;
+
+use revdoor_tests::door::Door;
+
+async fn revolving(door: Door) {
+    let out = door.create_workflow();
+    assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
+    let mut coordinator = door.coordinator("c1", &[]);
+    let mut worker = door.worker("w1");
+    door.wait_phase("running", Duration::from_secs(60)).await;
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    let mut writer = door.writer("writer", 1, 200);
+    let mut prober = door.prober("prober");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for round in 0..5 {
+        for (action, phase) in [
+            ("switch-traffic", "switched"),
+            ("reverse-traffic", "reversed"),
+        ] {
+            door.wait_streams_running(Duration::from_secs(30)).await;
+            let out = door.cutover(action, &["--max-lag", "10s", "--timeout", "30s"]);
+            assert!(
+                out.ok,
+                "round {round} {action}: {}{}",
+                out.stdout, out.stderr
+            );
+            assert!(
+                out.stdout.contains("write-unavailability window"),
+                "{}",
+                out.stdout
+            );
+            assert_eq!(door.phase(), phase);
+            // Writes keep landing on the new side.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+    // End on the target, as a migration does.
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    let out = door.cutover("switch-traffic", &[]);
+    assert!(out.ok, "final switch: {}{}", out.stdout, out.stderr);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let w = door.finish_load(&mut writer, "writer").await;
+    let p = door.finish_load(&mut prober, "prober").await;
+    assert_eq!(
+        p["violations"], 0,
+        "prober wrote to a non-serving side: {p}"
+    );
+    assert!(
+        p["probes_refused"].as_u64().unwrap_or(0) > 100,
+        "prober barely probed: {p}"
+    );
+    assert!(
+        w["acked"].as_u64().unwrap_or(0) > 1000,
+        "writer barely wrote: {w}"
+    );
+    door.wait_converged(Duration::from_secs(60)).await;
+    let n = door
+        .check_invariants(&[door.acks_path("writer")])
+        .await
+        .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+    let windows = door.windows();
+    assert_eq!(
+        windows.len(),
+        11,
+        "every switch reports its window: {windows:?}"
+    );
+    assert!(windows.iter().all(|w| *w > 0), "{windows:?}");
+    eprintln!(
+        "revolving door: {n} acknowledged writes, windows (ms) {windows:?}, writer's longest gap {} ms, \
+         {} fenced retries, {} probes refused",
+        w["max_gap_ms"], w["fenced_retries"], p["probes_refused"]
+    );
+
+    // complete: streams stop, fences go, routing stays on the target.
+    let out = door.ok(&["workflow", "complete", &door.ctx.workflow]);
+    assert!(out.contains("completed"), "{out}");
+    assert_eq!(door.phase(), "completed");
+    assert_eq!(
+        door.triggers(door.source).await,
+        0,
+        "fence triggers left on the source"
+    );
+    for (_, s) in &door.target {
+        assert_eq!(
+            door.triggers(*s).await,
+            0,
+            "fence triggers left on the target"
+        );
+    }
+    let routing = door.ok(&["routing", "get", "src", "--json"]);
+    let rules: serde_json::Value = serde_json::from_str(&routing).expect("routing JSON");
+    assert!(
+        rules
+            .as_array()
+            .is_some_and(|r| r.len() == 2 && r.iter().all(|x| x["serving"] == "dst")),
+        "{rules}"
+    );
+    assert!(
+        door.etcd_keys("workflows/")
+            .await
+            .iter()
+            .all(|k| !k.contains("/status/")),
+        "streams still report after complete"
+    );
+
+    coordinator.stop(Duration::from_secs(10));
+    worker.stop(Duration::from_secs(30));
+    coordinator.assert_no_unexpected_errors(&[]);
+    worker.assert_no_unexpected_errors(&[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revolving_door_unsharded_to_unsharded() {
+    revolving(Door::create("door_1to1", 1, &[("-", 2)], 200).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revolving_door_unsharded_to_two_shards() {
+    revolving(Door::create("door_1to2", 3, &[("-80", 4), ("80-", 5)], 200).await).await;
+}
