@@ -550,7 +550,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ops::keyspace(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
         }
         Command::Workflow { cmd } => {
-            ops::workflow(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
+            ops::workflow(
+                &registry(&cli.etcd, &cli.etcd_prefix).await?,
+                &cli.kafka,
+                cmd,
+            )
+            .await
         }
         Command::Routing { cmd } => {
             ops::routing(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await

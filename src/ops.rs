@@ -226,7 +226,7 @@ pub async fn routing(reg: &Registry, cmd: RoutingCmd) -> anyhow::Result<()> {
     }
 }
 
-pub async fn workflow(reg: &Registry, cmd: WorkflowCmd) -> anyhow::Result<()> {
+pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::Result<()> {
     match cmd {
         WorkflowCmd::Create {
             workflow,
@@ -252,6 +252,7 @@ pub async fn workflow(reg: &Registry, cmd: WorkflowCmd) -> anyhow::Result<()> {
                     tables,
                     sharding_keys: keys,
                     on_ddl,
+                    brokers: kafka.to_string(),
                 },
             )
             .await?;

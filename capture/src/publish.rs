@@ -113,6 +113,62 @@ pub async fn ensure_topics(
     Ok(())
 }
 
+/// Which of a workflow's topics (`revdoor.<workflow>.forward|reverse|offsets`)
+/// exist.
+pub async fn workflow_topics(brokers: &str, workflow: &str) -> Result<Vec<String>, CaptureError> {
+    let brokers = brokers.to_string();
+    let prefix = format!("revdoor.{workflow}.");
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .map_err(|e| CaptureError::transient("create Kafka client", e))?;
+        let md = consumer
+            .fetch_metadata(None, Duration::from_secs(10))
+            .map_err(|e| CaptureError::transient("read Kafka metadata", e))?;
+        Ok(md
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|n| {
+                n.strip_prefix(&prefix)
+                    .is_some_and(|rest| ["forward", "reverse", "offsets"].contains(&rest))
+            })
+            .collect())
+    })
+    .await
+    .map_err(|e| CaptureError::Transient(format!("metadata task: {e}")))?
+}
+
+/// Delete a workflow's topics (after `complete` or `cancel`).
+pub async fn delete_workflow_topics(brokers: &str, workflow: &str) -> Result<(), CaptureError> {
+    let topics = workflow_topics(brokers, workflow).await?;
+    if topics.is_empty() {
+        return Ok(());
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| CaptureError::transient("create Kafka admin client", e))?;
+    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let results = admin
+        .delete_topics(
+            &names,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .map_err(|e| CaptureError::transient("delete topics", e))?;
+    for r in results {
+        match r {
+            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((t, code)) => {
+                return Err(CaptureError::Transient(format!("delete topic {t}: {code}")))
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Read this stream's last committed checkpoint (GTID position) from the
 /// offsets topic, or `None` if it never published.
 pub async fn read_checkpoint(brokers: &str, id: &StreamId) -> Result<Option<String>, CaptureError> {

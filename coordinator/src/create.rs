@@ -79,6 +79,8 @@ pub struct CreateRequest {
     /// `db.table` → columns.
     pub sharding_keys: BTreeMap<String, Vec<String>>,
     pub on_ddl: String,
+    /// Kafka bootstrap servers (leftover topics of the name are refused).
+    pub brokers: String,
 }
 
 fn split_table(t: &str) -> Result<(String, String), Error> {
@@ -218,6 +220,30 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
                     }
                 }
             }
+        }
+        let _ = conn.disconnect().await;
+    }
+
+    // A workflow of this name that ran before left its topics or
+    // checkpoints: they would be read as this one's.
+    let leftovers = revdoor_capture::publish::workflow_topics(&req.brokers, wf.as_str())
+        .await
+        .map_err(|e| Error::Kafka(format!("{e}")))?;
+    if !leftovers.is_empty() {
+        return Err(Error::Refused(format!(
+            "Kafka topics {} remain from an earlier workflow named {wf}; delete them \
+             (kafka-topics.sh --delete) or pick another name",
+            leftovers.join(", ")
+        )));
+    }
+    for s in source.shards.iter().chain(&target.shards) {
+        let mut conn = shard::connect(&s.url).await?;
+        if shard::has_stream_state(&mut conn, &s.url, wf.as_str()).await? {
+            return Err(Error::Refused(format!(
+                "{} has checkpoints of an earlier workflow named {wf} in _revdoor.stream_state; \
+                 delete them (DELETE FROM _revdoor.stream_state WHERE workflow = '{wf}') or pick another name",
+                redact(&s.url)
+            )));
         }
         let _ = conn.disconnect().await;
     }

@@ -218,6 +218,30 @@ pub async fn set_fenced(
     }
 }
 
+/// Write a mark into the binlog without fencing: rewrite the (unfenced)
+/// fence rows' message with a fresh stamp. Capture heartbeats right after
+/// it like after a fence; returns its GTID.
+pub async fn mark(
+    conn: &mut Conn,
+    url: &str,
+    workflow: &str,
+    message: &str,
+) -> Result<String, Error> {
+    let stamped = format!("{message} (checked {})", revdoor_core::workflow::now_ms());
+    conn.exec_drop(
+        "UPDATE _revdoor.fences SET message = ? WHERE workflow = ? AND fenced = 0",
+        (&stamped, workflow),
+    )
+    .await
+    .map_err(sql("mark", url))?;
+    let changed = conn.affected_rows() > 0;
+    let last: Option<String> = conn.query_first("SELECT @@last_gtid").await.ok().flatten();
+    match last {
+        Some(g) if !g.is_empty() && changed => Ok(g),
+        _ => position(conn, url).await,
+    }
+}
+
 /// The server's binlog GTID position (MariaDB `@@gtid_binlog_pos`, MySQL
 /// `@@gtid_executed`).
 pub async fn position(conn: &mut Conn, url: &str) -> Result<String, Error> {
@@ -251,6 +275,40 @@ pub async fn applied_position(
         _ => Err(e),
     })
     .map_err(sql("read stream_state", url))
+}
+
+/// Whether `_revdoor.stream_state` holds rows of `workflow` (a workflow of
+/// that name ran here before).
+pub async fn has_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<bool, Error> {
+    let n: Option<u8> = conn
+        .exec_first(
+            "SELECT 1 FROM _revdoor.stream_state WHERE workflow = ? LIMIT 1",
+            (workflow,),
+        )
+        .await
+        .or_else(|e| match &e {
+            mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => Ok(None),
+            _ => Err(e),
+        })
+        .map_err(sql("read stream_state", url))?;
+    Ok(n.is_some())
+}
+
+/// Delete `workflow`'s checkpoint and skip rows (after complete / cancel).
+pub async fn delete_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<(), Error> {
+    for table in ["stream_state", "stream_skips"] {
+        conn.exec_drop(
+            format!("DELETE FROM _revdoor.{table} WHERE workflow = ?"),
+            (workflow,),
+        )
+        .await
+        .or_else(|e| match &e {
+            mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => Ok(()),
+            _ => Err(e),
+        })
+        .map_err(sql("delete stream state", url))?;
+    }
+    Ok(())
 }
 
 /// `CREATE TABLE` of `db.table` as the server has it, if the table exists.

@@ -165,10 +165,9 @@ pub async fn handle_request(
             .await?;
             return Ok(());
         }
-        Some(mut e) => {
+        Some(e) => {
             tracing::warn!(workflow = %wf, request = req.id, previous = %e.coordinator,
                 "resuming a request another coordinator left midway");
-            e.coordinator = guard.id.clone();
             return Box::pin(recover(&ctx, e)).await;
         }
         None => JournalEntry {
@@ -287,6 +286,46 @@ pub fn reached(applied: &str, want: &str) -> bool {
     ) {
         (Ok(a), Ok(w)) => a.includes(&w),
         _ => applied == want,
+    }
+}
+
+/// Wait until every apply in `applies` checkpointed a source position that
+/// includes its origin shard's entry of `want` (origin of each partition in
+/// `origin_of`), or `deadline`; the ids still behind.
+async fn wait_applied(
+    conns: &mut BTreeMap<String, mysql_async::Conn>,
+    applies: &[&StreamSpec],
+    origin_of: &BTreeMap<i32, String>,
+    want: &BTreeMap<String, String>,
+    workflow: &str,
+    direction: Direction,
+    deadline: Instant,
+) -> Result<Vec<String>, Error> {
+    let mut pending: Vec<&StreamSpec> = applies.to_vec();
+    loop {
+        let mut still = Vec::new();
+        for a in pending {
+            let target = origin_of
+                .get(&a.partition)
+                .and_then(|o| want.get(o))
+                .cloned()
+                .unwrap_or_default();
+            let conn = conns
+                .get_mut(&a.url)
+                .ok_or_else(|| Error::Sql("lost connection".into()))?;
+            let have =
+                shard::applied_position(conn, &a.url, workflow, direction.as_str(), a.partition)
+                    .await?
+                    .unwrap_or_default();
+            if !reached(&have, &target) {
+                still.push(a);
+            }
+        }
+        pending = still;
+        if pending.is_empty() || Instant::now() >= deadline {
+            return Ok(pending.iter().map(|a| a.id()).collect());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -462,6 +501,42 @@ async fn cutover(
             conns.insert(a.url.clone(), shard::connect(&a.url).await?);
         }
     }
+    // Warm-up, not fenced yet: mark each old shard's binlog and let the
+    // applies reach the marks, so that the fenced catch-up below only has
+    // the last few milliseconds of writes to wait for.
+    {
+        let t = Instant::now();
+        let mut marks = BTreeMap::new();
+        for s in &old.shards {
+            let mut c = shard::connect(&s.url).await?;
+            let open_msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
+            marks.insert(
+                s.range.to_string(),
+                shard::mark(&mut c, &s.url, ctx.wf.as_str(), &open_msg).await?,
+            );
+            let _ = c.disconnect().await;
+        }
+        let deadline = Instant::now() + timeout;
+        let pending = wait_applied(
+            &mut conns,
+            &applies,
+            &origin_of,
+            &marks,
+            ctx.wf.as_str(),
+            old_dir,
+            deadline,
+        )
+        .await?;
+        if !pending.is_empty() {
+            return Err(Error::Refused(format!(
+                "{} did not catch up with the source within --timeout {} (before any fence): \
+                 the streams lag; wait, or raise --timeout",
+                pending.join(", "),
+                fmt_ms(timeout_ms)
+            )));
+        }
+        tracing::info!(workflow = %ctx.wf, ms = t.elapsed().as_millis() as u64, "warm-up catch-up done");
+    }
     // Connections for the window: opened before the fence.
     let mut old_conns = Vec::new();
     for s in &old.shards {
@@ -493,47 +568,25 @@ async fn cutover(
 
     ctx.step(e, "catch-up", async {
         let deadline = Instant::now() + timeout.saturating_sub(started.elapsed());
-        let mut pending: Vec<&StreamSpec> = applies.clone();
-        while !pending.is_empty() {
-            let mut still = Vec::new();
-            for a in pending {
-                let want = origin_of
-                    .get(&a.partition)
-                    .and_then(|o| positions.get(o))
-                    .cloned()
-                    .unwrap_or_default();
-                let conn = conns
-                    .get_mut(&a.url)
-                    .ok_or_else(|| Error::Sql("lost connection".into()))?;
-                let have = shard::applied_position(
-                    conn,
-                    &a.url,
-                    ctx.wf.as_str(),
-                    old_dir.as_str(),
-                    a.partition,
-                )
-                .await?
-                .unwrap_or_default();
-                if !reached(&have, &want) {
-                    still.push(a);
-                }
-            }
-            pending = still;
-            if pending.is_empty() {
-                break;
-            }
-            if Instant::now() >= deadline {
-                let ids: Vec<String> = pending.iter().map(|a| a.id()).collect();
-                return Err(Error::Timeout(format!(
-                    "catch-up timed out after {}: {} did not apply up to the fence position; \
-                     the switch was rolled back (raise --timeout, or check the streams' lag)",
-                    fmt_ms(timeout_ms),
-                    ids.join(", ")
-                )));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
+        let pending = wait_applied(
+            &mut conns,
+            &applies,
+            &origin_of,
+            &positions,
+            ctx.wf.as_str(),
+            old_dir,
+            deadline,
+        )
+        .await?;
+        if !pending.is_empty() {
+            return Err(Error::Timeout(format!(
+                "catch-up timed out after {}: {} did not apply up to the fence position; \
+                 the switch was rolled back (raise --timeout, or check the streams' lag)",
+                fmt_ms(timeout_ms),
+                pending.join(", ")
+            )));
         }
-        for (_, c) in conns {
+        for (_, c) in std::mem::take(&mut conns) {
             let _ = c.disconnect().await;
         }
         Ok(((), format!("{} apply streams at the fence", applies.len())))
@@ -734,6 +787,7 @@ async fn rollback(ctx: &Ctx<'_>, e: &mut JournalEntry, reason: String) -> Result
 /// step failed around the flip).
 async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
     let st = state(ctx).await?;
+    let previous = std::mem::replace(&mut e.coordinator, ctx.guard.id.clone());
     let last = e
         .steps
         .last()
@@ -752,7 +806,7 @@ async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
                 let reason = format!(
                     "coordinator {} stopped during step {last}; rolled back by {} before the routing flip \
                      — nothing changed, run the request again",
-                    e.coordinator, ctx.guard.id
+                    previous, ctx.guard.id
                 );
                 return rollback(ctx, &mut e, reason).await;
             }
@@ -787,7 +841,7 @@ async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
             });
             let reason = format!(
                 "coordinator {} stopped during step {last}; finished by {}",
-                e.coordinator, ctx.guard.id
+                previous, ctx.guard.id
             );
             finish(ctx, &mut e, Outcome::Done, reason, Some(done_state)).await
         }
@@ -851,6 +905,20 @@ async fn stop_and_unfence(
             ""
         };
         Ok(((), detail.to_string()))
+    })
+    .await?;
+    // The workflow is over: its checkpoints and topics go, so the name can
+    // be used again.
+    ctx.step(e, "remove-streams", async {
+        for s in ctx.source.shards.iter().chain(&ctx.target.shards) {
+            let mut c = shard::connect(&s.url).await?;
+            shard::delete_stream_state(&mut c, &s.url, ctx.wf.as_str()).await?;
+            let _ = c.disconnect().await;
+        }
+        revdoor_capture::publish::delete_workflow_topics(&ctx.cfg.brokers, ctx.wf.as_str())
+            .await
+            .map_err(|err| Error::Kafka(format!("{err}")))?;
+        Ok(((), "checkpoints and topics deleted".to_string()))
     })
     .await
 }

@@ -107,11 +107,36 @@ impl Door {
     }
 
     pub fn coordinator(&self, id: &str, env: &[(&str, &str)]) -> Revdoor {
+        self.coordinator_ttl(id, "2s", env)
+    }
+
+    pub fn coordinator_ttl(&self, id: &str, ttl: &str, env: &[(&str, &str)]) -> Revdoor {
         self.ctx.spawn_env(
             id,
-            &["coordinator", "run", "--id", id, "--lease-ttl", "2s"],
+            &["coordinator", "run", "--id", id, "--lease-ttl", ttl],
             env,
         )
+    }
+
+    /// The id of the coordinator holding the leader key, if any.
+    pub async fn leader(&self) -> Option<String> {
+        let mut c = self.ctx.etcd().await;
+        let key = format!("{}leader", self.ctx.etcd_prefix);
+        let resp = c.get(key.as_str(), None).await.ok()?;
+        resp.kvs()
+            .first()
+            .map(|kv| String::from_utf8_lossy(kv.value()).into_owned())
+    }
+
+    /// Wait until coordinator `id` leads.
+    pub async fn wait_leader(&self, id: &str, within: Duration) {
+        let r = wait_for(&format!("{id} leading"), within, || async {
+            Ok((self.leader().await.as_deref() == Some(id)).then_some(()))
+        })
+        .await;
+        if let Err(e) = r {
+            panic!("{e}; leader is {:?}", self.leader().await);
+        }
     }
 
     pub fn worker(&self, id: &str) -> Revdoor {
