@@ -72,7 +72,7 @@ enum Command {
         #[command(subcommand)]
         cmd: StreamCmd,
     },
-    /// The README's main job: a migration stream on the local stack.
+    /// The README's main job: a migration switched back and forth under load on the local stack.
     Demo(demo::DemoArgs),
     /// Register and show keyspaces (their shards).
     Keyspace {
@@ -545,7 +545,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("skip registered: revdoor.{workflow}.{direction}/{partition}@{offset}; restart its apply");
             Ok(())
         }
-        Command::Demo(args) => demo::run(&cli.kafka, args).await,
+        Command::Demo(args) => Box::pin(demo::run(&cli.kafka, &cli.etcd, args)).await,
         Command::Keyspace { cmd } => {
             ops::keyspace(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
         }

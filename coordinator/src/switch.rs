@@ -59,6 +59,7 @@ use crate::Error;
 
 /// Failpoints of the cutover (crash tests).
 pub mod failpoints {
+    pub const AFTER_WARMUP: &str = "switch::after_warmup";
     pub const AFTER_FENCE: &str = "switch::after_fence";
     pub const AFTER_CATCHUP: &str = "switch::after_catchup";
     pub const AFTER_POSITIONS: &str = "switch::after_positions";
@@ -537,6 +538,7 @@ async fn cutover(
         }
         tracing::info!(workflow = %ctx.wf, ms = t.elapsed().as_millis() as u64, "warm-up catch-up done");
     }
+    fail::fail_point!(failpoints::AFTER_WARMUP);
     // Connections for the window: opened before the fence.
     let mut old_conns = Vec::new();
     for s in &old.shards {

@@ -115,23 +115,64 @@ async fn refusals_say_why_and_leave_nothing_behind() {
     };
     nothing_changed().await;
 
-    // Catch-up timeout: the target's tables are locked, apply cannot reach
-    // the fence; the switch rolls back and unfences the source.
+    // The target cannot keep up (its tables are locked): refused before
+    // any fence, by the warm-up catch-up.
     door.wait_streams_running(Duration::from_secs(30)).await;
+    let lock_sql = format!("LOCK TABLES {db}.accounts WRITE, {db}.ledger WRITE");
     let mut lock = door.ctx.conn(2).await;
-    mysql_async::prelude::Queryable::query_drop(
-        &mut lock,
-        format!("LOCK TABLES {db}.accounts WRITE, {db}.ledger WRITE"),
-    )
-    .await
-    .expect("lock target tables");
+    mysql_async::prelude::Queryable::query_drop(&mut lock, &lock_sql)
+        .await
+        .expect("lock target tables");
     let out = door.cutover("switch-traffic", &["--timeout", "2s", "--max-lag", "30s"]);
     mysql_async::prelude::Queryable::query_drop(&mut lock, "UNLOCK TABLES")
         .await
         .expect("unlock");
-    refused(&out, "catch-up timed out");
-    assert!(out.stderr.contains("rolled back"), "{}", out.stderr);
+    refused(&out, "did not catch up with the source");
+    assert!(out.stderr.contains("before any fence"), "{}", out.stderr);
     nothing_changed().await;
+
+    // Catch-up timeout after the fence: the coordinator pauses between the
+    // warm-up and the fence, the target's tables get locked meanwhile; the
+    // fenced catch-up times out and the switch rolls back, unfencing the
+    // source.
+    c.stop(Duration::from_secs(10));
+    let mut slow = door.coordinator(
+        "slow",
+        &[("FAILPOINTS", "switch::after_warmup=sleep(1500)")],
+    );
+    door.wait_leader("slow", Duration::from_secs(20)).await;
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    let wf_arg = wf.clone();
+    let cli = door.ctx.spawn(
+        "timeout-cli",
+        &[
+            "workflow",
+            "switch-traffic",
+            &wf_arg,
+            "--timeout",
+            "3s",
+            "--max-lag",
+            "30s",
+        ],
+    );
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    mysql_async::prelude::Queryable::query_drop(&mut lock, &lock_sql)
+        .await
+        .expect("lock target tables");
+    let mut cli = cli;
+    let code = cli.wait_exit(Duration::from_secs(60)).await;
+    mysql_async::prelude::Queryable::query_drop(&mut lock, "UNLOCK TABLES")
+        .await
+        .expect("unlock");
+    assert_ne!(code, Some(0), "the switch should fail:\n{}", cli.log_text());
+    let text = cli.log_text();
+    assert!(
+        text.contains("catch-up timed out") && text.contains("rolled back"),
+        "{text}"
+    );
+    nothing_changed().await;
+    slow.stop(Duration::from_secs(10));
+    let mut c = door.coordinator("c1", &[]);
 
     // A source shard down: its registered server does not answer.
     let key = format!("{}keyspaces/src", door.ctx.etcd_prefix);
