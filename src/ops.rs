@@ -58,7 +58,8 @@ pub struct CutoverArgs {
     /// Roll back when the target has not caught up with the fence by then.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
-    /// `triggers` (default; per-table write-deny triggers).
+    /// `triggers` (default): per-table write-deny triggers. `read-only`:
+    /// also `SET GLOBAL read_only` on the fenced servers (whole servers move).
     #[arg(long, default_value = "triggers")]
     pub fence: String,
 }
@@ -394,13 +395,14 @@ pub async fn request(
 }
 
 async fn cutover(reg: &Registry, a: CutoverArgs, to_target: bool) -> anyhow::Result<()> {
-    if a.fence != "triggers" {
-        bail!(
-            "--fence {}: only `triggers` is built (per-table write-deny triggers that drain in-flight \
-             writers); `read-only` is not implemented yet",
-            a.fence
-        );
-    }
+    let read_only = match a.fence.as_str() {
+        "triggers" => false,
+        "read-only" => true,
+        other => bail!(
+            "--fence {other}: use `triggers` (per-table write-deny triggers that drain in-flight \
+             writers) or `read-only` (also SET GLOBAL read_only on the fenced servers, when whole servers move)"
+        ),
+    };
     let max_lag_ms = a.max_lag.as_millis() as u64;
     let timeout_ms = a.timeout.as_millis() as u64;
     if a.dry_run {
@@ -410,13 +412,13 @@ async fn cutover(reg: &Registry, a: CutoverArgs, to_target: bool) -> anyhow::Res
         Action::SwitchTraffic {
             max_lag_ms,
             timeout_ms,
-            read_only: false,
+            read_only,
         }
     } else {
         Action::ReverseTraffic {
             max_lag_ms,
             timeout_ms,
-            read_only: false,
+            read_only,
         }
     };
     let name = action.name();

@@ -290,6 +290,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         resume: BTreeMap::new(),
         reverse_created: false,
         switches: Vec::new(),
+        read_only: Default::default(),
         updated_ms: now_ms(),
     };
     let spec_key = reg.prefix.workflow_spec(&wf);

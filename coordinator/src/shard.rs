@@ -242,6 +242,29 @@ pub async fn mark(
     }
 }
 
+/// `SET GLOBAL read_only` (`--fence=read-only`): waits for running
+/// transactions (at most `lock_wait_secs`); revdoor's account keeps writing
+/// (it has `READ_ONLY ADMIN`).
+pub async fn set_read_only(
+    conn: &mut Conn,
+    url: &str,
+    on: bool,
+    lock_wait_secs: u64,
+) -> Result<(), Error> {
+    conn.query_drop(format!(
+        "SET SESSION lock_wait_timeout = {}",
+        lock_wait_secs.max(1)
+    ))
+    .await
+    .map_err(sql("set lock wait", url))?;
+    conn.query_drop(format!(
+        "SET GLOBAL read_only = {}",
+        if on { "ON" } else { "OFF" }
+    ))
+    .await
+    .map_err(sql("set read_only", url))
+}
+
 /// The server's binlog GTID position (MariaDB `@@gtid_binlog_pos`, MySQL
 /// `@@gtid_executed`).
 pub async fn position(conn: &mut Conn, url: &str) -> Result<String, Error> {

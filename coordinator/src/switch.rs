@@ -189,13 +189,33 @@ pub async fn handle_request(
         Action::SwitchTraffic {
             max_lag_ms,
             timeout_ms,
-            ..
-        } => Box::pin(cutover(&ctx, &mut entry, true, *max_lag_ms, *timeout_ms)).await,
+            read_only,
+        } => {
+            Box::pin(cutover(
+                &ctx,
+                &mut entry,
+                true,
+                *max_lag_ms,
+                *timeout_ms,
+                *read_only,
+            ))
+            .await
+        }
         Action::ReverseTraffic {
             max_lag_ms,
             timeout_ms,
-            ..
-        } => Box::pin(cutover(&ctx, &mut entry, false, *max_lag_ms, *timeout_ms)).await,
+            read_only,
+        } => {
+            Box::pin(cutover(
+                &ctx,
+                &mut entry,
+                false,
+                *max_lag_ms,
+                *timeout_ms,
+                *read_only,
+            ))
+            .await
+        }
         Action::Complete {
             drop_source,
             rename_source,
@@ -406,6 +426,7 @@ async fn cutover(
     to_target: bool,
     max_lag_ms: u64,
     timeout_ms: u64,
+    read_only: bool,
 ) -> Result<(), Error> {
     let st = state(ctx).await?;
     let (action, allowed) = if to_target {
@@ -560,7 +581,14 @@ async fn cutover(
                     shard::set_fenced(c, &s.url, ctx.wf.as_str(), true, &msg, lock_wait).await?;
                 pos.insert(s.range.to_string(), g);
             }
-            let detail = format!("{pos:?}");
+            // --fence=read-only: whole servers move; after the moved tables'
+            // writers are drained, nothing else may write there either.
+            if read_only {
+                for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
+                    shard::set_read_only(c, &s.url, true, lock_wait).await?;
+                }
+            }
+            let detail = format!("{pos:?}{}", if read_only { " + read_only" } else { "" });
             Ok((pos, detail))
         })
         .await?;
@@ -654,6 +682,9 @@ async fn cutover(
     }
     next.resume
         .insert(new_dir.as_str().to_string(), starts.clone());
+    if read_only {
+        next.read_only.insert(old.name.clone());
+    }
     next.updated_ms = now_ms();
     e.steps.push(StepRecord {
         step: "flip-routing".into(),
@@ -693,6 +724,7 @@ async fn cutover(
     unfence_new(ctx, e, &new, Some(new_conns), fence_start).await?;
     fail::fail_point!(failpoints::AFTER_UNFENCE);
     let mut done_state = state(ctx).await?;
+    done_state.read_only.remove(&new.name);
     done_state.switches.push(SwitchSummary {
         request: e.request.id.to_string(),
         action: action.into(),
@@ -723,11 +755,22 @@ async fn unfence_new(
         }
     };
     let msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
+    let was_read_only = state(ctx).await?.read_only.contains(&new.name);
     ctx.step(e, "unfence", async {
         for (s, c) in new.shards.iter().zip(conns.iter_mut()) {
             shard::set_fenced(c, &s.url, ctx.wf.as_str(), false, &msg, 30).await?;
+            if was_read_only {
+                shard::set_read_only(c, &s.url, false, 30).await?;
+            }
         }
-        Ok(((), String::new()))
+        Ok((
+            (),
+            if was_read_only {
+                "read_only off".to_string()
+            } else {
+                String::new()
+            },
+        ))
     })
     .await?;
     let now = now_ms();
@@ -756,9 +799,22 @@ async fn rollback(ctx: &Ctx<'_>, e: &mut JournalEntry, reason: String) -> Result
             "revdoor: workflow {} moves this table; it is served here",
             ctx.wf
         );
+        let read_only = matches!(
+            e.request.action,
+            Action::SwitchTraffic {
+                read_only: true,
+                ..
+            } | Action::ReverseTraffic {
+                read_only: true,
+                ..
+            }
+        );
         for s in &old.shards {
             let mut c = shard::connect(&s.url).await?;
             shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), false, &msg, 30).await?;
+            if read_only && !st.read_only.contains(&old.name) {
+                shard::set_read_only(&mut c, &s.url, false, 30).await?;
+            }
             let _ = c.disconnect().await;
         }
     }
@@ -834,6 +890,7 @@ async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
                 e.window_ms = Some(u.saturating_sub(f));
             }
             let mut done_state = st.clone();
+            done_state.read_only.remove(&serving.name);
             done_state.switches.push(SwitchSummary {
                 request: e.request.id.to_string(),
                 action: e.request.action.name().into(),
@@ -973,6 +1030,19 @@ async fn complete(
     }
     let pairs = table_pairs(&ctx.spec);
     stop_and_unfence(ctx, e, &pairs, false).await?;
+    // A side a --fence=read-only switch left read-only is writable again.
+    for ks in state(ctx).await?.read_only {
+        let spec = if ks == ctx.source.name {
+            &ctx.source
+        } else {
+            &ctx.target
+        };
+        for s in &spec.shards {
+            let mut c = shard::connect(&s.url).await?;
+            shard::set_read_only(&mut c, &s.url, false, 30).await?;
+            let _ = c.disconnect().await;
+        }
+    }
     if drop_source || rename_source {
         ctx.step(
             e,
@@ -994,7 +1064,8 @@ async fn complete(
         )
         .await?;
     }
-    let st = state(ctx).await?;
+    let mut st = state(ctx).await?;
+    st.read_only.clear();
     finish(ctx, e, Outcome::Done, String::new(), Some(st)).await
 }
 

@@ -134,6 +134,10 @@ pub struct WorkflowState {
     pub reverse_created: bool,
     #[serde(default)]
     pub switches: Vec<SwitchSummary>,
+    /// Keyspaces whose servers a `--fence=read-only` switch made read-only
+    /// (made writable again when traffic returns to them, or at complete).
+    #[serde(default)]
+    pub read_only: std::collections::BTreeSet<String>,
     pub updated_ms: u64,
 }
 
@@ -510,6 +514,7 @@ mod tests {
             resume: BTreeMap::new(),
             reverse_created: true,
             switches: Vec::new(),
+            read_only: Default::default(),
             updated_ms: 2,
         };
         let text = serde_json::to_string(&state).expect("json");
