@@ -22,7 +22,7 @@ impl Drop for Writable {
             .args([
                 "--no-defaults",
                 "-h",
-                &o.ip_or_hostname().to_string(),
+                o.ip_or_hostname(),
                 "-P",
                 &o.tcp_port().to_string(),
                 "-u",
