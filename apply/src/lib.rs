@@ -418,34 +418,37 @@ impl ApplyStream {
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| ApplyError::transient("begin", e))?;
-        for (offset, ev) in events {
-            let pk = keys.get(&ev.source.db, &ev.source.table);
-            let fail = |e: mysql_async::Error| {
-                let where_ = format!(
-                    "{}/{}@{offset} (gtid {}, {}.{})",
-                    self.topic(),
-                    self.partition,
-                    ev.txn.gtid,
-                    ev.source.db,
-                    ev.source.table
-                );
-                classify_mysql(&where_, *offset, e)
-            };
-            for stmt in statements(ev, pk) {
-                match stmt {
-                    Stmt::Exec(sql, params) => tx.exec_drop(sql, params).await.map_err(fail)?,
-                    Stmt::Upsert { update, insert } => {
-                        // Update by primary key; insert only if no row has
-                        // that key. A conflict on any other unique key then
-                        // fails loudly instead of rewriting an unrelated row
-                        // (the INSERT … ON DUPLICATE KEY UPDATE / REPLACE trap).
-                        tx.exec_drop(update.0, update.1).await.map_err(fail)?;
-                        if tx.affected_rows() == 0 {
-                            tx.exec_drop(insert.0, insert.1).await.map_err(fail)?;
+        let mut i = 0;
+        while i < events.len() {
+            // A run of inserts / copied rows into one table goes in one
+            // multi-row INSERT when none of its keys exists yet (the common
+            // case: copy, new rows). Any refusal (a key already there after
+            // a replay, a conflict, a type problem) rolls the attempt back
+            // and applies the run row by row, which reports exactly.
+            let run = insert_run(&events[i..], keys);
+            if run >= 2 {
+                if let Some((sql, params)) = multi_insert(&events[i..i + run]) {
+                    tx.query_drop("SAVEPOINT revdoor_run")
+                        .await
+                        .map_err(|e| ApplyError::transient("savepoint", e))?;
+                    match tx.exec_drop(sql, params).await {
+                        Ok(()) => {
+                            i += run;
+                            continue;
                         }
+                        Err(mysql_async::Error::Server(_)) => {
+                            tx.query_drop("ROLLBACK TO SAVEPOINT revdoor_run")
+                                .await
+                                .map_err(|e| ApplyError::transient("rollback to savepoint", e))?;
+                        }
+                        Err(e) => return Err(ApplyError::transient("multi-row insert", e)),
                     }
                 }
             }
+            for (offset, ev) in &events[i..i + run.max(1)] {
+                self.apply_one(&mut tx, keys, *offset, ev).await?;
+            }
+            i += run.max(1);
         }
         tx.exec_drop(
             "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
@@ -484,6 +487,101 @@ impl ApplyStream {
         });
         Ok(())
     }
+}
+
+impl ApplyStream {
+    /// Apply one event statement by statement.
+    async fn apply_one(
+        &self,
+        tx: &mut mysql_async::Transaction<'_>,
+        keys: &KeyCache,
+        offset: i64,
+        ev: &ChangeEvent,
+    ) -> Result<(), ApplyError> {
+        let pk = keys.get(&ev.source.db, &ev.source.table);
+        let fail = |e: mysql_async::Error| {
+            let where_ = format!(
+                "{}/{}@{offset} (gtid {}, {}.{})",
+                self.topic(),
+                self.partition,
+                ev.txn.gtid,
+                ev.source.db,
+                ev.source.table
+            );
+            classify_mysql(&where_, offset, e)
+        };
+        for stmt in statements(ev, pk) {
+            match stmt {
+                Stmt::Exec(sql, params) => tx.exec_drop(sql, params).await.map_err(fail)?,
+                Stmt::Upsert { update, insert } => {
+                    // Update by primary key; insert only if no row has
+                    // that key. A conflict on any other unique key then
+                    // fails loudly instead of rewriting an unrelated row
+                    // (the INSERT … ON DUPLICATE KEY UPDATE / REPLACE trap).
+                    tx.exec_drop(update.0, update.1).await.map_err(fail)?;
+                    if tx.affected_rows() == 0 {
+                        tx.exec_drop(insert.0, insert.1).await.map_err(fail)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Rows per multi-row INSERT at most (and at most 65,535 parameters).
+const MULTI_ROWS: usize = 500;
+
+/// Length of the run at the start of `events` that one multi-row INSERT
+/// can carry: inserts or copied rows, one table, the same columns, distinct
+/// primary keys.
+fn insert_run(events: &[(i64, ChangeEvent)], keys: &KeyCache) -> usize {
+    let Some((_, first)) = events.first() else {
+        return 0;
+    };
+    let Some(first_row) = first.after.as_ref() else {
+        return 0;
+    };
+    if !matches!(first.op, Op::Create | Op::Read) {
+        return 0;
+    }
+    let pk = keys.get(&first.source.db, &first.source.table);
+    let max = MULTI_ROWS.min(65_535 / first_row.columns.len().max(1));
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0;
+    for (_, ev) in events.iter().take(max) {
+        let Some(row) = ev.after.as_ref() else { break };
+        let same = matches!(ev.op, Op::Create | Op::Read)
+            && ev.source.db == first.source.db
+            && ev.source.table == first.source.table
+            && row.columns == first_row.columns;
+        let key = format!("{:?}", pk.iter().map(|c| row.get(c)).collect::<Vec<_>>());
+        if !same || !seen.insert(key) {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// `INSERT INTO t (cols) VALUES (…), (…)` of a run's after images.
+fn multi_insert(run: &[(i64, ChangeEvent)]) -> Option<(String, Vec<Value>)> {
+    let (_, first) = run.first()?;
+    let row = first.after.as_ref()?;
+    let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let sql = format!(
+        "INSERT INTO {}.{} ({}) VALUES {}",
+        quote_ident(&first.source.db),
+        quote_ident(&first.source.table),
+        cols.join(", "),
+        vec![one.as_str(); run.len()].join(", ")
+    );
+    let mut params = Vec::with_capacity(run.len() * cols.len());
+    for (_, ev) in run {
+        params.extend(ev.after.as_ref()?.values.iter().map(to_param));
+    }
+    Some((sql, params))
 }
 
 fn classify_mysql(where_: &str, offset: i64, e: mysql_async::Error) -> ApplyError {
@@ -667,6 +765,41 @@ mod tests {
             },
             ts_ms: 0,
         }
+    }
+
+    #[test]
+    fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
+        let mut keys = KeyCache::default();
+        keys.0.insert(("d".into(), "t".into()), vec!["id".into()]);
+        let c = |id| (0i64, ev(Op::Create, None, Some(row(id, "x"))));
+        let r = |id| (0i64, ev(Op::Read, None, Some(row(id, "x"))));
+        // Inserts and copied rows mix; a delete ends the run.
+        let evs = vec![
+            c(1),
+            r(2),
+            c(3),
+            (0, ev(Op::Delete, Some(row(1, "x")), None)),
+            c(4),
+        ];
+        assert_eq!(insert_run(&evs, &keys), 3);
+        assert_eq!(insert_run(&evs[3..], &keys), 0);
+        // The same key twice: the second starts a new run.
+        let evs = vec![c(1), c(2), c(1)];
+        assert_eq!(insert_run(&evs, &keys), 2);
+        // Another table ends it.
+        let mut other = c(5);
+        other.1.source.table = "u".into();
+        assert_eq!(insert_run(&[c(1), other], &keys), 1);
+        // One statement, one placeholder group per row, values in order.
+        let (sql, params) = multi_insert(&[c(1), c(2)]).expect("insert");
+        assert_eq!(
+            sql,
+            "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?)"
+        );
+        assert_eq!(params.len(), 4);
+        // At most MULTI_ROWS rows.
+        let many: Vec<_> = (0..MULTI_ROWS as i64 + 10).map(c).collect();
+        assert_eq!(insert_run(&many, &keys), MULTI_ROWS);
     }
 
     #[test]
