@@ -248,11 +248,11 @@ async fn stream(
                     batch.push(txn);
                 }
                 BinlogItem::Txn(txn) if txn.marker => {
+                    // Publish everything up to the mark and a heartbeat at
+                    // its position in one Kafka transaction.
                     batch.push(txn);
-                    flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
-                    let cp = Checkpoint { position: position.to_string(), copy: copy_state.clone() };
-                    publisher.publish_heartbeat(&cp.position, &cp.to_text()).await?;
-                    cfg.progress.update(|p| { p.position = cp.position.clone(); p.source_ts_ms = now_ms(); });
+                    flush_with(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress, true).await?;
+                    cfg.progress.update(|p| p.source_ts_ms = now_ms());
                 }
                 BinlogItem::Txn(txn) => {
                     if let Some(w) = window.as_mut() {
@@ -299,7 +299,11 @@ async fn stream(
             },
             _ = ticker.tick() => flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?,
         }
-        if batch.len() >= cfg.batch_max_txns {
+        // Publish when the batch is full, or as soon as the reader has
+        // nothing more queued: at low rates each transaction goes out at
+        // once (latency = one Kafka commit), at high rates transactions
+        // pile up while a commit is in flight and go out together.
+        if batch.len() >= cfg.batch_max_txns || (!batch.is_empty() && rx.is_empty()) {
             flush(
                 publisher,
                 &codecs,
@@ -535,6 +539,20 @@ async fn flush(
     copy: Option<&CopyState>,
     progress: &Progress,
 ) -> Result<(), CaptureError> {
+    flush_with(publisher, codecs, batch, position, copy, progress, false).await
+}
+
+/// [`flush`], with a heartbeat at the new position in the same Kafka
+/// transaction when `heartbeat`.
+async fn flush_with(
+    publisher: &Publisher,
+    codecs: &Codecs,
+    batch: &mut Vec<SourceTxn>,
+    position: &mut MariadbGtidList,
+    copy: Option<&CopyState>,
+    progress: &Progress,
+    heartbeat: bool,
+) -> Result<(), CaptureError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -555,8 +573,10 @@ async fn flush(
         position: next.to_string(),
         copy: copy.cloned(),
     };
+    let next_text = next.to_string();
+    let hb = heartbeat.then_some(next_text.as_str());
     let sent = publisher
-        .publish(batch, &checkpoint.to_text(), codecs)
+        .publish(batch, &checkpoint.to_text(), codecs, hb)
         .await?;
     tracing::debug!(txns = batch.len(), events = sent, position = %next, "published");
     progress.update(|p| {

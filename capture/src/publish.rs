@@ -299,6 +299,7 @@ impl Publisher {
         txns: &[SourceTxn],
         position: &str,
         codecs: &Codecs,
+        heartbeat: Option<&str>,
     ) -> Result<usize, CaptureError> {
         let p = Arc::clone(&self.producer);
         blocking(move || p.begin_transaction())
@@ -433,6 +434,11 @@ impl Publisher {
                 }
             }
         }
+        // A heartbeat after the events, in the same Kafka transaction (a
+        // fence mark: the switch waits for it).
+        if let Some(hb) = heartbeat {
+            self.send_heartbeats(hb, now_ms).await?;
+        }
         let key = self.id.checkpoint_key();
         self.send(
             &self.offsets_topic.clone(),
@@ -488,26 +494,7 @@ impl Publisher {
         blocking(move || p.begin_transaction())
             .await
             .map_err(|e| classify_kafka("begin transaction", e))?;
-        let body = serde_json::to_string(&Heartbeat {
-            heartbeat_ms: now_ms,
-            position: position.to_string(),
-        })
-        .unwrap_or_default();
-        // Every destination shard's apply learns its lag from them.
-        for partition in self.router.partitions() {
-            let headers = OwnedHeaders::new().insert(Header {
-                key: HEARTBEAT_HEADER,
-                value: Some("1"),
-            });
-            self.send_with(
-                &self.topic.clone(),
-                partition,
-                b"",
-                body.as_bytes(),
-                Some(headers),
-            )
-            .await?;
-        }
+        self.send_heartbeats(position, now_ms).await?;
         let key = self.id.checkpoint_key();
         self.send(
             &self.offsets_topic.clone(),
@@ -535,6 +522,31 @@ impl Publisher {
                 Err(err)
             }
         }
+    }
+
+    /// Heartbeat records on every partition of the stream: every
+    /// destination shard's apply learns its lag (and position) from them.
+    async fn send_heartbeats(&self, position: &str, now_ms: u64) -> Result<(), CaptureError> {
+        let body = serde_json::to_string(&Heartbeat {
+            heartbeat_ms: now_ms,
+            position: position.to_string(),
+        })
+        .unwrap_or_default();
+        for partition in self.router.partitions() {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: HEARTBEAT_HEADER,
+                value: Some("1"),
+            });
+            self.send_with(
+                &self.topic.clone(),
+                partition,
+                b"",
+                body.as_bytes(),
+                Some(headers),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     async fn send(

@@ -20,6 +20,26 @@ async fn revolving(door: Door) {
     let mut prober = door.prober("prober");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
+    // --dry-run: the plan with positions and lags; nothing changes.
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    let out = door.cutover("switch-traffic", &["--dry-run"]);
+    assert!(out.ok, "dry run: {}{}", out.stdout, out.stderr);
+    for want in [
+        "worst apply lag",
+        "2. fence",
+        "now at",
+        "6. routing",
+        "nothing changed",
+    ] {
+        assert!(
+            out.stdout.contains(want),
+            "dry run lacks '{want}':\n{}",
+            out.stdout
+        );
+    }
+    assert_eq!(door.phase(), "running");
+    assert!(door.fences(door.source).await.iter().all(|(_, f)| *f == 0));
+
     for round in 0..5 {
         for (action, phase) in [
             ("switch-traffic", "switched"),

@@ -1,0 +1,276 @@
+//! Apply benchmark (issue 4), run by `bench/apply`; not part of the test
+//! suite (`#[ignore]`): speed is measured here, never asserted.
+//!
+//! On the real stack, with `REVDOOR_BIN` (a release build):
+//! 1. raw rate: multi-row `INSERT … ON DUPLICATE KEY UPDATE`, 500-row
+//!    transactions, straight into the target server — the ceiling;
+//! 2. apply rate: the same rows, inserted on the source in 500-row
+//!    transactions and captured into Kafka first; then one `revdoor apply
+//!    run` drains the partition; rows/s from its start to the last row
+//!    applied, and its peak RSS (`VmHWM`);
+//! 3. end-to-end lag at a steady 1,000 transactions/s: each source row
+//!    carries its commit time; a poller on the target records when each row
+//!    appears (5 ms polls), p50 / p99 of the difference.
+
+use std::time::{Duration, Instant};
+
+use mysql_async::prelude::Queryable;
+use revdoor_tests::{args, gtid_pos, wait_for, TestCtx};
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn pct(v: &mut [i64], p: f64) -> i64 {
+    if v.is_empty() {
+        return 0;
+    }
+    v.sort_unstable();
+    v[((p * (v.len() - 1) as f64).round() as usize).min(v.len() - 1)]
+}
+
+const BATCH: u64 = 500;
+
+fn rows_sql(db: &str, table: &str, from: u64, n: u64, upsert: bool) -> String {
+    let values: Vec<String> = (from..from + n)
+        .map(|i| {
+            format!(
+                "({i}, {}, 'name-{i:08}-padding-to-make-the-row-about-100-bytes', {}.5, {})",
+                i * 7,
+                i % 1000,
+                i
+            )
+        })
+        .collect();
+    let mut sql = format!(
+        "INSERT INTO {db}.{table} (id, a, b, c, d) VALUES {}",
+        values.join(",")
+    );
+    if upsert {
+        sql.push_str(
+            " ON DUPLICATE KEY UPDATE a = VALUES(a), b = VALUES(b), c = VALUES(c), d = VALUES(d)",
+        );
+    }
+    sql
+}
+
+async fn count(c: &mut mysql_async::Conn, db: &str, table: &str) -> u64 {
+    c.query_first(format!("SELECT COUNT(*) FROM {db}.{table}"))
+        .await
+        .expect("count")
+        .unwrap_or(0)
+}
+
+fn vm_hwm_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with bench/apply"]
+async fn apply_throughput_lag_and_memory() {
+    let rows = env_num("REVDOOR_BENCH_ROWS", 200_000);
+    let lag_secs = env_num("REVDOOR_BENCH_LAG_SECS", 20);
+    let ctx = TestCtx::new("bench_apply");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1, 2]).await;
+    let ddl = |t: &str| {
+        format!("CREATE TABLE {db}.{t} (id BIGINT PRIMARY KEY, a BIGINT NOT NULL, b VARCHAR(64) NOT NULL, c DOUBLE NOT NULL, d BIGINT NOT NULL)")
+    };
+    for t in ["t", "raw"] {
+        ctx.sql(1, &[&ddl(t)]).await;
+        ctx.sql(2, &[&ddl(t)]).await;
+    }
+    let lag_ddl =
+        format!("CREATE TABLE {db}.lag (id BIGINT PRIMARY KEY, created_ms BIGINT NOT NULL)");
+    ctx.sql(1, &[&lag_ddl]).await;
+    ctx.sql(2, &[&lag_ddl]).await;
+
+    // 1. Raw batched upsert rate on the target.
+    let mut dst = ctx.conn(2).await;
+    let t = Instant::now();
+    for from in (0..rows).step_by(BATCH as usize) {
+        dst.query_drop("BEGIN").await.expect("begin");
+        dst.query_drop(rows_sql(&db, "raw", from, BATCH.min(rows - from), true))
+            .await
+            .expect("raw upsert");
+        dst.query_drop("COMMIT").await.expect("commit");
+    }
+    let raw_rate = rows as f64 / t.elapsed().as_secs_f64();
+
+    // 2. Fill the source, capture it all into Kafka, then time apply alone.
+    let mut src = ctx.conn(1).await;
+    let start = gtid_pos(&mut src).await;
+    for from in (0..rows).step_by(BATCH as usize) {
+        src.query_drop("BEGIN").await.expect("begin");
+        src.query_drop(rows_sql(&db, "t", from, BATCH.min(rows - from), false))
+            .await
+            .expect("insert");
+        src.query_drop("COMMIT").await.expect("commit");
+    }
+    let source = ctx.revdoor_url(1);
+    let target = ctx.revdoor_url(2);
+    let tables = format!("{db}.t,{db}.lag");
+    let mut capture = ctx.spawn(
+        "capture",
+        &args(&ctx.capture_args(&source, &tables, &start)),
+    );
+    let topic = format!("revdoor.{}.forward", ctx.workflow);
+    let kafka = ctx.stack.kafka.clone();
+    wait_for(
+        "capture published every row",
+        Duration::from_secs(600),
+        || {
+            let topic = topic.clone();
+            let kafka = kafka.clone();
+            async move {
+                let hw = tokio::task::spawn_blocking(move || {
+                    use rdkafka::consumer::{BaseConsumer, Consumer};
+                    let c: BaseConsumer = rdkafka::ClientConfig::new()
+                        .set("bootstrap.servers", &kafka)
+                        .create()
+                        .ok()?;
+                    c.fetch_watermarks(&topic, 0, Duration::from_secs(5))
+                        .ok()
+                        .map(|(_, h)| h)
+                })
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or(0);
+                // Events plus transaction markers.
+                Ok((hw as u64 >= rows).then_some(()))
+            }
+        },
+    )
+    .await
+    .expect("capture");
+    let mut apply = ctx.spawn(
+        "apply",
+        &[
+            "apply",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--target",
+            &target,
+        ],
+    );
+    let t = Instant::now();
+    let mut peak_kb = 0;
+    loop {
+        peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+        if count(&mut dst, &db, "t").await >= rows {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(1200),
+            "apply did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let apply_rate = rows as f64 / t.elapsed().as_secs_f64();
+    peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+
+    // 3. Lag at a steady 1,000 transactions/s, after a warm-up row (the
+    // first row of a table costs apply a schema lookup and a key-column
+    // query: a one-time cost, not the steady state measured here).
+    src.query_drop(format!("INSERT INTO {db}.lag VALUES (0, 0)"))
+        .await
+        .expect("warm-up row");
+    wait_for("warm-up row applied", Duration::from_secs(60), || async {
+        let n: Option<u64> = ctx
+            .conn(2)
+            .await
+            .query_first(format!("SELECT COUNT(*) FROM {db}.lag"))
+            .await
+            .ok()
+            .flatten();
+        Ok((n == Some(1)).then_some(()))
+    })
+    .await
+    .expect("warm-up");
+    let lag_db = db.clone();
+    let writer = tokio::spawn(async move {
+        let period = Duration::from_micros(1000);
+        let mut next = Instant::now();
+        let end = Instant::now() + Duration::from_secs(lag_secs);
+        let mut id = 0i64;
+        while Instant::now() < end {
+            id += 1;
+            src.exec_drop(
+                format!("INSERT INTO {lag_db}.lag VALUES (?, ?)"),
+                (id, now_ms()),
+            )
+            .await
+            .expect("lag insert");
+            next += period;
+            if let Some(d) = next.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(d).await;
+            }
+        }
+        id
+    });
+    let mut lags: Vec<i64> = Vec::new();
+    let mut seen = 0i64;
+    let t = Instant::now();
+    loop {
+        let fresh: Vec<(i64, i64)> = dst
+            .query(format!(
+                "SELECT id, created_ms FROM {db}.lag WHERE id > {seen} ORDER BY id"
+            ))
+            .await
+            .expect("poll");
+        let now = now_ms();
+        for (id, created) in &fresh {
+            lags.push(now - created);
+            seen = seen.max(*id);
+        }
+        if writer.is_finished()
+            && fresh.is_empty()
+            && t.elapsed() > Duration::from_secs(lag_secs + 2)
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let written = writer.await.expect("writer");
+    let achieved = written as f64 / lag_secs as f64;
+    peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+    let n = lags.len();
+    let (p50, p99) = (pct(&mut lags, 0.5), pct(&mut lags, 0.99));
+    let result = serde_json::json!({
+        "rows": rows,
+        "raw_upsert_rows_per_s": raw_rate.round(),
+        "apply_rows_per_s": apply_rate.round(),
+        "apply_vs_raw": (apply_rate / raw_rate * 100.0).round() / 100.0,
+        "lag_txn_per_s": achieved.round(),
+        "lag_samples": n,
+        "lag_p50_ms": p50,
+        "lag_p99_ms": p99,
+        "apply_peak_rss_mb": peak_kb / 1024,
+        "apply_connections": 1,
+    });
+    println!("BENCH {result}");
+    if let Ok(out) = std::env::var("REVDOOR_BENCH_OUT") {
+        std::fs::write(out, serde_json::to_string_pretty(&result).expect("json"))
+            .expect("write result");
+    }
+    assert_eq!(n as i64, written, "every lag row arrived");
+    capture.stop(Duration::from_secs(20));
+    apply.stop(Duration::from_secs(20));
+}
