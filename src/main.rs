@@ -636,6 +636,12 @@ pub(crate) async fn open_capture(
 }
 
 fn main() {
+    // Like any Unix filter: `revdoor … | head` ends quietly on a closed
+    // pipe instead of panicking in println!.
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     // A panic anywhere is a crash: restart must then neither lose nor

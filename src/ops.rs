@@ -364,18 +364,27 @@ pub async fn request(
                 Outcome::Refused => bail!("{} refused: {}", action.name(), e.reason),
                 Outcome::RolledBack => bail!("{} rolled back: {}", action.name(), e.reason),
             }
-        } else if start.elapsed() > Duration::from_secs(10) {
-            // Nobody picked it up: take it back if still pending.
-            let del = etcd_client::Txn::new()
-                .when([etcd_client::Compare::mod_revision(
-                    key.as_str(),
-                    etcd_client::CompareOp::Greater,
-                    0,
-                )])
+        } else if start.elapsed() > Duration::from_secs(10)
+            && reg.keys(&reg.prefix.leader()).await?.is_empty()
+        {
+            // No coordinator at all (a busy leader may take longer: it runs
+            // one request at a time). Take the request back unless one
+            // picked it up meanwhile (its journal entry exists).
+            let take_back = etcd_client::Txn::new()
+                .when([
+                    etcd_client::Compare::create_revision(
+                        journal.as_str(),
+                        etcd_client::CompareOp::Equal,
+                        0,
+                    ),
+                    etcd_client::Compare::value(
+                        key.as_str(),
+                        etcd_client::CompareOp::Equal,
+                        revdoor_coordinator::registry::json(&req),
+                    ),
+                ])
                 .and_then([etcd_client::TxnOp::delete(key.as_str(), None)]);
-            let journal_exists = reg.value::<JournalEntry>(&journal).await?.is_some();
-            if !journal_exists {
-                reg.client.clone().txn(del).await?;
+            if reg.client.clone().txn(take_back).await?.succeeded() {
                 bail!(
                     "no coordinator took the request within 10s: is `revdoor coordinator run` running \
                      against this etcd ({})?",

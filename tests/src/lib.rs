@@ -577,6 +577,14 @@ impl Chaos {
     }
 }
 
+/// A size knob from the environment (`REVDOOR_CRASH_TXNS`, …), or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// Poll `check` until it returns `Ok(Some(v))` or `deadline` passes.
 /// `Ok(None)` means "not yet"; an `Err` stops waiting at once.
 pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>

@@ -13,14 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{args, gtid_pos, Chaos, Revdoor, TestCtx};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use revdoor_tests::{args, env_num, gtid_pos, Chaos, Revdoor, TestCtx};
 
 const ACCOUNTS: u64 = 200;
 const WRITERS: u64 = 4;

@@ -15,14 +15,7 @@
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{args, gtid_pos, wait_for, TestCtx};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use revdoor_tests::{args, env_num, gtid_pos, wait_for, TestCtx};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

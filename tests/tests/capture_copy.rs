@@ -9,14 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{args, Chaos, TestCtx};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use revdoor_tests::{args, env_num, Chaos, TestCtx};
 
 const DDL: &str = "CREATE TABLE big (
     id BIGINT UNSIGNED NOT NULL PRIMARY KEY,

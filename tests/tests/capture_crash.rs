@@ -16,14 +16,7 @@ use std::time::{Duration, Instant};
 use mysql_async::prelude::Queryable;
 use revdoor_core::event::Op;
 use revdoor_core::gtid::MariadbGtid;
-use revdoor_tests::{args, gtid_pos, read_changes, Chaos, Revdoor, TestCtx};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use revdoor_tests::{args, env_num, gtid_pos, read_changes, Chaos, Revdoor, TestCtx};
 
 const WRITERS: u64 = 4;
 const FAILPOINTS: [&str; 2] = ["capture::after_kafka_commit", "capture::mid_transaction"];
