@@ -411,6 +411,13 @@ pub async fn check_streams(
     ))
 }
 
+/// Whether a [`check_streams`] refusal is about a stream still starting.
+fn is_starting(why: &str) -> bool {
+    why.contains("has not reported its lag yet")
+        || why.contains("no worker reports it")
+        || why.contains(" is starting on ")
+}
+
 fn fmt_ms(ms: u64) -> String {
     if ms == u64::MAX {
         "unknown".into()
@@ -459,7 +466,20 @@ async fn cutover(
     let timeout = Duration::from_millis(timeout_ms);
 
     ctx.step(e, "check", async {
-        let detail = check_streams(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await?;
+        // Streams that are starting (just assigned, no lag reported yet)
+        // get a few seconds; anything else is refused at once.
+        let since = Instant::now();
+        let detail = loop {
+            match check_streams(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await {
+                Ok(d) => break d,
+                Err(Error::Refused(why))
+                    if since.elapsed() < Duration::from_secs(10) && is_starting(&why) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                Err(err) => return Err(err),
+            }
+        };
         for s in old.shards.iter().chain(&new.shards) {
             let c = shard::connect(&s.url).await.map_err(|err| {
                 Error::Refused(format!("shard {} is unreachable: {err}", s.range))
