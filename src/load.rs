@@ -340,6 +340,19 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
                     continue;
                 }
             };
+            let result = match result {
+                // Our op id is already there: an earlier attempt committed
+                // but its acknowledgement was lost (connection cut).
+                Err(mysql_async::Error::Server(se))
+                    if se.code == 1062 && se.message.contains("PRIMARY") =>
+                {
+                    if let Ok(c) = client.conn(&r.serving, account).await {
+                        let _ = c.query_drop("ROLLBACK").await;
+                    }
+                    Ok(())
+                }
+                other => other,
+            };
             match result {
                 Ok(()) => {
                     s.acked += 1;
@@ -354,22 +367,6 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
                     if let Some(w) = acks.as_mut() {
                         writeln!(w, "{{\"op\":{op_id},\"account\":{account},\"amount\":{amount},\"epoch\":{},\"ts_ms\":{}}}", r.epoch, now_ms())?;
                         w.flush()?;
-                    }
-                    break;
-                }
-                // Our op id is already there: an earlier attempt committed
-                // but its acknowledgement was lost (connection cut).
-                Err(mysql_async::Error::Server(se))
-                    if se.code == 1062 && se.message.contains("PRIMARY") =>
-                {
-                    s.acked += 1;
-                    last_ack = Instant::now();
-                    if let Some(w) = acks.as_mut() {
-                        writeln!(w, "{{\"op\":{op_id},\"account\":{account},\"amount\":{amount},\"epoch\":{},\"ts_ms\":{}}}", r.epoch, now_ms())?;
-                        w.flush()?;
-                    }
-                    if let Ok(c) = client.conn(&r.serving, account).await {
-                        let _ = c.query_drop("ROLLBACK").await;
                     }
                     break;
                 }

@@ -276,7 +276,7 @@ pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::
             rename_source,
             wait,
         } => {
-            let e = request(
+            request(
                 reg,
                 &workflow,
                 Action::Complete {
@@ -287,7 +287,6 @@ pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::
             )
             .await?;
             println!("workflow {workflow} completed: reverse streams stopped, fences removed, routing stays on the target");
-            let _ = e;
             Ok(())
         }
         WorkflowCmd::Cancel {

@@ -165,8 +165,8 @@ pub async fn run(
         }
         if last_report.elapsed() >= Duration::from_millis(500) {
             last_report = Instant::now();
-            for (k, t) in tasks.iter_mut() {
-                report(&reg, &id, lease, k, t).await;
+            for t in tasks.values_mut() {
+                report(&reg, &id, lease, t).await;
             }
         }
     };
@@ -177,7 +177,7 @@ pub async fn run(
     result
 }
 
-async fn report(reg: &Registry, worker: &str, lease: i64, _key: &str, t: &mut Task) {
+async fn report(reg: &Registry, worker: &str, lease: i64, t: &mut Task) {
     let Ok(wf) = t.spec.workflow.parse::<WorkflowName>() else {
         return;
     };

@@ -83,10 +83,7 @@ pub async fn ensure_topics(
     id: &StreamId,
     partitions: i32,
 ) -> Result<(), CaptureError> {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| CaptureError::transient("create Kafka admin client", e))?;
+    let admin = admin_client(brokers)?;
     let topic = id.topic();
     let offsets = id.offsets_topic();
     let topics = [
@@ -111,6 +108,13 @@ pub async fn ensure_topics(
         }
     }
     Ok(())
+}
+
+fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, CaptureError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(|e| CaptureError::transient("create Kafka admin client", e))
 }
 
 /// Which of a workflow's topics (`revdoor.<workflow>.forward|reverse|offsets`)
@@ -146,10 +150,7 @@ pub async fn delete_workflow_topics(brokers: &str, workflow: &str) -> Result<(),
     if topics.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| CaptureError::transient("create Kafka admin client", e))?;
+    let admin = admin_client(brokers)?;
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let results = admin
         .delete_topics(

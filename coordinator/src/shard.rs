@@ -24,6 +24,12 @@ fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
     move |e| Error::Sql(format!("{what}: {e}"))
 }
 
+/// The table (or its database) does not exist: an idempotent step that
+/// finds nothing to do.
+fn no_table(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049)
+}
+
 /// A URL without its password.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -173,11 +179,7 @@ pub async fn remove_fences(
         (workflow,),
     )
     .await
-    .or_else(|e| match &e {
-        // No fences table: nothing to delete.
-        mysql_async::Error::Server(s) if s.code == 1146 => Ok(()),
-        _ => Err(e),
-    })
+    .or_else(|e| if no_table(&e) { Ok(()) } else { Err(e) })
     .map_err(sql("delete fence rows", url))?;
     Ok(())
 }
@@ -293,10 +295,7 @@ pub async fn applied_position(
         (workflow, direction, partition),
     )
     .await
-    .or_else(|e| match &e {
-        mysql_async::Error::Server(s) if s.code == 1146 => Ok(None),
-        _ => Err(e),
-    })
+    .or_else(|e| if no_table(&e) { Ok(None) } else { Err(e) })
     .map_err(sql("read stream_state", url))
 }
 
@@ -309,10 +308,7 @@ pub async fn has_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Res
             (workflow,),
         )
         .await
-        .or_else(|e| match &e {
-            mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => Ok(None),
-            _ => Err(e),
-        })
+        .or_else(|e| if no_table(&e) { Ok(None) } else { Err(e) })
         .map_err(sql("read stream_state", url))?;
     Ok(n.is_some())
 }
@@ -325,10 +321,7 @@ pub async fn delete_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> 
             (workflow,),
         )
         .await
-        .or_else(|e| match &e {
-            mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049 => Ok(()),
-            _ => Err(e),
-        })
+        .or_else(|e| if no_table(&e) { Ok(()) } else { Err(e) })
         .map_err(sql("delete stream state", url))?;
     }
     Ok(())
@@ -346,7 +339,7 @@ pub async fn show_create(
         .await;
     match row {
         Ok(r) => Ok(r.map(|(_, ddl)| ddl)),
-        Err(mysql_async::Error::Server(s)) if s.code == 1146 || s.code == 1049 => Ok(None),
+        Err(e) if no_table(&e) => Ok(None),
         Err(e) => Err(sql("SHOW CREATE TABLE", url)(e)),
     }
 }
@@ -403,7 +396,7 @@ pub async fn drop_table(
     match conn.query_drop(stmt).await {
         Ok(()) => Ok(()),
         // Renamed or dropped already (idempotent retry).
-        Err(mysql_async::Error::Server(s)) if s.code == 1146 => Ok(()),
+        Err(e) if no_table(&e) => Ok(()),
         Err(e) => Err(sql("drop table", url)(e)),
     }
 }

@@ -465,30 +465,35 @@ async fn cutover(
     let started = Instant::now();
     let timeout = Duration::from_millis(timeout_ms);
 
-    ctx.step(e, "check", async {
-        // Streams that are starting (just assigned, no lag reported yet)
-        // get a few seconds; anything else is refused at once.
-        let since = Instant::now();
-        let detail = loop {
-            match check_streams(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await {
-                Ok(d) => break d,
-                Err(Error::Refused(why))
-                    if since.elapsed() < Duration::from_secs(10) && is_starting(&why) =>
-                {
-                    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Connections to every server of both sides, kept for the whole
+    // switch: the check proves them reachable, the window reuses them.
+    let (mut old_conns, mut new_conns) = ctx
+        .step(e, "check", async {
+            // Streams that are starting (just assigned, no lag reported yet)
+            // get a few seconds; anything else is refused at once.
+            let since = Instant::now();
+            let detail = loop {
+                match check_streams(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await {
+                    Ok(d) => break d,
+                    Err(Error::Refused(why))
+                        if since.elapsed() < Duration::from_secs(10) && is_starting(&why) =>
+                    {
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                    }
+                    Err(err) => return Err(err),
                 }
-                Err(err) => return Err(err),
+            };
+            let mut conns = (Vec::new(), Vec::new());
+            for (side, shards) in [(&mut conns.0, &old.shards), (&mut conns.1, &new.shards)] {
+                for s in shards {
+                    side.push(shard::connect(&s.url).await.map_err(|err| {
+                        Error::Refused(format!("shard {} is unreachable: {err}", s.range))
+                    })?);
+                }
             }
-        };
-        for s in old.shards.iter().chain(&new.shards) {
-            let c = shard::connect(&s.url).await.map_err(|err| {
-                Error::Refused(format!("shard {} is unreachable: {err}", s.range))
-            })?;
-            let _ = c.disconnect().await;
-        }
-        Ok(((), detail))
-    })
-    .await?;
+            Ok((conns, detail))
+        })
+        .await?;
 
     // Catch-up: every old-direction apply reached its origin's fence.
     let specs = streams(ctx).await?;
@@ -549,14 +554,12 @@ async fn cutover(
     {
         let t = Instant::now();
         let mut marks = BTreeMap::new();
-        for s in &old.shards {
-            let mut c = shard::connect(&s.url).await?;
-            let open_msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
+        let open_msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
+        for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
             marks.insert(
                 s.range.to_string(),
-                shard::mark(&mut c, &s.url, ctx.wf.as_str(), &open_msg).await?,
+                shard::mark(c, &s.url, ctx.wf.as_str(), &open_msg).await?,
             );
-            let _ = c.disconnect().await;
         }
         let deadline = Instant::now() + timeout;
         let pending = wait_applied(
@@ -580,15 +583,6 @@ async fn cutover(
         tracing::info!(workflow = %ctx.wf, ms = t.elapsed().as_millis() as u64, "warm-up catch-up done");
     }
     fail::fail_point!(failpoints::AFTER_WARMUP);
-    // Connections for the window: opened before the fence.
-    let mut old_conns = Vec::new();
-    for s in &old.shards {
-        old_conns.push(shard::connect(&s.url).await?);
-    }
-    let mut new_conns = Vec::new();
-    for s in &new.shards {
-        new_conns.push(shard::connect(&s.url).await?);
-    }
     let msg = fence_message(&ctx.wf, &new.name, st.epoch + 1);
     let lock_wait = (timeout_ms / 1000).clamp(1, 30);
     e.fenced_at_ms = Some(now_ms());
@@ -741,7 +735,7 @@ async fn cutover(
     tracing::info!(workflow = %ctx.wf, serving = %new.name, epoch = next.epoch, "routing flipped");
     fail::fail_point!(failpoints::AFTER_ROUTING_FLIP);
 
-    unfence_new(ctx, e, &new, Some(new_conns), fence_start).await?;
+    unfence_new(ctx, e, &new, Some(new_conns), Some(fence_start)).await?;
     fail::fail_point!(failpoints::AFTER_UNFENCE);
     let mut done_state = state(ctx).await?;
     done_state.read_only.remove(&new.name);
@@ -762,7 +756,7 @@ async fn unfence_new(
     e: &mut JournalEntry,
     new: &KeyspaceSpec,
     conns: Option<Vec<mysql_async::Conn>>,
-    fence_start: Instant,
+    fence_start: Option<Instant>,
 ) -> Result<(), Error> {
     let mut conns = match conns {
         Some(c) => c,
@@ -795,13 +789,11 @@ async fn unfence_new(
     .await?;
     let now = now_ms();
     e.unfenced_at_ms = Some(now);
-    // Measured on this process's monotonic clock when it ran the whole
-    // window; from journal times when a successor finished it.
-    let window = match e.fenced_at_ms {
-        Some(f) if fence_start.elapsed().as_millis() as u64 > now.saturating_sub(f) + 1000 => {
-            now.saturating_sub(f)
-        }
-        _ => fence_start.elapsed().as_millis() as u64,
+    // On this process's monotonic clock when it ran the whole window; from
+    // the journal's wall-clock times when a successor finished it.
+    let window = match fence_start {
+        Some(t) => t.elapsed().as_millis() as u64,
+        None => now.saturating_sub(e.fenced_at_ms.unwrap_or(now)),
     };
     e.window_ms = Some(window);
     tracing::info!(workflow = %ctx.wf, window_ms = window, "write-unavailability window");
@@ -902,12 +894,20 @@ async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
             } else {
                 ctx.source.clone()
             };
-            let fence_start = Instant::now();
             if !e.done("unfence") {
-                unfence_new(ctx, &mut e, &serving, None, fence_start).await?;
-            }
-            if let (Some(f), Some(u)) = (e.fenced_at_ms, e.unfenced_at_ms) {
-                e.window_ms = Some(u.saturating_sub(f));
+                unfence_new(ctx, &mut e, &serving, None, None).await?;
+            } else {
+                // The dead leader unfenced: its journal has the time.
+                let unfenced = e.unfenced_at_ms.or_else(|| {
+                    e.steps
+                        .iter()
+                        .find(|s| s.step == "unfence" && s.state == "done")
+                        .map(|s| s.at_ms)
+                });
+                if let (Some(f), Some(u)) = (e.fenced_at_ms, unfenced) {
+                    e.unfenced_at_ms = Some(u);
+                    e.window_ms.get_or_insert(u.saturating_sub(f));
+                }
             }
             let mut done_state = st.clone();
             done_state.read_only.remove(&serving.name);
