@@ -3,6 +3,7 @@
 mod demo;
 mod load;
 mod ops;
+mod vdiff;
 mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -83,6 +84,11 @@ enum Command {
     Workflow {
         #[command(subcommand)]
         cmd: ops::WorkflowCmd,
+    },
+    /// Compare a workflow's source and target at one consistent point.
+    Vdiff {
+        #[command(subcommand)]
+        cmd: vdiff::VdiffCmd,
     },
     /// Where tables are served.
     Routing {
@@ -556,6 +562,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cmd,
             )
             .await
+        }
+        Command::Vdiff { cmd } => {
+            let code = Box::pin(vdiff::vdiff(
+                &registry(&cli.etcd, &cli.etcd_prefix).await?,
+                cmd,
+            ))
+            .await?;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
         }
         Command::Routing { cmd } => {
             ops::routing(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await

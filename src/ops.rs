@@ -125,7 +125,7 @@ pub enum RoutingCmd {
     Watch { keyspace: String },
 }
 
-fn wf_name(s: &str) -> anyhow::Result<WorkflowName> {
+pub(crate) fn wf_name(s: &str) -> anyhow::Result<WorkflowName> {
     s.parse().map_err(|e| anyhow::anyhow!("{e}"))
 }
 

@@ -34,6 +34,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::avro::single_object_fingerprint;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Heartbeat, Op, Row, HEARTBEAT_HEADER};
+use revdoor_core::gtid::Position;
 use revdoor_core::progress::Progress;
 use revdoor_core::registry::SCHEMAS_TOPIC;
 use schemas::SchemaCache;
@@ -69,6 +70,8 @@ const GROUP_IDLE: Duration = Duration::from_millis(2);
 /// …or when it holds this many source transactions or events.
 const GROUP_MAX_TXNS: usize = 200;
 const GROUP_MAX_EVENTS: usize = 5000;
+/// How often a holding stream looks whether its hold was released.
+const HOLD_POLL: Duration = Duration::from_millis(10);
 
 fn is_heartbeat(msg: &rdkafka::message::BorrowedMessage<'_>) -> bool {
     use rdkafka::message::Headers;
@@ -95,7 +98,7 @@ async fn recv_within(
 }
 
 /// DDL of revdoor's own schema on every destination.
-pub const STREAM_STATE_DDL: [&str; 3] = [
+pub const STREAM_STATE_DDL: [&str; 4] = [
     "CREATE DATABASE IF NOT EXISTS _revdoor",
     "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
         workflow     VARCHAR(64)  NOT NULL,
@@ -116,6 +119,19 @@ pub const STREAM_STATE_DDL: [&str; 3] = [
         reason       VARCHAR(1024) NOT NULL DEFAULT '',
         created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
+    ) ENGINE=InnoDB",
+    // Holds asked for by a vdiff (`revdoor_coordinator::vdiff`): apply
+    // nothing outside `hold_gtid` until `until`; `held_gtid` reports that
+    // the stream stopped exactly there.
+    "CREATE TABLE IF NOT EXISTS _revdoor.holds (
+        workflow     VARCHAR(64)  NOT NULL,
+        direction    VARCHAR(16)  NOT NULL,
+        `partition`  INT          NOT NULL,
+        hold_gtid    VARCHAR(4096) NOT NULL,
+        until        DATETIME(6)  NOT NULL,
+        held_gtid    VARCHAR(4096) NULL,
+        held_at      DATETIME(6)  NULL,
+        PRIMARY KEY (workflow, direction, `partition`)
     ) ENGINE=InnoDB",
 ];
 
@@ -299,8 +315,12 @@ impl ApplyStream {
             };
             let msg = match msg {
                 None => {
-                    self.apply_group(&mut conn, &mut keys, &group[..complete], None)
-                        .await?;
+                    if !self
+                        .flush(&mut conn, &mut keys, &group[..complete], None, &cancel)
+                        .await?
+                    {
+                        return Ok(());
+                    }
                     group.drain(..complete);
                     complete = 0;
                     txns_in_group = 0;
@@ -324,13 +344,18 @@ impl ApplyStream {
                     if let Ok(hb) = serde_json::from_slice::<Heartbeat>(payload) {
                         let now = now_ms();
                         tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
-                        self.apply_group(
-                            &mut conn,
-                            &mut keys,
-                            &group[..complete],
-                            Some((offset, &hb)),
-                        )
-                        .await?;
+                        if !self
+                            .flush(
+                                &mut conn,
+                                &mut keys,
+                                &group[..complete],
+                                Some((offset, &hb)),
+                                &cancel,
+                            )
+                            .await?
+                        {
+                            return Ok(());
+                        }
                         group.clear();
                         complete = 0;
                         txns_in_group = 0;
@@ -382,12 +407,104 @@ impl ApplyStream {
                 complete = group.len();
                 txns_in_group += 1;
                 if txns_in_group >= GROUP_MAX_TXNS || complete >= GROUP_MAX_EVENTS {
-                    self.apply_group(&mut conn, &mut keys, &group[..complete], None)
-                        .await?;
+                    if !self
+                        .flush(&mut conn, &mut keys, &group[..complete], None, &cancel)
+                        .await?
+                    {
+                        return Ok(());
+                    }
                     group.drain(..complete);
                     complete = 0;
                     txns_in_group = 0;
                 }
+            }
+        }
+    }
+
+    /// The hold a vdiff set on this stream, if any and not expired.
+    async fn read_hold(&self, conn: &mut Conn) -> Result<Option<(String, Position)>, ApplyError> {
+        let hold: Option<String> = conn
+            .exec_first(
+                "SELECT hold_gtid FROM _revdoor.holds WHERE workflow = ? AND direction = ? \
+                 AND `partition` = ? AND until > NOW(6)",
+                (&self.workflow, &self.direction, self.partition),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read hold", e))?;
+        Ok(hold.and_then(|text| match text.parse::<Position>() {
+            Ok(p) => Some((text, p)),
+            Err(e) => {
+                tracing::warn!(hold = %text, error = %e, "ignoring a hold whose position does not parse");
+                None
+            }
+        }))
+    }
+
+    /// Apply whole source transactions (and checkpoint `heartbeat`), but
+    /// never past a vdiff's hold (DESIGN §7): with a hold at position `X`,
+    /// apply the leading transactions inside `X`; once the stream holds
+    /// everything of `X` (a transaction outside `X` is next, or a heartbeat
+    /// at or past `X` arrived) report `held_gtid = X` and wait until the
+    /// hold is released, changed or expired. Returns false when `cancel`
+    /// fired while holding (nothing after the hold point was applied).
+    async fn flush(
+        &self,
+        conn: &mut Conn,
+        keys: &mut KeyCache,
+        events: &[(i64, ChangeEvent)],
+        heartbeat: Option<(i64, &Heartbeat)>,
+        cancel: &CancellationToken,
+    ) -> Result<bool, ApplyError> {
+        let mut events = events;
+        let mut heartbeat = heartbeat;
+        loop {
+            let Some((text, hold)) = self.read_hold(conn).await? else {
+                self.apply_group(conn, keys, events, heartbeat).await?;
+                return Ok(true);
+            };
+            // Events of one transaction share its GTID: the prefix ends on
+            // a transaction boundary.
+            let inside = events
+                .iter()
+                .take_while(|(_, ev)| hold.contains_gtid(&ev.txn.gtid))
+                .count();
+            let heartbeat_past = heartbeat.is_some_and(|(_, hb)| {
+                hb.position
+                    .parse::<Position>()
+                    .is_ok_and(|p| p.includes(&hold))
+            });
+            if inside == events.len() && !heartbeat_past {
+                // Not there yet.
+                self.apply_group(conn, keys, events, heartbeat).await?;
+                return Ok(true);
+            }
+            let hb_now = if inside == events.len() { heartbeat } else { None };
+            self.apply_group(conn, keys, &events[..inside], hb_now).await?;
+            events = &events[inside..];
+            if hb_now.is_some() {
+                heartbeat = None;
+            }
+            conn.exec_drop(
+                "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
+                 AND direction = ? AND `partition` = ? AND hold_gtid = ?",
+                (&text, &self.workflow, &self.direction, self.partition, &text),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("report hold", e))?;
+            tracing::info!(topic = %self.topic(), partition = self.partition, hold = %text,
+                "holding at a vdiff's consistent point");
+            loop {
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(false),
+                    _ = tokio::time::sleep(HOLD_POLL) => {}
+                }
+                if self.read_hold(conn).await?.map(|(t, _)| t) != Some(text.clone()) {
+                    break;
+                }
+            }
+            tracing::info!(topic = %self.topic(), partition = self.partition, "hold released");
+            if events.is_empty() && heartbeat.is_none() {
+                return Ok(true);
             }
         }
     }

@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Value};
 use revdoor_core::event::{ColumnValue, Row};
-use revdoor_core::sqltype::TableSchema;
+use revdoor_core::sqltype::{SqlType, TableSchema};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -100,6 +100,10 @@ impl Copier {
             WATERMARKS_DDL,
             // Temporal values in UTC, as the binlog gives TIMESTAMPs.
             "SET SESSION time_zone = '+00:00'",
+            // Strings as stored, in their column's own character set, as
+            // the binlog gives them (not converted to the connection's:
+            // a latin1 'é' is one byte E9, and apply writes it unchanged).
+            "SET SESSION character_set_results = binary",
         ] {
             conn.query_drop(stmt)
                 .await
@@ -160,7 +164,22 @@ impl Copier {
         );
         let mut params: Vec<Value> = Vec::new();
         if let Some(last) = after {
-            let marks = vec!["?"; pk.len()].join(", ");
+            // The last key's strings are stored bytes too: a column of a
+            // non-UTF-8 character set reads them as such.
+            let marks = table
+                .primary_key
+                .iter()
+                .map(|k| match table.columns.iter().find(|c| &c.name == k).map(|c| &c.sql_type) {
+                    Some(SqlType::String { charset, .. })
+                        if !matches!(charset.as_str(), "utf8" | "utf8mb3" | "utf8mb4" | "ascii")
+                            && charset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                    {
+                        format!("CONVERT(CAST(? AS BINARY) USING {charset})")
+                    }
+                    _ => "?".to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
             sql.push_str(&format!(" WHERE ({}) > ({marks})", pk.join(", ")));
             params = last.iter().map(to_param).collect();
         }

@@ -11,6 +11,8 @@
 //! - [`switch`]: switch-traffic / reverse-traffic / complete / cancel,
 //!   journaled step by step.
 //! - [`shard`]: fences, positions and tables on the servers.
+//! - [`vdiff`]: `revdoor vdiff` — compare source and target at one
+//!   consistent point.
 
 pub mod create;
 pub mod leader;
@@ -18,6 +20,7 @@ pub mod lock;
 pub mod registry;
 pub mod shard;
 pub mod switch;
+pub mod vdiff;
 
 /// What can stop a coordinator operation.
 #[derive(Debug, thiserror::Error)]

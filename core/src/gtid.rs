@@ -489,6 +489,35 @@ pub enum Position {
     Mysql(MysqlGtidSet),
 }
 
+impl Position {
+    /// Whether the transaction `gtid` (`domain-server-seq` or `uuid:seq`)
+    /// is part of this position. A GTID of the other engine, or one that
+    /// does not parse, is not.
+    pub fn contains_gtid(&self, gtid: &str) -> bool {
+        match self {
+            Position::Mariadb(list) => gtid
+                .parse::<MariadbGtid>()
+                .is_ok_and(|g| list.contains(&g)),
+            Position::Mysql(set) => gtid
+                .rsplit_once(':')
+                .and_then(|(uuid, seq)| Some((uuid.parse::<ServerUuid>().ok()?, seq.parse::<u64>().ok()?)))
+                .is_some_and(|(uuid, seq)| set.contains(&uuid, seq)),
+        }
+    }
+
+    /// Whether every transaction of `other` is part of this position. The
+    /// empty position (`""`) is part of every position.
+    pub fn includes(&self, other: &Position) -> bool {
+        match (self, other) {
+            (_, Position::Mariadb(o)) if o.is_empty() => true,
+            (_, Position::Mysql(o)) if o.is_empty() => true,
+            (Position::Mariadb(a), Position::Mariadb(b)) => a.includes(b),
+            (Position::Mysql(a), Position::Mysql(b)) => a.is_superset(b),
+            _ => false,
+        }
+    }
+}
+
 impl FromStr for Position {
     type Err = GtidError;
 
@@ -543,6 +572,27 @@ mod tests {
 
     fn mariadb(s: &str) -> MariadbGtidList {
         s.parse().expect("test gtid list")
+    }
+
+    #[test]
+    fn positions_contain_gtids_and_include_positions() {
+        let p: Position = "0-1-10,1-2-5".parse().expect("valid");
+        assert!(p.contains_gtid("0-1-10"));
+        assert!(p.contains_gtid("1-2-3"));
+        assert!(!p.contains_gtid("0-1-11"));
+        assert!(!p.contains_gtid("2-1-1"));
+        assert!(!p.contains_gtid("not a gtid"));
+        let earlier: Position = "0-1-9".parse().expect("valid");
+        let empty: Position = "".parse().expect("valid");
+        assert!(p.includes(&earlier) && !earlier.includes(&p));
+        assert!(earlier.includes(&empty) && empty.includes(&empty) && !empty.includes(&p));
+        let m: Position = format!("{U1}:1-7").parse().expect("valid");
+        assert!(m.contains_gtid(&format!("{U1}:7")));
+        assert!(!m.contains_gtid(&format!("{U1}:8")));
+        assert!(!m.contains_gtid(&format!("{U2}:1")));
+        assert!(m.includes(&empty) && !m.includes(&earlier));
+        let m2: Position = format!("{U1}:1-3").parse().expect("valid");
+        assert!(m.includes(&m2) && !m2.includes(&m));
     }
 
     // --- MariaDB ---

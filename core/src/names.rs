@@ -335,6 +335,21 @@ impl EtcdPrefix {
         self.key(format_args!("workflows/{workflow}/journal/{n:020}"))
     }
 
+    /// Prefix of a workflow's vdiff records (`revdoor vdiff`).
+    pub fn vdiffs(&self, workflow: &WorkflowName) -> String {
+        self.key(format_args!("workflows/{workflow}/vdiffs/"))
+    }
+
+    /// One vdiff's record: its state, resume point and report.
+    pub fn vdiff(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/vdiffs/{id}"))
+    }
+
+    /// Held (leased) by the process running a vdiff.
+    pub fn vdiff_run(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/vdiff_runs/{id}"))
+    }
+
     /// The coordinator leader election key.
     pub fn leader(&self) -> String {
         self.key(format_args!("leader"))
