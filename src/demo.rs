@@ -171,6 +171,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         kafka.to_string(),
         "demo-worker".into(),
         Duration::from_secs(5),
+        crate::DEFAULT_APPLY_PARALLELISM,
         cancel.clone(),
     )));
     let spec = create::create_workflow(

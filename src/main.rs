@@ -103,7 +103,7 @@ enum Command {
     /// A worker that runs the streams the coordinator assigns.
     Worker {
         #[command(subcommand)]
-        cmd: DaemonCmd,
+        cmd: WorkerCmd,
     },
     /// Workloads for demos, tests and benchmarks.
     #[command(hide = true)]
@@ -112,6 +112,26 @@ enum Command {
         cmd: LoadCmd,
     },
 }
+
+#[derive(Subcommand)]
+enum WorkerCmd {
+    /// Run in the foreground until SIGTERM.
+    Run {
+        /// Unique name (default: host-pid).
+        #[arg(long)]
+        id: Option<String>,
+        /// Lease TTL: others take over this long after this process stops.
+        #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+        lease_ttl: Duration,
+        /// Connections each apply stream writes through (write-set-parallel
+        /// apply; 1 = one connection, docs/streams.md).
+        #[arg(long, default_value_t = DEFAULT_APPLY_PARALLELISM)]
+        apply_parallelism: usize,
+    },
+}
+
+/// K of write-set-parallel apply unless told otherwise.
+const DEFAULT_APPLY_PARALLELISM: usize = 4;
 
 #[derive(Subcommand)]
 enum DaemonCmd {
@@ -253,6 +273,9 @@ struct ApplyArgs {
     /// Lease TTL of the ownership key.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     lease_ttl: Duration,
+    /// Connections writing at once (write-set-parallel apply).
+    #[arg(long, default_value_t = DEFAULT_APPLY_PARALLELISM)]
+    parallelism: usize,
 }
 
 fn init_tracing(json: bool) {
@@ -496,6 +519,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 target: mysql_opts(&a.target)?,
                 fence_token: a.fence_token,
                 progress: Default::default(),
+                parallelism: a.parallelism.max(1),
             };
             let cancel = shutdown_token();
             let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
@@ -590,7 +614,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Worker {
-            cmd: DaemonCmd::Run { id, lease_ttl },
+            cmd:
+                WorkerCmd::Run {
+                    id,
+                    lease_ttl,
+                    apply_parallelism,
+                },
         } => {
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
             Box::pin(worker::run(
@@ -598,6 +627,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 cli.kafka.clone(),
                 id.unwrap_or_else(|| default_id("worker")),
                 lease_ttl,
+                apply_parallelism,
                 shutdown_token(),
             ))
             .await

@@ -50,7 +50,10 @@ pub enum VdiffCmd {
         json: bool,
     },
     /// Stop a running vdiff after its current chunk (resume it later).
-    Stop { workflow: String, id: Option<String> },
+    Stop {
+        workflow: String,
+        id: Option<String>,
+    },
 }
 
 /// Run a vdiff command; the process exit status it asks for.
@@ -175,7 +178,12 @@ fn progress_line(r: &VdiffRecord) -> String {
     };
     let eta = r
         .eta_ms(now_ms())
-        .map(|ms| format!(", ETA {}", humantime::format_duration(Duration::from_secs(ms / 1000))))
+        .map(|ms| {
+            format!(
+                ", ETA {}",
+                humantime::format_duration(Duration::from_secs(ms / 1000))
+            )
+        })
         .unwrap_or_default();
     format!(
         "{done} of ≈ {} rows compared{pct}{eta}, {} differences so far",
@@ -191,7 +199,12 @@ pub fn render(r: &VdiffRecord) -> String {
     let _ = writeln!(
         out,
         "vdiff {} of workflow {} ({}: {} → {}): {}",
-        r.id, r.workflow, r.direction, r.source, r.target, r.state.as_str()
+        r.id,
+        r.workflow,
+        r.direction,
+        r.source,
+        r.target,
+        r.state.as_str()
     );
     if !r.error.is_empty() {
         let _ = writeln!(out, "  error: {}", r.error);

@@ -64,6 +64,7 @@ pub async fn run(
     brokers: String,
     id: String,
     ttl: Duration,
+    apply_parallelism: usize,
     cancel: CancellationToken,
 ) -> anyhow::Result<()> {
     let key = reg.prefix.worker(&id);
@@ -159,6 +160,7 @@ pub async fn run(
                     Arc::clone(&t.state),
                     t.cancel.clone(),
                     ttl,
+                    apply_parallelism,
                 );
                 t.handle = Some(tokio::spawn(fut));
             }
@@ -239,6 +241,7 @@ async fn run_stream(
     state: Arc<Mutex<TaskState>>,
     cancel: CancellationToken,
     ttl: Duration,
+    apply_parallelism: usize,
 ) -> Result<(), String> {
     let wf: WorkflowName = spec.workflow.parse().map_err(|e| format!("{e}"))?;
     let name = format!("{}/{}", spec.workflow, spec.id());
@@ -291,6 +294,7 @@ async fn run_stream(
                 target,
                 fence_token: lock.token().get(),
                 progress: Arc::clone(&progress),
+                parallelism: apply_parallelism.max(1),
             };
             crate::with_retries(&name, &run_cancel, || apply.run(run_cancel.clone()))
                 .await

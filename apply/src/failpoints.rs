@@ -4,3 +4,6 @@
 pub const BEFORE_CHECKPOINT_COMMIT: &str = "apply::before_checkpoint_commit";
 /// After COMMIT, before the consumer moves on.
 pub const AFTER_COMMIT_BEFORE_ACK: &str = "apply::after_commit_before_ack";
+/// In a parallel bucket, before COMMIT: fail it (a transient error), so
+/// the group falls back to one connection.
+pub const BUCKET_ERROR: &str = "apply::bucket_error";

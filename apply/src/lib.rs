@@ -23,7 +23,7 @@
 pub mod failpoints;
 pub mod schemas;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -70,6 +70,19 @@ const GROUP_IDLE: Duration = Duration::from_millis(2);
 /// …or when it holds this many source transactions or events.
 const GROUP_MAX_TXNS: usize = 200;
 const GROUP_MAX_EVENTS: usize = 5000;
+/// Every apply connection's session. Values arrive in canonical forms
+/// (DESIGN §3): TIMESTAMPs as UTC text, zero dates kept, an explicit 0 in an
+/// AUTO_INCREMENT column stays 0. Strict mode refuses anything that would
+/// not fit. Strings are the bytes as stored on the source, in the column's
+/// own character set: a binary connection stores them unconverted and
+/// compares keys byte for byte. READ COMMITTED: an upsert's UPDATE of a key
+/// not there yet takes no gap lock, so streams (and parallel connections)
+/// applying disjoint keys into one server do not deadlock each other.
+const SESSION_SETUP: [&str; 2] = [
+    "SET NAMES binary, SESSION time_zone = '+00:00', \
+     sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+];
 /// How often a holding stream looks whether its hold was released.
 const HOLD_POLL: Duration = Duration::from_millis(10);
 
@@ -98,7 +111,7 @@ async fn recv_within(
 }
 
 /// DDL of revdoor's own schema on every destination.
-pub const STREAM_STATE_DDL: [&str; 4] = [
+pub const STREAM_STATE_DDL: [&str; 5] = [
     "CREATE DATABASE IF NOT EXISTS _revdoor",
     "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
         workflow     VARCHAR(64)  NOT NULL,
@@ -118,6 +131,16 @@ pub const STREAM_STATE_DDL: [&str; 4] = [
         kafka_offset BIGINT       NOT NULL,
         reason       VARCHAR(1024) NOT NULL DEFAULT '',
         created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
+    ) ENGINE=InnoDB",
+    // Transactions committed by parallel apply beyond the checkpoint
+    // (identified by the offset of their last event); deleted when the
+    // checkpoint passes them.
+    "CREATE TABLE IF NOT EXISTS _revdoor.applied_txns (
+        workflow     VARCHAR(64)  NOT NULL,
+        direction    VARCHAR(16)  NOT NULL,
+        `partition`  INT          NOT NULL,
+        kafka_offset BIGINT       NOT NULL,
         PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
     ) ENGINE=InnoDB",
     // Holds asked for by a vdiff (`revdoor_coordinator::vdiff`): apply
@@ -189,34 +212,30 @@ pub struct ApplyStream {
     pub fence_token: u64,
     /// Live progress, for status reports.
     pub progress: Arc<Progress>,
+    /// Connections applying at once (write-set-parallel apply, K); 1 =
+    /// one connection, each group committed with its checkpoint.
+    pub parallelism: usize,
 }
 
 impl ApplyStream {
+    /// The error of a stream whose checkpoint row a newer owner took.
+    fn fenced(&self) -> ApplyError {
+        ApplyError::Fenced(format!(
+            "{}/{}: checkpoint row has a newer fence token than {}",
+            self.topic(),
+            self.partition,
+            self.fence_token
+        ))
+    }
+
     fn topic(&self) -> String {
         format!("revdoor.{}.{}", self.workflow, self.direction)
     }
 
-    /// Create `_revdoor.stream_state` and this stream's row; return the
-    /// offset of the last applied event (-1 if none).
-    async fn prepare(&self, conn: &mut Conn) -> Result<i64, ApplyError> {
-        // Values arrive in canonical forms (DESIGN §3): TIMESTAMPs as UTC
-        // text, zero dates kept, an explicit 0 in an AUTO_INCREMENT column
-        // stays 0. Strict mode refuses anything that would not fit. Strings
-        // are the bytes as stored on the source, in the column's own
-        // character set: a binary connection stores them unconverted and
-        // compares keys byte for byte.
-        // READ COMMITTED: an upsert's UPDATE of a key not there yet takes
-        // no gap lock, so streams applying disjoint keys into one server
-        // (N → M) do not deadlock each other.
-        conn.query_drop(
-            "SET NAMES binary, SESSION time_zone = '+00:00', \
-             sql_mode = 'STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'",
-        )
-        .await
-        .map_err(|e| ApplyError::transient("set apply session", e))?;
-        conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
-            .await
-            .map_err(|e| ApplyError::transient("set apply isolation", e))?;
+    /// Create `_revdoor.stream_state` and this stream's row, take it over
+    /// (fence token); return the offset of the last applied event (-1 if
+    /// none) and the transactions parallel apply committed beyond it.
+    async fn prepare(&self, conn: &mut Conn) -> Result<(i64, HashSet<i64>), ApplyError> {
         for ddl in STREAM_STATE_DDL {
             conn.query_drop(ddl)
                 .await
@@ -229,6 +248,23 @@ impl ApplyStream {
         )
         .await
         .map_err(|e| ApplyError::transient("create checkpoint row", e))?;
+        // Take the stream over: raise the row's fence token to ours. This
+        // waits for a previous owner's transaction in flight, and once it
+        // commits, that owner's next checkpoint (or parallel transaction)
+        // finds a newer token and stops. Only then is the offset read.
+        conn.exec_drop(
+            "UPDATE _revdoor.stream_state SET fence_token = ? \
+             WHERE workflow = ? AND direction = ? AND `partition` = ? AND fence_token <= ?",
+            (
+                self.fence_token,
+                &self.workflow,
+                &self.direction,
+                self.partition,
+                self.fence_token,
+            ),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("take over checkpoint", e))?;
         let row: Option<(i64, u64)> = conn
             .exec_first(
                 "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
@@ -245,11 +281,19 @@ impl ApplyStream {
                 self.workflow, self.direction, self.partition, self.fence_token
             )));
         }
-        Ok(offset)
+        let done: Vec<i64> = conn
+            .exec(
+                "SELECT kafka_offset FROM _revdoor.applied_txns \
+                 WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
+                (&self.workflow, &self.direction, self.partition, offset),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read applied transactions", e))?;
+        Ok((offset, done.into_iter().collect()))
     }
 
-    /// Apply until `cancel` fires or an error stops the stream.
-    pub async fn run(&self, cancel: CancellationToken) -> Result<(), ApplyError> {
+    /// A connection set up for applying (see `prepare`).
+    async fn open(&self) -> Result<Conn, ApplyError> {
         // Found rows, not changed rows: an upsert's UPDATE that matches a row
         // whose values are already right must not fall through to INSERT.
         let opts: Opts = mysql_async::OptsBuilder::from_opts(self.target.clone())
@@ -258,7 +302,18 @@ impl ApplyStream {
         let mut conn = Conn::new(opts)
             .await
             .map_err(|e| ApplyError::transient("connect to destination", e))?;
-        let last = self.prepare(&mut conn).await?;
+        for stmt in SESSION_SETUP {
+            conn.query_drop(stmt)
+                .await
+                .map_err(|e| ApplyError::transient("set apply session", e))?;
+        }
+        Ok(conn)
+    }
+
+    /// Apply until `cancel` fires or an error stops the stream.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<(), ApplyError> {
+        let mut conn = self.open().await?;
+        let (last, done) = self.prepare(&mut conn).await?;
         let skips: Vec<i64> = conn
             .exec(
                 "SELECT kafka_offset FROM _revdoor.stream_skips \
@@ -297,6 +352,9 @@ impl ApplyStream {
         tracing::info!(topic = %topic, partition = self.partition, from = last + 1,
             fence_token = self.fence_token, connection_id = connection_id.unwrap_or(0), "apply starting");
 
+        // conns[0] applies groups and checkpoints; the others join it for
+        // parallel groups (opened on first use).
+        let mut conns = vec![conn];
         let mut keys = KeyCache::default();
         let mut schemas = SchemaCache::default();
         // Events of complete source transactions not yet committed, and of
@@ -316,7 +374,7 @@ impl ApplyStream {
             let msg = match msg {
                 None => {
                     if !self
-                        .flush(&mut conn, &mut keys, &group[..complete], None, &cancel)
+                        .flush(&mut conns, &mut keys, &group[..complete], None, &cancel)
                         .await?
                     {
                         return Ok(());
@@ -346,7 +404,7 @@ impl ApplyStream {
                         tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
                         if !self
                             .flush(
-                                &mut conn,
+                                &mut conns,
                                 &mut keys,
                                 &group[..complete],
                                 Some((offset, &hb)),
@@ -403,12 +461,17 @@ impl ApplyStream {
             }
             let last_of_txn = ev.txn.last;
             group.push((offset, ev));
+            if last_of_txn && done.contains(&offset) {
+                // Committed by parallel apply before a restart: drop it.
+                group.truncate(complete);
+                continue;
+            }
             if last_of_txn {
                 complete = group.len();
                 txns_in_group += 1;
                 if txns_in_group >= GROUP_MAX_TXNS || complete >= GROUP_MAX_EVENTS {
                     if !self
-                        .flush(&mut conn, &mut keys, &group[..complete], None, &cancel)
+                        .flush(&mut conns, &mut keys, &group[..complete], None, &cancel)
                         .await?
                     {
                         return Ok(());
@@ -449,7 +512,7 @@ impl ApplyStream {
     /// fired while holding (nothing after the hold point was applied).
     async fn flush(
         &self,
-        conn: &mut Conn,
+        conns: &mut Vec<Conn>,
         keys: &mut KeyCache,
         events: &[(i64, ChangeEvent)],
         heartbeat: Option<(i64, &Heartbeat)>,
@@ -458,8 +521,8 @@ impl ApplyStream {
         let mut events = events;
         let mut heartbeat = heartbeat;
         loop {
-            let Some((text, hold)) = self.read_hold(conn).await? else {
-                self.apply_group(conn, keys, events, heartbeat).await?;
+            let Some((text, hold)) = self.read_hold(&mut conns[0]).await? else {
+                self.apply_group(conns, keys, events, heartbeat).await?;
                 return Ok(true);
             };
             // Events of one transaction share its GTID: the prefix ends on
@@ -475,22 +538,34 @@ impl ApplyStream {
             });
             if inside == events.len() && !heartbeat_past {
                 // Not there yet.
-                self.apply_group(conn, keys, events, heartbeat).await?;
+                self.apply_group(conns, keys, events, heartbeat).await?;
                 return Ok(true);
             }
-            let hb_now = if inside == events.len() { heartbeat } else { None };
-            self.apply_group(conn, keys, &events[..inside], hb_now).await?;
+            let hb_now = if inside == events.len() {
+                heartbeat
+            } else {
+                None
+            };
+            self.apply_group(conns, keys, &events[..inside], hb_now)
+                .await?;
             events = &events[inside..];
             if hb_now.is_some() {
                 heartbeat = None;
             }
-            conn.exec_drop(
-                "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
+            conns[0]
+                .exec_drop(
+                    "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
                  AND direction = ? AND `partition` = ? AND hold_gtid = ?",
-                (&text, &self.workflow, &self.direction, self.partition, &text),
-            )
-            .await
-            .map_err(|e| ApplyError::transient("report hold", e))?;
+                    (
+                        &text,
+                        &self.workflow,
+                        &self.direction,
+                        self.partition,
+                        &text,
+                    ),
+                )
+                .await
+                .map_err(|e| ApplyError::transient("report hold", e))?;
             tracing::info!(topic = %self.topic(), partition = self.partition, hold = %text,
                 "holding at a vdiff's consistent point");
             loop {
@@ -498,7 +573,7 @@ impl ApplyStream {
                     _ = cancel.cancelled() => return Ok(false),
                     _ = tokio::time::sleep(HOLD_POLL) => {}
                 }
-                if self.read_hold(conn).await?.map(|(t, _)| t) != Some(text.clone()) {
+                if self.read_hold(&mut conns[0]).await?.map(|(t, _)| t) != Some(text.clone()) {
                     break;
                 }
             }
@@ -510,10 +585,17 @@ impl ApplyStream {
     }
 
     /// Apply whole source transactions and advance the checkpoint to the
-    /// last of them, in one DB transaction.
+    /// last of them (or to `heartbeat`). With one connection: one DB
+    /// transaction. With K: the transactions are split by write set
+    /// (tables, primary and unique keys of both images) into up to K
+    /// independent buckets committed concurrently, each recording its
+    /// transactions in `_revdoor.applied_txns`; then the checkpoint moves
+    /// past all of them and those rows go. A restart skips what a bucket
+    /// committed; any failure of a bucket is retried in order on one
+    /// connection, which reports it exactly.
     async fn apply_group(
         &self,
-        conn: &mut Conn,
+        conns: &mut Vec<Conn>,
         keys: &mut KeyCache,
         events: &[(i64, ChangeEvent)],
         heartbeat: Option<(i64, &Heartbeat)>,
@@ -529,12 +611,70 @@ impl ApplyStream {
             (None, None) => return Ok(()),
         };
         for (_, ev) in events {
-            keys.ensure(conn, &ev.source.db, &ev.source.table).await?;
+            keys.ensure(&mut conns[0], &ev.source.db, &ev.source.table)
+                .await?;
         }
-        let mut tx = conn
+        let all: Vec<&(i64, ChangeEvent)> = events.iter().collect();
+        let rest = if self.parallelism > 1 {
+            self.apply_parallel(conns, keys, &all).await?
+        } else {
+            all
+        };
+        let mut tx = conns[0]
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| ApplyError::transient("begin", e))?;
+        self.apply_events(&mut tx, keys, &rest).await?;
+        tx.exec_drop(
+            "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
+             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
+             AND fence_token <= ?",
+            (
+                last_offset,
+                last_gtid,
+                self.fence_token,
+                &self.workflow,
+                &self.direction,
+                self.partition,
+                self.fence_token,
+            ),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("update checkpoint", e))?;
+        if tx.affected_rows() == 0 {
+            let _ = tx.rollback().await;
+            return Err(self.fenced());
+        }
+        if self.parallelism > 1 {
+            tx.exec_drop(
+                "DELETE FROM _revdoor.applied_txns WHERE workflow = ? AND direction = ? \
+                 AND `partition` = ? AND kafka_offset <= ?",
+                (&self.workflow, &self.direction, self.partition, last_offset),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("forget applied transactions", e))?;
+        }
+        fail::fail_point!(failpoints::BEFORE_CHECKPOINT_COMMIT);
+        tx.commit()
+            .await
+            .map_err(|e| ApplyError::transient("commit", e))?;
+        fail::fail_point!(failpoints::AFTER_COMMIT_BEFORE_ACK);
+        self.progress.update(|p| {
+            p.position = last_gtid.to_string();
+            p.events += events.len() as u64;
+            p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
+        });
+        Ok(())
+    }
+
+    /// Apply `events` in a transaction, runs of inserts as multi-row
+    /// statements.
+    async fn apply_events(
+        &self,
+        tx: &mut mysql_async::Transaction<'_>,
+        keys: &KeyCache,
+        events: &[&(i64, ChangeEvent)],
+    ) -> Result<(), ApplyError> {
         let mut i = 0;
         while i < events.len() {
             // A run of inserts / copied rows into one table goes in one
@@ -562,48 +702,248 @@ impl ApplyStream {
                     }
                 }
             }
-            for (offset, ev) in &events[i..i + run.max(1)] {
-                self.apply_one(&mut tx, keys, *offset, ev).await?;
+            for (offset, ev) in events[i..i + run.max(1)].iter().copied() {
+                self.apply_one(tx, keys, *offset, ev).await?;
             }
             i += run.max(1);
         }
-        tx.exec_drop(
-            "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
-             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
-             AND fence_token <= ?",
-            (
-                last_offset,
-                last_gtid,
-                self.fence_token,
-                &self.workflow,
-                &self.direction,
-                self.partition,
-                self.fence_token,
-            ),
-        )
-        .await
-        .map_err(|e| ApplyError::transient("update checkpoint", e))?;
-        if tx.affected_rows() == 0 {
-            let _ = tx.rollback().await;
-            return Err(ApplyError::Fenced(format!(
-                "{}/{}: checkpoint row has a newer fence token than {}",
-                self.topic(),
-                self.partition,
-                self.fence_token
-            )));
-        }
-        fail::fail_point!(failpoints::BEFORE_CHECKPOINT_COMMIT);
-        tx.commit()
-            .await
-            .map_err(|e| ApplyError::transient("commit", e))?;
-        fail::fail_point!(failpoints::AFTER_COMMIT_BEFORE_ACK);
-        self.progress.update(|p| {
-            p.position = last_gtid.to_string();
-            p.events += events.len() as u64;
-            p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
-        });
         Ok(())
     }
+
+    /// Commit the independent parts of a group concurrently (see
+    /// `apply_group`); the events still to apply, in order.
+    async fn apply_parallel<'e>(
+        &self,
+        conns: &mut Vec<Conn>,
+        keys: &KeyCache,
+        events: &[&'e (i64, ChangeEvent)],
+    ) -> Result<Vec<&'e (i64, ChangeEvent)>, ApplyError> {
+        let txns = transactions(events);
+        let buckets = buckets(events, &txns, keys, self.parallelism);
+        if buckets.len() < 2 {
+            return Ok(events.to_vec());
+        }
+        tracing::debug!(txns = txns.len(), buckets = buckets.len(), "parallel group");
+        while conns.len() < buckets.len() {
+            let c = self.open().await?;
+            conns.push(c);
+        }
+        let work = conns.iter_mut().zip(&buckets).map(|(conn, bucket)| {
+            let evs: Vec<&(i64, ChangeEvent)> = bucket
+                .iter()
+                .flat_map(|&t| events[txns[t].clone()].iter().copied())
+                .collect();
+            let ends: Vec<i64> = bucket.iter().map(|&t| events[txns[t].end - 1].0).collect();
+            async move { self.apply_bucket(conn, keys, &evs, &ends).await }
+        });
+        let results = futures_util::future::join_all(work).await;
+        let mut failed: Vec<usize> = Vec::new();
+        for (bucket, r) in buckets.iter().zip(results) {
+            match r {
+                Ok(()) => {}
+                Err(e @ ApplyError::Fenced(_)) => return Err(e),
+                Err(e) => {
+                    tracing::warn!(topic = %self.topic(), partition = self.partition, error = %e,
+                        "a parallel part failed; applying it again in order on one connection");
+                    failed.extend(bucket);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            // A connection may be broken: open afresh next time.
+            for c in conns.drain(1..) {
+                let _ = c.disconnect().await;
+            }
+        }
+        failed.sort_unstable();
+        Ok(failed
+            .into_iter()
+            .flat_map(|t| events[txns[t].clone()].iter().copied())
+            .collect())
+    }
+
+    /// One bucket of a parallel group: its transactions and their
+    /// `applied_txns` rows in one DB transaction, under the fence token.
+    async fn apply_bucket(
+        &self,
+        conn: &mut Conn,
+        keys: &KeyCache,
+        events: &[&(i64, ChangeEvent)],
+        ends: &[i64],
+    ) -> Result<(), ApplyError> {
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| ApplyError::transient("begin", e))?;
+        // Roll back explicitly on any failure: the group is retried on
+        // another connection, which must not wait for this one's locks.
+        match self.bucket_body(&mut tx, keys, events, ends).await {
+            Ok(()) => tx
+                .commit()
+                .await
+                .map_err(|e| ApplyError::transient("commit", e)),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn bucket_body(
+        &self,
+        tx: &mut mysql_async::Transaction<'_>,
+        keys: &KeyCache,
+        events: &[&(i64, ChangeEvent)],
+        ends: &[i64],
+    ) -> Result<(), ApplyError> {
+        // A shared lock on the checkpoint row: buckets do not block each
+        // other, and a new owner's takeover waits for them, after which
+        // this owner reads the newer token here and stops.
+        let token: Option<u64> = tx
+            .exec_first(
+                "SELECT fence_token FROM _revdoor.stream_state WHERE workflow = ? \
+                 AND direction = ? AND `partition` = ? LOCK IN SHARE MODE",
+                (&self.workflow, &self.direction, self.partition),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read fence token", e))?;
+        if token.unwrap_or(u64::MAX) > self.fence_token {
+            return Err(self.fenced());
+        }
+        self.apply_events(tx, keys, events).await?;
+        let values = vec!["(?, ?, ?, ?)"; ends.len()].join(", ");
+        let mut params: Vec<Value> = Vec::with_capacity(ends.len() * 4);
+        for end in ends {
+            params.push(Value::from(self.workflow.as_str()));
+            params.push(Value::from(self.direction.as_str()));
+            params.push(Value::from(self.partition));
+            params.push(Value::from(*end));
+        }
+        tx.exec_drop(
+            format!(
+                "INSERT INTO _revdoor.applied_txns (workflow, direction, `partition`, kafka_offset) \
+                 VALUES {values}"
+            ),
+            params,
+        )
+        .await
+        .map_err(|e| ApplyError::transient("record applied transactions", e))?;
+        fail::fail_point!(failpoints::BUCKET_ERROR, |_| Err(ApplyError::Transient(
+            "failpoint apply::bucket_error".into()
+        )));
+        fail::fail_point!(failpoints::BEFORE_CHECKPOINT_COMMIT);
+        Ok(())
+    }
+}
+
+/// The events of each source transaction of a group (index ranges).
+fn transactions(events: &[&(i64, ChangeEvent)]) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for (i, (_, ev)) in events.iter().copied().enumerate() {
+        if ev.txn.last {
+            out.push(start..i + 1);
+            start = i + 1;
+        }
+    }
+    if start < events.len() {
+        out.push(start..events.len());
+    }
+    out
+}
+
+/// Split transactions into at most `k` buckets with disjoint write sets:
+/// transactions sharing a key (union-find) stay in one bucket, in order;
+/// groups go to the least loaded bucket, biggest first. Empty buckets are
+/// dropped; each bucket lists transaction indices ascending.
+fn buckets(
+    events: &[&(i64, ChangeEvent)],
+    txns: &[std::ops::Range<usize>],
+    keys: &KeyCache,
+    k: usize,
+) -> Vec<Vec<usize>> {
+    let mut parent: Vec<usize> = (0..txns.len()).collect();
+    fn find(p: &mut [usize], mut x: usize) -> usize {
+        while p[x] != x {
+            p[x] = p[p[x]];
+            x = p[x];
+        }
+        x
+    }
+    let mut first: HashMap<u64, usize> = HashMap::new();
+    for (t, r) in txns.iter().enumerate() {
+        for (_, ev) in events[r.clone()].iter().copied() {
+            for key in write_set(ev, keys) {
+                let other = *first.entry(key).or_insert(t);
+                let (a, b) = (find(&mut parent, t), find(&mut parent, other));
+                if a != b {
+                    parent[a.max(b)] = a.min(b);
+                }
+            }
+        }
+    }
+    let mut groups: HashMap<usize, (usize, Vec<usize>)> = HashMap::new();
+    for (t, r) in txns.iter().enumerate() {
+        let root = find(&mut parent, t);
+        let g = groups.entry(root).or_default();
+        g.0 += r.len();
+        g.1.push(t);
+    }
+    let mut groups: Vec<(usize, Vec<usize>)> = groups.into_values().collect();
+    groups.sort_by(|a, b| b.0.cmp(&a.0).then(a.1[0].cmp(&b.1[0])));
+    let mut out: Vec<(usize, Vec<usize>)> = vec![(0, Vec::new()); k.max(1)];
+    for (size, txns) in groups {
+        if let Some(b) = out.iter_mut().min_by_key(|b| b.0) {
+            b.0 += size;
+            b.1.extend(txns);
+        }
+    }
+    out.into_iter()
+        .filter(|b| !b.1.is_empty())
+        .map(|(_, mut t)| {
+            t.sort_unstable();
+            t
+        })
+        .collect()
+}
+
+/// What a row change writes: its table's primary and unique keys in both
+/// images (string values folded to lower case without trailing spaces, so
+/// that keys a case-insensitive collation equates collide here too), and
+/// one key shared by every table in a foreign-key relation.
+fn write_set(ev: &ChangeEvent, keys: &KeyCache) -> Vec<u64> {
+    use std::hash::{Hash, Hasher};
+    let info = keys.info(&ev.source.db, &ev.source.table);
+    let mut out = Vec::new();
+    if info.is_none_or(|i| i.foreign_keys) {
+        out.push(0);
+    }
+    let uniques: &[Vec<String>] = info.map_or(&[], |i| &i.uniques);
+    for image in [ev.before.as_ref(), ev.after.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        for (n, cols) in uniques.iter().enumerate() {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (&ev.source.db, &ev.source.table, n).hash(&mut h);
+            let mut null = false;
+            for c in cols {
+                match image.get(c) {
+                    None | Some(ColumnValue::Null) => null = true,
+                    Some(ColumnValue::Bytes(b)) => {
+                        let folded = String::from_utf8_lossy(b).to_lowercase();
+                        folded.trim_end_matches(' ').hash(&mut h);
+                    }
+                    Some(v) => format!("{v:?}").hash(&mut h),
+                }
+            }
+            // NULLs never collide in a unique key.
+            if !null {
+                out.push(h.finish() | 1);
+            }
+        }
+    }
+    out
 }
 
 impl ApplyStream {
@@ -652,8 +992,8 @@ const MULTI_ROWS: usize = 500;
 /// Length of the run at the start of `events` that one multi-row INSERT
 /// can carry: inserts or copied rows, one table, the same columns, distinct
 /// primary keys.
-fn insert_run(events: &[(i64, ChangeEvent)], keys: &KeyCache) -> usize {
-    let Some((_, first)) = events.first() else {
+fn insert_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> usize {
+    let Some((_, first)) = events.first().copied() else {
         return 0;
     };
     let Some(first_row) = first.after.as_ref() else {
@@ -666,7 +1006,7 @@ fn insert_run(events: &[(i64, ChangeEvent)], keys: &KeyCache) -> usize {
     let max = MULTI_ROWS.min(65_535 / first_row.columns.len().max(1));
     let mut seen = std::collections::HashSet::new();
     let mut n = 0;
-    for (_, ev) in events.iter().take(max) {
+    for (_, ev) in events.iter().copied().take(max) {
         let Some(row) = ev.after.as_ref() else { break };
         let same = matches!(ev.op, Op::Create | Op::Read)
             && ev.source.db == first.source.db
@@ -682,8 +1022,8 @@ fn insert_run(events: &[(i64, ChangeEvent)], keys: &KeyCache) -> usize {
 }
 
 /// `INSERT INTO t (cols) VALUES (…), (…)` of a run's after images.
-fn multi_insert(run: &[(i64, ChangeEvent)]) -> Option<(String, Vec<Value>)> {
-    let (_, first) = run.first()?;
+fn multi_insert(run: &[&(i64, ChangeEvent)]) -> Option<(String, Vec<Value>)> {
+    let (_, first) = run.first().copied()?;
     let row = first.after.as_ref()?;
     let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
     let one = format!("({})", vec!["?"; cols.len()].join(", "));
@@ -695,7 +1035,7 @@ fn multi_insert(run: &[(i64, ChangeEvent)]) -> Option<(String, Vec<Value>)> {
         vec![one.as_str(); run.len()].join(", ")
     );
     let mut params = Vec::with_capacity(run.len() * cols.len());
-    for (_, ev) in run {
+    for (_, ev) in run.iter().copied() {
         params.extend(ev.after.as_ref()?.values.iter().map(to_param));
     }
     Some((sql, params))
@@ -717,9 +1057,18 @@ fn classify_mysql(where_: &str, offset: i64, e: mysql_async::Error) -> ApplyErro
     }
 }
 
-/// Primary-key columns of destination tables.
+/// Keys of a destination table.
+struct TableKeys {
+    primary: Vec<String>,
+    /// Every unique key, the primary key first.
+    uniques: Vec<Vec<String>>,
+    /// The table refers to another or is referred to by one.
+    foreign_keys: bool,
+}
+
+/// Keys of destination tables.
 #[derive(Default)]
-struct KeyCache(HashMap<(String, String), Vec<String>>);
+struct KeyCache(HashMap<(String, String), TableKeys>);
 
 impl KeyCache {
     async fn ensure(&mut self, conn: &mut Conn, db: &str, table: &str) -> Result<(), ApplyError> {
@@ -727,29 +1076,56 @@ impl KeyCache {
         if self.0.contains_key(&k) {
             return Ok(());
         }
-        let cols: Vec<String> = conn
+        let cols: Vec<(String, String)> = conn
             .exec(
-                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' \
-                 ORDER BY ORDINAL_POSITION",
+                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 \
+                 ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
                 (db, table),
             )
             .await
-            .map_err(|e| ApplyError::transient("read destination primary key", e))?;
-        if cols.is_empty() {
-            return Err(ApplyError::Definite(format!(
-                "destination table {db}.{table} is missing or has no primary key"
-            )));
+            .map_err(|e| ApplyError::transient("read destination keys", e))?;
+        let mut uniques: Vec<(String, Vec<String>)> = Vec::new();
+        for (index, col) in cols {
+            match uniques.last_mut() {
+                Some((name, cols)) if *name == index => cols.push(col),
+                _ => uniques.push((index, vec![col])),
+            }
         }
-        self.0.insert(k, cols);
+        let primary = match uniques.first() {
+            Some((name, cols)) if name == "PRIMARY" => cols.clone(),
+            _ => {
+                return Err(ApplyError::Definite(format!(
+                    "destination table {db}.{table} is missing or has no primary key"
+                )))
+            }
+        };
+        let fks: Option<i64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS \
+                 WHERE (CONSTRAINT_SCHEMA = ? AND TABLE_NAME = ?) \
+                 OR (UNIQUE_CONSTRAINT_SCHEMA = ? AND REFERENCED_TABLE_NAME = ?)",
+                (db, table, db, table),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read destination foreign keys", e))?;
+        self.0.insert(
+            k,
+            TableKeys {
+                primary,
+                uniques: uniques.into_iter().map(|(_, c)| c).collect(),
+                foreign_keys: fks.unwrap_or(0) > 0,
+            },
+        );
         Ok(())
     }
 
+    fn info(&self, db: &str, table: &str) -> Option<&TableKeys> {
+        self.0.get(&(db.to_string(), table.to_string()))
+    }
+
     fn get(&self, db: &str, table: &str) -> &[String] {
-        self.0
-            .get(&(db.to_string(), table.to_string()))
-            .map(Vec::as_slice)
-            .unwrap_or(&[])
+        self.info(db, table).map_or(&[], |t| t.primary.as_slice())
     }
 }
 
@@ -884,10 +1260,30 @@ mod tests {
         }
     }
 
+    fn refs(v: &[(i64, ChangeEvent)]) -> Vec<&(i64, ChangeEvent)> {
+        v.iter().collect()
+    }
+
+    fn keys_of(uniques: Vec<Vec<&str>>, foreign_keys: bool) -> KeyCache {
+        let mut keys = KeyCache::default();
+        let uniques: Vec<Vec<String>> = uniques
+            .into_iter()
+            .map(|u| u.into_iter().map(String::from).collect())
+            .collect();
+        keys.0.insert(
+            ("d".into(), "t".into()),
+            TableKeys {
+                primary: uniques[0].clone(),
+                uniques,
+                foreign_keys,
+            },
+        );
+        keys
+    }
+
     #[test]
     fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
-        let mut keys = KeyCache::default();
-        keys.0.insert(("d".into(), "t".into()), vec!["id".into()]);
+        let keys = keys_of(vec![vec!["id"]], false);
         let c = |id| (0i64, ev(Op::Create, None, Some(row(id, "x"))));
         let r = |id| (0i64, ev(Op::Read, None, Some(row(id, "x"))));
         // Inserts and copied rows mix; a delete ends the run.
@@ -898,17 +1294,17 @@ mod tests {
             (0, ev(Op::Delete, Some(row(1, "x")), None)),
             c(4),
         ];
-        assert_eq!(insert_run(&evs, &keys), 3);
-        assert_eq!(insert_run(&evs[3..], &keys), 0);
+        assert_eq!(insert_run(&refs(&evs), &keys), 3);
+        assert_eq!(insert_run(&refs(&evs[3..]), &keys), 0);
         // The same key twice: the second starts a new run.
         let evs = vec![c(1), c(2), c(1)];
-        assert_eq!(insert_run(&evs, &keys), 2);
+        assert_eq!(insert_run(&refs(&evs), &keys), 2);
         // Another table ends it.
         let mut other = c(5);
         other.1.source.table = "u".into();
-        assert_eq!(insert_run(&[c(1), other], &keys), 1);
+        assert_eq!(insert_run(&refs(&[c(1), other]), &keys), 1);
         // One statement, one placeholder group per row, values in order.
-        let (sql, params) = multi_insert(&[c(1), c(2)]).expect("insert");
+        let (sql, params) = multi_insert(&refs(&[c(1), c(2)])).expect("insert");
         assert_eq!(
             sql,
             "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?)"
@@ -916,7 +1312,77 @@ mod tests {
         assert_eq!(params.len(), 4);
         // At most MULTI_ROWS rows.
         let many: Vec<_> = (0..MULTI_ROWS as i64 + 10).map(c).collect();
-        assert_eq!(insert_run(&many, &keys), MULTI_ROWS);
+        assert_eq!(insert_run(&refs(&many), &keys), MULTI_ROWS);
+    }
+
+    /// One-event transactions `(offset, event)`.
+    fn txn(offset: i64, op: Op, before: Option<Row>, after: Option<Row>) -> (i64, ChangeEvent) {
+        (offset, ev(op, before, after))
+    }
+
+    #[test]
+    fn parallel_buckets_keep_conflicting_transactions_together_and_in_order() {
+        let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+        let evs = vec![
+            txn(0, Op::Create, None, Some(row(1, "a"))),
+            txn(1, Op::Create, None, Some(row(2, "b"))),
+            txn(2, Op::Update, Some(row(1, "a")), Some(row(1, "c"))), // id 1 again
+            txn(3, Op::Create, None, Some(row(3, "C "))),             // name 'c' (folded) again
+            txn(4, Op::Create, None, Some(row(4, "d"))),
+            txn(5, Op::Update, Some(row(2, "b")), Some(row(5, "b"))), // key change 2 → 5
+            txn(6, Op::Delete, Some(row(5, "b")), None),
+        ];
+        let all = refs(&evs);
+        let t = transactions(&all);
+        assert_eq!(t.len(), 7);
+        let b = buckets(&all, &t, &keys, 4);
+        // {0, 2, 3} (id 1, name c), {1, 5, 6} (id 2 → 5), {4}.
+        let mut got: Vec<Vec<usize>> = b.clone();
+        got.sort();
+        assert_eq!(got, vec![vec![0, 2, 3], vec![1, 5, 6], vec![4]]);
+        // K = 2: the two big groups apart, the small one with either.
+        let b = buckets(&all, &t, &keys, 2);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 7);
+        for bucket in &b {
+            assert!(
+                bucket.windows(2).all(|w| w[0] < w[1]),
+                "in order: {bucket:?}"
+            );
+        }
+        // K = 1: everything in one bucket.
+        assert_eq!(buckets(&all, &t, &keys, 1), vec![vec![0, 1, 2, 3, 4, 5, 6]]);
+        // Foreign keys: one bucket whatever K.
+        let fk = keys_of(vec![vec!["id"]], true);
+        assert_eq!(buckets(&all, &t, &fk, 4).len(), 1);
+        // A table not known to the cache counts as related to everything.
+        let none = KeyCache::default();
+        assert_eq!(buckets(&all, &t, &none, 4).len(), 1);
+    }
+
+    #[test]
+    fn a_transaction_is_its_events_up_to_the_last() {
+        let mut a = ev(Op::Create, None, Some(row(1, "a")));
+        a.txn.last = false;
+        let b = ev(Op::Create, None, Some(row(2, "b")));
+        let evs = vec![(0, a), (1, b.clone()), (2, b)];
+        assert_eq!(transactions(&refs(&evs)), vec![0..2, 2..3]);
+    }
+
+    #[test]
+    fn null_unique_values_never_conflict() {
+        let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+        let mut r1 = row(1, "x");
+        let mut r2 = row(2, "x");
+        for r in [&mut r1, &mut r2] {
+            r.values[1] = ColumnValue::Null;
+        }
+        let evs = vec![
+            txn(0, Op::Create, None, Some(r1)),
+            txn(1, Op::Create, None, Some(r2)),
+        ];
+        let all = refs(&evs);
+        assert_eq!(buckets(&all, &transactions(&all), &keys, 2).len(), 2);
     }
 
     #[test]

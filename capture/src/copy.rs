@@ -169,14 +169,25 @@ impl Copier {
             let marks = table
                 .primary_key
                 .iter()
-                .map(|k| match table.columns.iter().find(|c| &c.name == k).map(|c| &c.sql_type) {
-                    Some(SqlType::String { charset, .. })
-                        if !matches!(charset.as_str(), "utf8" | "utf8mb3" | "utf8mb4" | "ascii")
-                            && charset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                .map(|k| {
+                    match table
+                        .columns
+                        .iter()
+                        .find(|c| &c.name == k)
+                        .map(|c| &c.sql_type)
                     {
-                        format!("CONVERT(CAST(? AS BINARY) USING {charset})")
+                        Some(SqlType::String { charset, .. })
+                            if !matches!(
+                                charset.as_str(),
+                                "utf8" | "utf8mb3" | "utf8mb4" | "ascii"
+                            ) && charset
+                                .chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                        {
+                            format!("CONVERT(CAST(? AS BINARY) USING {charset})")
+                        }
+                        _ => "?".to_string(),
                     }
-                    _ => "?".to_string(),
                 })
                 .collect::<Vec<_>>()
                 .join(", ");

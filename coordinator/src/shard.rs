@@ -315,7 +315,7 @@ pub async fn has_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Res
 
 /// Delete `workflow`'s checkpoint and skip rows (after complete / cancel).
 pub async fn delete_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<(), Error> {
-    for table in ["stream_state", "stream_skips"] {
+    for table in ["stream_state", "stream_skips", "applied_txns", "holds"] {
         conn.exec_drop(
             format!("DELETE FROM _revdoor.{table} WHERE workflow = ?"),
             (workflow,),

@@ -75,6 +75,9 @@ use crate::Error;
 
 /// A hold nobody released stops counting after this long.
 pub const HOLD_TTL: Duration = Duration::from_secs(60);
+/// TTL of the running process's lease: a killed vdiff can be resumed this
+/// long after it died.
+pub const RUN_LEASE_TTL: Duration = Duration::from_secs(5);
 /// Samples kept per kind of difference and table.
 pub const SAMPLES_PER_KIND: usize = 10;
 
@@ -372,7 +375,11 @@ pub async fn get(
 
 /// `vdiff stop`: a running vdiff stops after its current chunk; one whose
 /// process is gone is marked stopped at once.
-pub async fn stop(reg: &Registry, workflow: &WorkflowName, id: Option<&str>) -> Result<VdiffRecord, Error> {
+pub async fn stop(
+    reg: &Registry,
+    workflow: &WorkflowName,
+    id: Option<&str>,
+) -> Result<VdiffRecord, Error> {
     let mut rec = get(reg, workflow, id).await?;
     if !matches!(rec.state, VdiffState::Running | VdiffState::Stopping) {
         return Err(Error::Refused(format!(
@@ -391,7 +398,8 @@ pub async fn stop(reg: &Registry, workflow: &WorkflowName, id: Option<&str>) -> 
         VdiffState::Stopped
     };
     rec.updated_ms = now_ms();
-    reg.put(&reg.prefix.vdiff(workflow, &rec.id), &rec, None).await?;
+    reg.put(&reg.prefix.vdiff(workflow, &rec.id), &rec, None)
+        .await?;
     Ok(rec)
 }
 
@@ -406,14 +414,21 @@ pub async fn run(
 ) -> Result<VdiffRecord, Error> {
     let run_key = reg.prefix.vdiff_run(workflow, id);
     let holder = format!("{{\"pid\":{}}}", std::process::id());
-    let lock = LeaseLock::try_acquire(&reg.client, &run_key, &holder, Duration::from_secs(10))
-        .await
-        .map_err(|e| Error::Etcd(e.to_string()))?
-        .ok_or_else(|| {
-            Error::Refused(format!(
-                "vdiff {id} of {workflow} is running in another process (etcd key {run_key})"
-            ))
-        })?;
+    // A killed run's lease lingers for its TTL: wait that out; a live run
+    // keeps it, and this one gives up.
+    let lock = LeaseLock::acquire(
+        &reg.client,
+        &run_key,
+        &holder,
+        RUN_LEASE_TTL,
+        RUN_LEASE_TTL + Duration::from_secs(2),
+    )
+    .await
+    .map_err(|e| {
+        Error::Refused(format!(
+            "vdiff {id} of {workflow} is running in another process (etcd key {run_key}): {e}"
+        ))
+    })?;
     let mut rec = get(reg, workflow, Some(id)).await?;
     if matches!(rec.state, VdiffState::Completed) {
         let _ = lock.release().await;
@@ -502,7 +517,12 @@ async fn run_locked(
             }
             let before = rec.tables[rec.current].processed;
             let done = point
-                .chunk(&def, rec.chunk_rows, &mut rec.last_key, &mut rec.tables[rec.current])
+                .chunk(
+                    &def,
+                    rec.chunk_rows,
+                    &mut rec.last_key,
+                    &mut rec.tables[rec.current],
+                )
                 .await?;
             rec.run_processed += rec.tables[rec.current].processed - before;
             if done {
@@ -562,7 +582,10 @@ async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
             .map(|(_, v)| v.clone())
             .filter(|v| !v.is_empty())
     };
-    if let (Some(file), Some(pos)) = (find("Binlog_snapshot_file"), find("Binlog_snapshot_position")) {
+    if let (Some(file), Some(pos)) = (
+        find("Binlog_snapshot_file"),
+        find("Binlog_snapshot_position"),
+    ) {
         // MariaDB: the binlog position of the snapshot, as a GTID position.
         let gtid: Option<String> = conn
             .exec_first(
@@ -580,7 +603,9 @@ async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
         };
     }
     // MySQL: no snapshot position; hold writes for a moment instead.
-    conn.query_drop("ROLLBACK").await.map_err(sql("rollback", url))?;
+    conn.query_drop("ROLLBACK")
+        .await
+        .map_err(sql("rollback", url))?;
     let mut lock = session(url).await?;
     lock.query_drop("FLUSH TABLES WITH READ LOCK")
         .await
@@ -592,7 +617,9 @@ async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
         .query_first("SELECT @@global.gtid_executed")
         .await
         .map_err(sql("read GTID position", url))?;
-    lock.query_drop("UNLOCK TABLES").await.map_err(sql("unlock tables", url))?;
+    lock.query_drop("UNLOCK TABLES")
+        .await
+        .map_err(sql("unlock tables", url))?;
     Ok((conn, gtid.unwrap_or_default()))
 }
 
@@ -624,12 +651,14 @@ async fn consistent_point(
     // Control connections (holds) of the destinations that have streams.
     let mut ctl: BTreeMap<String, (String, Conn)> = BTreeMap::new();
     for a in &applies {
-        if !ctl.contains_key(&a.shard.to_string()) {
+        if let std::collections::btree_map::Entry::Vacant(e) = ctl.entry(a.shard.to_string()) {
             let mut c = shard::connect(&a.url).await?;
             for ddl in revdoor_apply::STREAM_STATE_DDL {
-                c.query_drop(ddl).await.map_err(sql("create _revdoor.holds", &a.url))?;
+                c.query_drop(ddl)
+                    .await
+                    .map_err(sql("create _revdoor.holds", &a.url))?;
             }
-            ctl.insert(a.shard.to_string(), (a.url.clone(), c));
+            e.insert((a.url.clone(), c));
         }
     }
     let started = Instant::now();
@@ -758,11 +787,16 @@ async fn put_hold(
 /// How a column is read, ordered and checksummed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
-    Int { unsigned: bool },
+    Int {
+        unsigned: bool,
+    },
     /// Character data: compared as utf8mb4, ordered by `WEIGHT_STRING`.
     Text,
     Binary,
-    Decimal { precision: u8, scale: u8 },
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
     Temporal,
     /// Compared by its text; cannot be part of an ordered key here.
     Other,
@@ -862,7 +896,13 @@ impl TableDef {
     }
 
     /// `key > last` (or `<= upper`) over the primary key, lexicographic.
-    fn compare(&self, key: &[KeyPart], after: bool, sql: &mut Vec<String>, params: &mut Vec<Value>) {
+    fn compare(
+        &self,
+        key: &[KeyPart],
+        after: bool,
+        sql: &mut Vec<String>,
+        params: &mut Vec<Value>,
+    ) {
         let n = self.pk.len();
         let mut ors = Vec::new();
         for i in 0..n {
@@ -933,7 +973,10 @@ fn text(v: &Value) -> Option<Vec<u8>> {
 fn shown(b: &Option<Vec<u8>>) -> Option<String> {
     b.as_ref().map(|b| match std::str::from_utf8(b) {
         Ok(s) => s.to_string(),
-        Err(_) => format!("0x{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+        Err(_) => format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
     })
 }
 
@@ -1232,7 +1275,11 @@ impl Point {
         if def.placement {
             select.extend(def.sharding_exprs());
         }
-        let query = format!("SELECT {} FROM {} WHERE {cond}", select.join(", "), def.from);
+        let query = format!(
+            "SELECT {} FROM {} WHERE {cond}",
+            select.join(", "),
+            def.from
+        );
         let ranges: Vec<KeyRange> = self.targets.iter().map(|(s, _)| s.range).collect();
         let (src, dst) = tokio::join!(
             read_rows(def, &mut self.sources, &query, params, &ranges),
@@ -1375,7 +1422,12 @@ async fn side_sum(
     Ok(total)
 }
 
-fn row_data(def: &TableDef, vals: Vec<Value>, shard: usize, ranges: &[KeyRange]) -> Result<RowData, Error> {
+fn row_data(
+    def: &TableDef,
+    vals: Vec<Value>,
+    shard: usize,
+    ranges: &[KeyRange],
+) -> Result<RowData, Error> {
     let n = def.pk.len();
     let cols = def.names.len();
     let mut ord = Vec::with_capacity(n);
@@ -1400,7 +1452,13 @@ fn key_text(def: &TableDef, vals: &[Value]) -> String {
     def.pk
         .iter()
         .zip(vals)
-        .map(|(&i, v)| format!("{}={}", def.names[i], shown(&text(v)).unwrap_or_else(|| "NULL".into())))
+        .map(|(&i, v)| {
+            format!(
+                "{}={}",
+                def.names[i],
+                shown(&text(v)).unwrap_or_else(|| "NULL".into())
+            )
+        })
         .collect::<Vec<_>>()
         .join(",")
 }

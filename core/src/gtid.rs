@@ -495,12 +495,12 @@ impl Position {
     /// does not parse, is not.
     pub fn contains_gtid(&self, gtid: &str) -> bool {
         match self {
-            Position::Mariadb(list) => gtid
-                .parse::<MariadbGtid>()
-                .is_ok_and(|g| list.contains(&g)),
+            Position::Mariadb(list) => gtid.parse::<MariadbGtid>().is_ok_and(|g| list.contains(&g)),
             Position::Mysql(set) => gtid
                 .rsplit_once(':')
-                .and_then(|(uuid, seq)| Some((uuid.parse::<ServerUuid>().ok()?, seq.parse::<u64>().ok()?)))
+                .and_then(|(uuid, seq)| {
+                    Some((uuid.parse::<ServerUuid>().ok()?, seq.parse::<u64>().ok()?))
+                })
                 .is_some_and(|(uuid, seq)| set.contains(&uuid, seq)),
         }
     }

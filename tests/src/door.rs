@@ -72,7 +72,16 @@ impl Door {
 
     /// `workflow create` of the bank tables.
     pub fn create_workflow(&self) -> Out {
-        let tables = format!("{0}.accounts,{0}.ledger", self.ctx.db);
+        self.create_workflow_with(&[])
+    }
+
+    /// `workflow create` of the bank tables and `extra` tables of the
+    /// test's database.
+    pub fn create_workflow_with(&self, extra: &[&str]) -> Out {
+        let mut tables = format!("{0}.accounts,{0}.ledger", self.ctx.db);
+        for t in extra {
+            tables.push_str(&format!(",{}.{t}", self.ctx.db));
+        }
         let key = format!("{}.ledger=account_id", self.ctx.db);
         self.cmd(&[
             "workflow",

@@ -23,6 +23,14 @@ const FAILPOINTS: [&str; 2] = [
     "apply::after_commit_before_ack",
 ];
 
+/// Groups an apply (K = 4, debug log) split into parallel parts so far.
+fn parallel_groups(p: &Revdoor) -> usize {
+    p.log_text()
+        .lines()
+        .filter(|l| l.contains("parallel group"))
+        .count()
+}
+
 async fn target_sum(conn: &mut mysql_async::Conn, db: &str) -> Option<(i64, i64)> {
     // One statement: one consistent snapshot.
     conn.query_first(format!(
@@ -56,14 +64,22 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
     let target = ctx.revdoor_url(2);
     let table = format!("{db}.accounts");
     let mut capture = ctx.spawn("capture", &args(&ctx.capture_args(&source, &table, &start)));
-    let apply_args = [
-        "apply",
-        "run",
-        "--workflow",
-        &ctx.workflow,
-        "--target",
-        &target,
-    ];
+    // Restarts alternate between one connection and write-set-parallel
+    // apply (K = 4), so each recovers what the other left midway.
+    let apply_args = |restart: u64| {
+        let k = if restart.is_multiple_of(2) { "4" } else { "1" };
+        vec![
+            "apply".to_string(),
+            "run".into(),
+            "--workflow".into(),
+            ctx.workflow.clone(),
+            "--target".into(),
+            target.clone(),
+            "--parallelism".into(),
+            k.into(),
+        ]
+    };
+    let debug = ("REVDOOR_LOG", "info,revdoor_apply=debug");
 
     let done = Arc::new(AtomicBool::new(false));
     let mut writers = Vec::new();
@@ -106,7 +122,8 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
     let mut chaos = Chaos::from_env();
     let mut probe = ctx.conn(2).await;
     let (mut kills, mut self_crashes, mut restarts, mut samples) = (0u64, 0u64, 0u64, 0u64);
-    let mut apply: Revdoor = ctx.spawn("apply-0", &apply_args);
+    let mut split = 0;
+    let mut apply: Revdoor = ctx.spawn_env("apply-0", &args(&apply_args(0)), &[debug]);
     let mut armed = false;
     let t0 = Instant::now();
     while !done.load(Ordering::SeqCst) || kills < min_kills {
@@ -151,20 +168,25 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
             "capture died:\n{}",
             capture.log_text()
         );
+        split += parallel_groups(&apply);
         restarts += 1;
         let name = format!("apply-{restarts}");
         armed = restarts.is_multiple_of(3) && !done.load(Ordering::SeqCst);
         apply = if armed {
             let fp = FAILPOINTS[chaos.range(0, 2) as usize];
             let spec = format!("{fp}={}*off->panic(failpoint {fp})", chaos.range(0, 20));
-            ctx.spawn_env(&name, &apply_args, &[("FAILPOINTS", &spec)])
+            ctx.spawn_env(
+                &name,
+                &args(&apply_args(restarts)),
+                &[("FAILPOINTS", &spec), debug],
+            )
         } else {
-            ctx.spawn(&name, &apply_args)
+            ctx.spawn_env(&name, &args(&apply_args(restarts)), &[debug])
         };
     }
     all_written.await.expect("writers");
     apply.kill9();
-    let mut apply = ctx.spawn("apply-final", &apply_args);
+    let mut apply = ctx.spawn_env("apply-final", &args(&apply_args(0)), &[debug]);
     eprintln!(
         "workload: {total} transfers in {:.0}s; {kills} SIGKILLs, {self_crashes} failpoint crashes, {samples} sum samples",
         t0.elapsed().as_secs_f64()
@@ -175,6 +197,11 @@ async fn apply_survives_kill9_and_failpoints_with_constant_sum() {
         "failpoints crashed apply only {self_crashes} times"
     );
     assert!(samples > 0, "the sum was sampled");
+    eprintln!("{split} groups were applied in parallel (K = 4 runs)");
+    assert!(
+        split > 0,
+        "the K = 4 runs never split a group: the parallel path went untested"
+    );
 
     // Converge, then compare row for row.
     let want = ctx.rows(1, "accounts").await;

@@ -36,13 +36,23 @@ fn vdiff(door: &Door, args: &[&str]) -> (i32, Value) {
 fn table<'a>(rec: &'a Value, name: &str) -> &'a Value {
     rec["tables"]
         .as_array()
-        .and_then(|t| t.iter().find(|t| t["table"].as_str().is_some_and(|n| n.ends_with(name))))
+        .and_then(|t| {
+            t.iter()
+                .find(|t| t["table"].as_str().is_some_and(|n| n.ends_with(name)))
+        })
         .unwrap_or_else(|| panic!("no table {name} in {rec}"))
 }
 
 fn counts(t: &Value) -> [u64; 6] {
-    ["processed", "matching", "missing", "extra", "different", "wrong_shard"]
-        .map(|k| t[k].as_u64().unwrap_or(u64::MAX))
+    [
+        "processed",
+        "matching",
+        "missing",
+        "extra",
+        "different",
+        "wrong_shard",
+    ]
+    .map(|k| t[k].as_u64().unwrap_or(u64::MAX))
 }
 
 /// (kind, key, shard) of every sample.
@@ -81,7 +91,11 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
 
     // Refusals first: unknown table; nothing registered.
     let o = door.cmd(&["vdiff", "create", &wf, "--tables", "nope.nope"]);
-    assert!(!o.ok && o.stderr.contains("not part of workflow"), "{}", o.stderr);
+    assert!(
+        !o.ok && o.stderr.contains("not part of workflow"),
+        "{}",
+        o.stderr
+    );
 
     // 1. Clean while the writer writes.
     let mut writer = door.writer("writer", 1, 200);
@@ -95,7 +109,10 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
     assert_eq!(c[0], c[1], "{acc}");
     assert_eq!(&c[2..], &[0, 0, 0, 0], "{acc}");
     let ledger = table(&rec, ".ledger");
-    assert!(counts(ledger)[0] > 0, "the writer wrote ledger rows: {ledger}");
+    assert!(
+        counts(ledger)[0] > 0,
+        "the writer wrote ledger rows: {ledger}"
+    );
     assert_eq!(counts(ledger)[0], counts(ledger)[1], "{ledger}");
     let pause = rec["pauses"][0]["ms"].as_u64().unwrap_or(u64::MAX);
     assert!(pause < 30_000, "{rec}");
@@ -143,9 +160,14 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
         for q in [
             format!("DELETE FROM {db}.accounts WHERE id = {missing}"),
             format!("UPDATE {db}.accounts SET balance = balance + 7 WHERE id = {different}"),
-            format!("INSERT INTO {db}.accounts (id, balance) VALUES ({}, 5)", extra[s]),
+            format!(
+                "INSERT INTO {db}.accounts (id, balance) VALUES ({}, 5)",
+                extra[s]
+            ),
         ] {
-            c.query_drop(&q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+            c.query_drop(&q)
+                .await
+                .unwrap_or_else(|e| panic!("{q}: {e}"));
         }
         drop(c);
         let mut o = mysql_async::Conn::new(
@@ -165,10 +187,24 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
             row[1].as_deref().unwrap_or("0"),
             row[2].as_deref().unwrap_or("0")
         );
-        o.query_drop(&q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
-        want.insert(("missing".to_string(), format!("id={missing}"), ranges[s].to_string()));
-        want.insert(("different".to_string(), format!("id={different}"), ranges[s].to_string()));
-        want.insert(("extra".to_string(), format!("id={}", extra[s]), ranges[s].to_string()));
+        o.query_drop(&q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+        want.insert((
+            "missing".to_string(),
+            format!("id={missing}"),
+            ranges[s].to_string(),
+        ));
+        want.insert((
+            "different".to_string(),
+            format!("id={different}"),
+            ranges[s].to_string(),
+        ));
+        want.insert((
+            "extra".to_string(),
+            format!("id={}", extra[s]),
+            ranges[s].to_string(),
+        ));
         want.insert((
             "wrong_shard".to_string(),
             format!("id={misplaced}"),
@@ -188,21 +224,35 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
         .and_then(|v| v.iter().find(|s| s["kind"] == "different"))
         .expect("a different sample");
     let (sb, tb) = (
-        diff["source"]["balance"].as_str().and_then(|b| b.parse::<i64>().ok()),
-        diff["target"]["balance"].as_str().and_then(|b| b.parse::<i64>().ok()),
+        diff["source"]["balance"]
+            .as_str()
+            .and_then(|b| b.parse::<i64>().ok()),
+        diff["target"]["balance"]
+            .as_str()
+            .and_then(|b| b.parse::<i64>().ok()),
     );
-    assert_eq!(tb.zip(sb).map(|(t, s)| t - s), Some(7), "both versions shown: {diff}");
+    assert_eq!(
+        tb.zip(sb).map(|(t, s)| t - s),
+        Some(7),
+        "both versions shown: {diff}"
+    );
     assert_eq!(counts(table(&full, ".ledger"))[2..], [0, 0, 0, 0]);
 
     // `show` prints the same record, and the text report names the keys.
     let shown = door.ok(&["vdiff", "show", &wf]);
     for (kind, key, _) in &want {
-        assert!(shown.contains(&format!("{kind} {db}.accounts {key} ")), "{shown}");
+        assert!(
+            shown.contains(&format!("{kind} {db}.accounts {key} ")),
+            "{shown}"
+        );
     }
 
     // 3. SIGKILL midway, resume: the same report.
     let tiny = (accounts / 400).max(50).to_string();
-    let mut p = door.ctx.spawn("vdiff-killed", &["vdiff", "create", &wf, "--chunk-rows", &tiny]);
+    let mut p = door.ctx.spawn(
+        "vdiff-killed",
+        &["vdiff", "create", &wf, "--chunk-rows", &tiny],
+    );
     let id = wait_for("vdiff midway", Duration::from_secs(120), || async {
         let o = door.cmd(&["vdiff", "show", &wf, "--json"]);
         let rec: Value = serde_json::from_str(&o.stdout).unwrap_or_default();
@@ -217,25 +267,38 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
     .expect("vdiff progressed");
     p.kill9();
     let (_, killed) = vdiff(&door, &["show", &wf, &id]);
-    assert_eq!(killed["state"], "running", "killed, so never finished: {killed}");
+    assert_eq!(
+        killed["state"], "running",
+        "killed, so never finished: {killed}"
+    );
     let acc = table(&killed, ".accounts");
     assert!(counts(acc)[0] < n, "killed midway: {acc}");
     let (code, resumed) = vdiff(&door, &["resume", &wf, &id]);
     assert_eq!(resumed["state"], "completed", "{resumed}");
     assert_eq!(code, 2);
-    assert_eq!(resumed["pauses"].as_array().map(Vec::len), Some(2), "a new consistent point");
+    assert_eq!(
+        resumed["pauses"].as_array().map(Vec::len),
+        Some(2),
+        "a new consistent point"
+    );
     for t in [".accounts", ".ledger"] {
         assert_eq!(counts(table(&resumed, t)), counts(table(&full, t)), "{t}");
         assert_eq!(samples(table(&resumed, t)), samples(table(&full, t)), "{t}");
     }
 
     // 4. Stop: a running vdiff stops after its chunk; resume finishes it.
-    let mut p = door.ctx.spawn("vdiff-stopped", &["vdiff", "create", &wf, "--chunk-rows", &tiny]);
+    let small = (accounts / 5000).max(20).to_string();
+    let mut p = door.ctx.spawn(
+        "vdiff-stopped",
+        &["vdiff", "create", &wf, "--chunk-rows", &small],
+    );
     let id = wait_for("vdiff started", Duration::from_secs(60), || async {
         let o = door.cmd(&["vdiff", "show", &wf, "--json"]);
         let rec: Value = serde_json::from_str(&o.stdout).unwrap_or_default();
-        Ok((rec["id"] != resumed["id"] && rec["id"] != full["id"] && rec["pauses"].as_array().is_some_and(|p| !p.is_empty()))
-            .then(|| rec["id"].as_str().unwrap_or_default().to_string()))
+        Ok((rec["id"] != resumed["id"]
+            && rec["id"] != full["id"]
+            && rec["pauses"].as_array().is_some_and(|p| !p.is_empty()))
+        .then(|| rec["id"].as_str().unwrap_or_default().to_string()))
     })
     .await
     .expect("vdiff started");
@@ -246,7 +309,10 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
     assert_eq!(stopped["state"], "stopped", "{stopped}");
     let (_, done) = vdiff(&door, &["resume", &wf, &id]);
     assert_eq!(done["state"], "completed");
-    assert_eq!(counts(table(&done, ".accounts")), counts(table(&full, ".accounts")));
+    assert_eq!(
+        counts(table(&done, ".accounts")),
+        counts(table(&full, ".accounts"))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -275,39 +341,45 @@ async fn vdiff_compares_strings_by_the_documented_rule() {
             ],
         )
         .await;
-    let tables = format!("{db}.accounts,{db}.ledger,{db}.names,{db}.tags");
-    let key = format!("{db}.ledger=account_id");
-    door.ok(&[
-        "workflow", "create", &wf, "--source", "src", "--target", "dst", "--tables", &tables,
-        "--sharding-key", &key,
-    ]);
+    let out = door.create_workflow_with(&["names", "tags"]);
+    assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
     let _coordinator = door.coordinator("c1", &[]);
     let _worker = door.worker("w1");
     door.wait_phase("running", Duration::from_secs(120)).await;
     door.wait_streams_running(Duration::from_secs(60)).await;
     // Same characters, another charset on the target: no difference.
     door.ctx
-        .sql(5, &[&format!("ALTER TABLE {db}.names MODIFY l VARCHAR(20) CHARACTER SET utf8mb4 NULL")])
+        .sql(
+            5,
+            &[&format!(
+                "ALTER TABLE {db}.names MODIFY l VARCHAR(20) CHARACTER SET utf8mb4 NULL"
+            )],
+        )
         .await;
     let (code, rec) = vdiff(&door, &["create", &wf]);
-    assert_eq!((code, &rec["state"]), (0, &Value::from("completed")), "{rec}");
+    assert_eq!(
+        (code, &rec["state"]),
+        (0, &Value::from("completed")),
+        "{rec}"
+    );
     assert_eq!(counts(table(&rec, ".names")), [4, 4, 0, 0, 0, 0]);
     assert_eq!(counts(table(&rec, ".tags")), [3, 3, 0, 0, 0, 0]);
 
     // Case only, trailing space only (equal under the collation), and a
     // key that differs only in case: all reported as different.
-    let mut c = mysql_async::Conn::new(
-        mysql_async::Opts::from_url(&door.ctx.revdoor_url(5)).expect("url"),
-    )
-    .await
-    .expect("connect");
+    let mut c =
+        mysql_async::Conn::new(mysql_async::Opts::from_url(&door.ctx.revdoor_url(5)).expect("url"))
+            .await
+            .expect("connect");
     use mysql_async::prelude::Queryable;
     for q in [
         format!("UPDATE {db}.names SET v = 'ABC' WHERE id = 1"),
         format!("UPDATE {db}.names SET v = 'abc ' WHERE id = 2"),
         format!("UPDATE {db}.tags SET tag = 'beta' WHERE tag = 'Beta'"),
     ] {
-        c.query_drop(&q).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        c.query_drop(&q)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
     }
     let (equal,): (i64,) = c
         .query_first(format!("SELECT COUNT(*) FROM {db}.names WHERE v = 'abc'"))
@@ -320,9 +392,16 @@ async fn vdiff_compares_strings_by_the_documented_rule() {
     let names = table(&rec, ".names");
     assert_eq!(counts(names), [4, 2, 0, 0, 2, 0], "{names}");
     let keys: BTreeSet<String> = samples(names).into_iter().map(|(_, k, _)| k).collect();
-    assert_eq!(keys, BTreeSet::from(["id=1".to_string(), "id=2".to_string()]));
+    assert_eq!(
+        keys,
+        BTreeSet::from(["id=1".to_string(), "id=2".to_string()])
+    );
     let tags = table(&rec, ".tags");
     assert_eq!(counts(tags), [3, 2, 0, 0, 1, 0], "{tags}");
     let s = &tags["samples"][0];
-    assert_eq!((s["source"]["tag"].as_str(), s["target"]["tag"].as_str()), (Some("Beta"), Some("beta")), "{tags}");
+    assert_eq!(
+        (s["source"]["tag"].as_str(), s["target"]["tag"].as_str()),
+        (Some("Beta"), Some("beta")),
+        "{tags}"
+    );
 }
