@@ -322,9 +322,7 @@ impl ApplyStream {
             )
             .await
             .map_err(|e| ApplyError::transient("read skips", e))?;
-        let skips: std::collections::HashSet<i64> = skips.into_iter().collect();
-        // Whether the transaction now arriving lost a message to a skip.
-        let mut skipped_in_txn = false;
+        let skips: HashSet<i64> = skips.into_iter().collect();
         let topic = self.topic();
         let consumer: StreamConsumer = ClientConfig::new()
             .set("bootstrap.servers", &self.brokers)
@@ -352,11 +350,67 @@ impl ApplyStream {
         tracing::info!(topic = %topic, partition = self.partition, from = last + 1,
             fence_token = self.fence_token, connection_id = connection_id.unwrap_or(0), "apply starting");
 
+        // Decoding (here) and applying (a task of its own, with the
+        // connections) overlap: while the destination works on one group,
+        // the next is read and decoded. Groups stay in order.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+        let applier = tokio::spawn(Box::pin({
+            let me = self.clone();
+            let cancel = cancel.clone();
+            async move { me.applier(conn, rx, cancel).await }
+        }));
+        let produced = self.produce(&consumer, &tx, &skips, &done, &cancel).await;
+        drop(tx);
+        // What the applier hit first (it applied everything before it);
+        // else what stopped the reader.
+        let applied = applier
+            .await
+            .unwrap_or_else(|e| Err(ApplyError::Transient(format!("applier task: {e}"))));
+        applied.and(produced)
+    }
+
+    /// Apply the batches the reader hands over, in order, until it stops.
+    async fn applier(
+        &self,
+        conn: Conn,
+        mut rx: tokio::sync::mpsc::Receiver<Batch>,
+        cancel: CancellationToken,
+    ) -> Result<(), ApplyError> {
         // conns[0] applies groups and checkpoints; the others join it for
         // parallel groups (opened on first use).
         let mut conns = vec![conn];
         let mut keys = KeyCache::default();
+        loop {
+            let batch = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return Ok(()),
+                b = rx.recv() => b,
+            };
+            let Some(batch) = batch else { return Ok(()) };
+            let hb = batch.heartbeat.as_ref().map(|(o, h)| (*o, h));
+            if !self
+                .flush(&mut conns, &mut keys, &batch.events, hb, &cancel)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Read and decode the partition into whole transactions, grouped, and
+    /// hand the groups to the applier.
+    async fn produce(
+        &self,
+        consumer: &StreamConsumer,
+        tx: &tokio::sync::mpsc::Sender<Batch>,
+        skips: &HashSet<i64>,
+        done: &HashSet<i64>,
+        cancel: &CancellationToken,
+    ) -> Result<(), ApplyError> {
         let mut schemas = SchemaCache::default();
+        // Whether the transaction now arriving lost a message to a skip.
+        let mut skipped_in_txn = false;
+        let topic = self.topic();
         // Events of complete source transactions not yet committed, and of
         // the transaction still arriving.
         let mut group: Vec<(i64, ChangeEvent)> = Vec::new();
@@ -369,17 +423,13 @@ impl ApplyStream {
             let msg = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
-                m = recv_within(&consumer, wait) => m,
+                m = recv_within(consumer, wait) => m,
             };
             let msg = match msg {
                 None => {
-                    if !self
-                        .flush(&mut conns, &mut keys, &group[..complete], None, &cancel)
-                        .await?
-                    {
+                    if !hand_over(tx, &mut group, complete, None).await {
                         return Ok(());
                     }
-                    group.drain(..complete);
                     complete = 0;
                     txns_in_group = 0;
                     continue;
@@ -402,19 +452,9 @@ impl ApplyStream {
                     if let Ok(hb) = serde_json::from_slice::<Heartbeat>(payload) {
                         let now = now_ms();
                         tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
-                        if !self
-                            .flush(
-                                &mut conns,
-                                &mut keys,
-                                &group[..complete],
-                                Some((offset, &hb)),
-                                &cancel,
-                            )
-                            .await?
-                        {
+                        if !hand_over(tx, &mut group, complete, Some((offset, hb))).await {
                             return Ok(());
                         }
-                        group.clear();
                         complete = 0;
                         txns_in_group = 0;
                     }
@@ -470,13 +510,9 @@ impl ApplyStream {
                 complete = group.len();
                 txns_in_group += 1;
                 if txns_in_group >= GROUP_MAX_TXNS || complete >= GROUP_MAX_EVENTS {
-                    if !self
-                        .flush(&mut conns, &mut keys, &group[..complete], None, &cancel)
-                        .await?
-                    {
+                    if !hand_over(tx, &mut group, complete, None).await {
                         return Ok(());
                     }
-                    group.drain(..complete);
                     complete = 0;
                     txns_in_group = 0;
                 }
@@ -724,30 +760,57 @@ impl ApplyStream {
             return Ok(events.to_vec());
         }
         tracing::debug!(txns = txns.len(), buckets = buckets.len(), "parallel group");
-        while conns.len() < buckets.len() {
-            let c = self.open().await?;
+        // conns[0] stays for the checkpoint and the in-order fallback; the
+        // buckets get their own connections, whose lock waits are short: a
+        // bucket waiting for a lock another bucket holds (a unique index's
+        // gap, which write sets cannot see) would otherwise wait for a
+        // bucket that waits for it at the gate.
+        while conns.len() < buckets.len() + 1 {
+            let mut c = self.open().await?;
+            c.query_drop("SET SESSION innodb_lock_wait_timeout = 1")
+                .await
+                .map_err(|e| ApplyError::transient("set lock wait timeout", e))?;
             conns.push(c);
         }
-        let work = conns.iter_mut().zip(&buckets).map(|(conn, bucket)| {
-            let evs: Vec<&(i64, ChangeEvent)> = bucket
-                .iter()
-                .flat_map(|&t| events[txns[t].clone()].iter().copied())
-                .collect();
-            let ends: Vec<i64> = bucket.iter().map(|&t| events[txns[t].end - 1].0).collect();
-            async move { self.apply_bucket(conn, keys, &evs, &ends).await }
-        });
+        // Every bucket runs its statements; only when all of them got
+        // there do they commit. If any failed, all roll back and the whole
+        // group is applied in order on one connection, which stops exactly
+        // at the failing transaction with nothing after it applied.
+        let gate = Gate {
+            barrier: tokio::sync::Barrier::new(buckets.len()),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        };
+        let work = conns
+            .iter_mut()
+            .skip(1)
+            .zip(&buckets)
+            .map(|(conn, bucket)| {
+                let evs: Vec<&(i64, ChangeEvent)> = bucket
+                    .iter()
+                    .flat_map(|&t| events[txns[t].clone()].iter().copied())
+                    .collect();
+                let ends: Vec<i64> = bucket.iter().map(|&t| events[txns[t].end - 1].0).collect();
+                let gate = &gate;
+                async move { self.apply_bucket(conn, keys, &evs, &ends, gate).await }
+            });
         let results = futures_util::future::join_all(work).await;
         let mut failed: Vec<usize> = Vec::new();
+        let mut fenced = None;
         for (bucket, r) in buckets.iter().zip(results) {
             match r {
                 Ok(()) => {}
-                Err(e @ ApplyError::Fenced(_)) => return Err(e),
+                Err(e @ ApplyError::Fenced(_)) => fenced = Some(e),
                 Err(e) => {
-                    tracing::warn!(topic = %self.topic(), partition = self.partition, error = %e,
-                        "a parallel part failed; applying it again in order on one connection");
+                    if !matches!(e, ApplyError::Transient(ref m) if m == GATE_CLOSED) {
+                        tracing::warn!(topic = %self.topic(), partition = self.partition, error = %e,
+                            "a parallel part failed; applying the group again in order on one connection");
+                    }
                     failed.extend(bucket);
                 }
             }
+        }
+        if let Some(e) = fenced {
+            return Err(e);
         }
         if !failed.is_empty() {
             // A connection may be broken: open afresh next time.
@@ -763,25 +826,41 @@ impl ApplyStream {
     }
 
     /// One bucket of a parallel group: its transactions and their
-    /// `applied_txns` rows in one DB transaction, under the fence token.
+    /// `applied_txns` rows in one DB transaction, under the fence token,
+    /// committed once every bucket of the group got through (`gate`).
     async fn apply_bucket(
         &self,
         conn: &mut Conn,
         keys: &KeyCache,
         events: &[&(i64, ChangeEvent)],
         ends: &[i64],
+        gate: &Gate,
     ) -> Result<(), ApplyError> {
-        let mut tx = conn
-            .start_transaction(TxOpts::default())
-            .await
-            .map_err(|e| ApplyError::transient("begin", e))?;
+        use std::sync::atomic::Ordering;
+        let mut tx = match conn.start_transaction(TxOpts::default()).await {
+            Ok(tx) => tx,
+            Err(e) => {
+                gate.failed.store(true, Ordering::SeqCst);
+                gate.barrier.wait().await;
+                return Err(ApplyError::transient("begin", e));
+            }
+        };
+        let r = self.bucket_body(&mut tx, keys, events, ends).await;
+        if r.is_err() {
+            gate.failed.store(true, Ordering::SeqCst);
+        }
+        gate.barrier.wait().await;
         // Roll back explicitly on any failure: the group is retried on
         // another connection, which must not wait for this one's locks.
-        match self.bucket_body(&mut tx, keys, events, ends).await {
-            Ok(()) => tx
+        match r {
+            Ok(()) if !gate.failed.load(Ordering::SeqCst) => tx
                 .commit()
                 .await
                 .map_err(|e| ApplyError::transient("commit", e)),
+            Ok(()) => {
+                let _ = tx.rollback().await;
+                Err(ApplyError::Transient(GATE_CLOSED.into()))
+            }
             Err(e) => {
                 let _ = tx.rollback().await;
                 Err(e)
@@ -834,6 +913,37 @@ impl ApplyStream {
         fail::fail_point!(failpoints::BEFORE_CHECKPOINT_COMMIT);
         Ok(())
     }
+}
+
+/// The buckets of one parallel group meet here before committing.
+struct Gate {
+    barrier: tokio::sync::Barrier,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+/// A bucket rolled back because another bucket of its group failed.
+const GATE_CLOSED: &str = "another part of the group failed";
+
+/// A group of whole source transactions (and a heartbeat to checkpoint
+/// after them), from the reader to the applier.
+struct Batch {
+    events: Vec<(i64, ChangeEvent)>,
+    heartbeat: Option<(i64, Heartbeat)>,
+}
+
+/// Hand the complete part of `group` (and a heartbeat) to the applier;
+/// false when the applier has stopped.
+async fn hand_over(
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+    group: &mut Vec<(i64, ChangeEvent)>,
+    complete: usize,
+    heartbeat: Option<(i64, Heartbeat)>,
+) -> bool {
+    let events: Vec<(i64, ChangeEvent)> = group.drain(..complete).collect();
+    if events.is_empty() && heartbeat.is_none() {
+        return true;
+    }
+    tx.send(Batch { events, heartbeat }).await.is_ok()
 }
 
 /// The events of each source transaction of a group (index ranges).
@@ -907,40 +1017,59 @@ fn buckets(
         .collect()
 }
 
-/// What a row change writes: its table's primary and unique keys in both
-/// images (string values folded to lower case without trailing spaces, so
-/// that keys a case-insensitive collation equates collide here too), and
-/// one key shared by every table in a foreign-key relation.
+/// What a row change writes, as keys two transactions conflict on:
+/// - its primary key in both images (string values folded to lower case
+///   without trailing spaces, so that keys a case-insensitive collation
+///   equates collide here too);
+/// - each other unique index whose entries it changes (an insert, a
+///   delete, an update of the index's columns or of the primary key), as
+///   a whole: InnoDB's duplicate checks lock neighbouring entries of such
+///   an index too, so two changes of different values can still wait for
+///   each other;
+/// - one key shared by every table in a foreign-key relation (or whose keys
+///   are unknown).
 fn write_set(ev: &ChangeEvent, keys: &KeyCache) -> Vec<u64> {
     use std::hash::{Hash, Hasher};
+    let hash = |what: &dyn Fn(&mut std::collections::hash_map::DefaultHasher)| {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&ev.source.db, &ev.source.table).hash(&mut h);
+        what(&mut h);
+        h.finish() | 1
+    };
     let info = keys.info(&ev.source.db, &ev.source.table);
     let mut out = Vec::new();
-    if info.is_none_or(|i| i.foreign_keys) {
+    let Some(info) = info.filter(|i| !i.foreign_keys) else {
         out.push(0);
-    }
-    let uniques: &[Vec<String>] = info.map_or(&[], |i| &i.uniques);
+        return out;
+    };
     for image in [ev.before.as_ref(), ev.after.as_ref()]
         .into_iter()
         .flatten()
     {
-        for (n, cols) in uniques.iter().enumerate() {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (&ev.source.db, &ev.source.table, n).hash(&mut h);
-            let mut null = false;
-            for c in cols {
+        out.push(hash(&|h| {
+            "pk".hash(h);
+            for c in &info.primary {
                 match image.get(c) {
-                    None | Some(ColumnValue::Null) => null = true,
                     Some(ColumnValue::Bytes(b)) => {
                         let folded = String::from_utf8_lossy(b).to_lowercase();
-                        folded.trim_end_matches(' ').hash(&mut h);
+                        folded.trim_end_matches(' ').hash(h);
                     }
-                    Some(v) => format!("{v:?}").hash(&mut h),
+                    v => format!("{v:?}").hash(h),
                 }
             }
-            // NULLs never collide in a unique key.
-            if !null {
-                out.push(h.finish() | 1);
-            }
+        }));
+    }
+    for (n, cols) in info.uniques.iter().enumerate().skip(1) {
+        // A primary-key change is a delete and an insert: every index.
+        let changed = match (ev.before.as_ref(), ev.after.as_ref()) {
+            (Some(b), Some(a)) => cols
+                .iter()
+                .chain(&info.primary)
+                .any(|c| b.get(c) != a.get(c)),
+            _ => true,
+        };
+        if changed {
+            out.push(hash(&|h| ("unique", n).hash(h)));
         }
     }
     out
@@ -1322,12 +1451,12 @@ mod tests {
 
     #[test]
     fn parallel_buckets_keep_conflicting_transactions_together_and_in_order() {
-        let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+        let keys = keys_of(vec![vec!["id"]], false);
         let evs = vec![
             txn(0, Op::Create, None, Some(row(1, "a"))),
             txn(1, Op::Create, None, Some(row(2, "b"))),
             txn(2, Op::Update, Some(row(1, "a")), Some(row(1, "c"))), // id 1 again
-            txn(3, Op::Create, None, Some(row(3, "C "))),             // name 'c' (folded) again
+            txn(3, Op::Create, None, Some(row(3, "c"))),
             txn(4, Op::Create, None, Some(row(4, "d"))),
             txn(5, Op::Update, Some(row(2, "b")), Some(row(5, "b"))), // key change 2 → 5
             txn(6, Op::Delete, Some(row(5, "b")), None),
@@ -1336,14 +1465,15 @@ mod tests {
         let t = transactions(&all);
         assert_eq!(t.len(), 7);
         let b = buckets(&all, &t, &keys, 4);
-        // {0, 2, 3} (id 1, name c), {1, 5, 6} (id 2 → 5), {4}.
+        // {0, 2} (id 1), {1, 5, 6} (id 2 → 5), {3}, {4}.
         let mut got: Vec<Vec<usize>> = b.clone();
         got.sort();
-        assert_eq!(got, vec![vec![0, 2, 3], vec![1, 5, 6], vec![4]]);
-        // K = 2: the two big groups apart, the small one with either.
+        assert_eq!(got, vec![vec![0, 2], vec![1, 5, 6], vec![3], vec![4]]);
+        // K = 2: every group whole in one of two buckets.
         let b = buckets(&all, &t, &keys, 2);
         assert_eq!(b.len(), 2);
         assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 7);
+        assert!(b.iter().any(|x| x.contains(&0) && x.contains(&2)), "{b:?}");
         for bucket in &b {
             assert!(
                 bucket.windows(2).all(|w| w[0] < w[1]),
@@ -1370,19 +1500,28 @@ mod tests {
     }
 
     #[test]
-    fn null_unique_values_never_conflict() {
+    fn unique_indexes_conflict_as_a_whole_and_only_when_changed() {
         let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
-        let mut r1 = row(1, "x");
-        let mut r2 = row(2, "x");
-        for r in [&mut r1, &mut r2] {
-            r.values[1] = ColumnValue::Null;
-        }
-        let evs = vec![
-            txn(0, Op::Create, None, Some(r1)),
-            txn(1, Op::Create, None, Some(r2)),
+        let all_of = |evs: &[(i64, ChangeEvent)]| {
+            let all = refs(evs);
+            buckets(&all, &transactions(&all), &keys, 4).len()
+        };
+        // Two inserts of different names: both change the unique index.
+        let inserts = vec![
+            txn(0, Op::Create, None, Some(row(1, "x"))),
+            txn(1, Op::Create, None, Some(row(2, "y"))),
         ];
-        let all = refs(&evs);
-        assert_eq!(buckets(&all, &transactions(&all), &keys, 2).len(), 2);
+        assert_eq!(all_of(&inserts), 1);
+        // Updates that leave the unique column alone stay independent.
+        let updates = vec![
+            txn(0, Op::Update, Some(row(1, "x")), Some(row(1, "x"))),
+            txn(1, Op::Update, Some(row(2, "y")), Some(row(2, "y"))),
+        ];
+        assert_eq!(all_of(&updates), 2);
+        // With only a primary key, inserts are independent.
+        let pk_only = keys_of(vec![vec!["id"]], false);
+        let all = refs(&inserts);
+        assert_eq!(buckets(&all, &transactions(&all), &pk_only, 4).len(), 2);
     }
 
     #[test]

@@ -5,10 +5,11 @@
 //! 1. raw rate: multi-row `INSERT … ON DUPLICATE KEY UPDATE`, 500-row
 //!    transactions, straight into the target server — the ceiling;
 //! 2. apply rate: the same rows, inserted on the source in 500-row
-//!    transactions and captured into Kafka first; then one `revdoor apply
-//!    run` drains the partition; rows/s from its start to the last row
-//!    applied, and its peak RSS (`VmHWM`);
-//! 3. end-to-end lag at a steady 1,000 transactions/s: each source row
+//!    transactions and captured into Kafka first; then `revdoor apply
+//!    run` drains the partition, with K = 1 into #2 and with K = 4 into
+//!    #3; rows/s from its start to the last row applied, and its peak RSS
+//!    (`VmHWM`);
+//! 3. end-to-end lag at a steady 1,000 transactions/s (K = 4 apply): each source row
 //!    carries its commit time; a poller on the target records when each row
 //!    appears (5 ms polls), p50 / p99 of the difference.
 
@@ -80,18 +81,20 @@ async fn apply_throughput_lag_and_memory() {
     let lag_secs = env_num("REVDOOR_BENCH_LAG_SECS", 20);
     let ctx = TestCtx::new("bench_apply");
     let db = ctx.db.clone();
-    ctx.create_db(&[1, 2]).await;
+    ctx.create_db(&[1, 2, 3]).await;
     let ddl = |t: &str| {
         format!("CREATE TABLE {db}.{t} (id BIGINT PRIMARY KEY, a BIGINT NOT NULL, b VARCHAR(64) NOT NULL, c DOUBLE NOT NULL, d BIGINT NOT NULL)")
     };
     for t in ["t", "raw"] {
-        ctx.sql(1, &[&ddl(t)]).await;
-        ctx.sql(2, &[&ddl(t)]).await;
+        for server in [1, 2, 3] {
+            ctx.sql(server, &[&ddl(t)]).await;
+        }
     }
     let lag_ddl =
         format!("CREATE TABLE {db}.lag (id BIGINT PRIMARY KEY, created_ms BIGINT NOT NULL)");
-    ctx.sql(1, &[&lag_ddl]).await;
-    ctx.sql(2, &[&lag_ddl]).await;
+    for server in [1, 2, 3] {
+        ctx.sql(server, &[&lag_ddl]).await;
+    }
 
     // 1. Raw batched upsert rate on the target.
     let mut dst = ctx.conn(2).await;
@@ -116,7 +119,6 @@ async fn apply_throughput_lag_and_memory() {
         src.query_drop("COMMIT").await.expect("commit");
     }
     let source = ctx.revdoor_url(1);
-    let target = ctx.revdoor_url(2);
     let tables = format!("{db}.t,{db}.lag");
     let mut capture = ctx.spawn(
         "capture",
@@ -152,32 +154,51 @@ async fn apply_throughput_lag_and_memory() {
     )
     .await
     .expect("capture");
-    let mut apply = ctx.spawn(
-        "apply",
-        &[
-            "apply",
-            "run",
-            "--workflow",
-            &ctx.workflow,
-            "--target",
-            &target,
-        ],
-    );
-    let t = Instant::now();
+    // K = 1 into #2, then K = 4 into #3 (an identical server), each
+    // draining the same partition alone.
+    let mut rates = Vec::new();
     let mut peak_kb = 0;
-    loop {
-        peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
-        if count(&mut dst, &db, "t").await >= rows {
-            break;
+    let mut apply = None;
+    for (k, server) in [(1, 2), (4, 3)] {
+        if let Some(mut a) = apply.take() {
+            revdoor_tests::Revdoor::stop(&mut a, Duration::from_secs(20));
         }
-        assert!(
-            t.elapsed() < Duration::from_secs(1200),
-            "apply did not finish"
+        let target = ctx.revdoor_url(server);
+        let k_arg = k.to_string();
+        let p = ctx.spawn(
+            &format!("apply-k{k}"),
+            &[
+                "apply",
+                "run",
+                "--workflow",
+                &ctx.workflow,
+                "--target",
+                &target,
+                "--parallelism",
+                &k_arg,
+            ],
         );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut c = ctx.conn(server).await;
+        let t = Instant::now();
+        loop {
+            peak_kb = peak_kb.max(vm_hwm_kb(p.pid()));
+            if count(&mut c, &db, "t").await >= rows {
+                break;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(1200),
+                "apply did not finish"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        rates.push(rows as f64 / t.elapsed().as_secs_f64());
+        peak_kb = peak_kb.max(vm_hwm_kb(p.pid()));
+        apply = Some(p);
     }
-    let apply_rate = rows as f64 / t.elapsed().as_secs_f64();
-    peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+    let mut apply = apply.expect("the K = 4 apply");
+    let (apply_rate, apply_rate_k4) = (rates[0], rates[1]);
+    // The lag is measured on #3, with the K = 4 apply.
+    let mut dst = ctx.conn(3).await;
 
     // 3. Lag at a steady 1,000 transactions/s, after a warm-up row (the
     // first row of a table costs apply a schema lookup and a key-column
@@ -187,7 +208,7 @@ async fn apply_throughput_lag_and_memory() {
         .expect("warm-up row");
     wait_for("warm-up row applied", Duration::from_secs(60), || async {
         let n: Option<u64> = ctx
-            .conn(2)
+            .conn(3)
             .await
             .query_first(format!("SELECT COUNT(*) FROM {db}.lag"))
             .await
@@ -251,12 +272,14 @@ async fn apply_throughput_lag_and_memory() {
         "raw_upsert_rows_per_s": raw_rate.round(),
         "apply_rows_per_s": apply_rate.round(),
         "apply_vs_raw": (apply_rate / raw_rate * 100.0).round() / 100.0,
+        "apply_k4_rows_per_s": apply_rate_k4.round(),
+        "apply_k4_vs_raw": (apply_rate_k4 / raw_rate * 100.0).round() / 100.0,
         "lag_txn_per_s": achieved.round(),
         "lag_samples": n,
         "lag_p50_ms": p50,
         "lag_p99_ms": p99,
         "apply_peak_rss_mb": peak_kb / 1024,
-        "apply_connections": 1,
+        "lag_apply_connections": 4,
     });
     println!("BENCH {result}");
     if let Ok(out) = std::env::var("REVDOOR_BENCH_OUT") {
