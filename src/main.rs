@@ -689,6 +689,16 @@ fn main() {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // glibc malloc: keep freed memory instead of returning it to the
+    // kernel after every large group (apply decodes thousands of rows per
+    // group; trimming and re-faulting zeroed pages cost it ≈ 15 % CPU).
+    // SAFETY: mallopt only sets allocator parameters; called before any
+    // thread exists.
+    unsafe {
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     // A panic anywhere is a crash: restart must then neither lose nor

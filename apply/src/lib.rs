@@ -1141,13 +1141,32 @@ fn insert_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> usize {
             && ev.source.db == first.source.db
             && ev.source.table == first.source.table
             && row.columns == first_row.columns;
-        let key = format!("{:?}", pk.iter().map(|c| row.get(c)).collect::<Vec<_>>());
+        // A hash of the key: a collision only ends the run early.
+        let key = key_hash(pk.iter().map(|c| row.get(c)));
         if !same || !seen.insert(key) {
             break;
         }
         n += 1;
     }
     n
+}
+
+/// A hash of key values (no allocation).
+fn key_hash<'a>(values: impl Iterator<Item = Option<&'a ColumnValue>>) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for v in values {
+        match v {
+            None | Some(ColumnValue::Null) => 0u8.hash(&mut h),
+            Some(ColumnValue::Int(i)) => (1u8, i).hash(&mut h),
+            Some(ColumnValue::UInt(u)) => (2u8, u).hash(&mut h),
+            Some(ColumnValue::Float(f)) => (3u8, f.to_bits()).hash(&mut h),
+            Some(ColumnValue::Double(d)) => (4u8, d.to_bits()).hash(&mut h),
+            Some(ColumnValue::Bytes(b)) => (5u8, b).hash(&mut h),
+            Some(ColumnValue::DateTime(t) | ColumnValue::Time(t)) => (6u8, t).hash(&mut h),
+        }
+    }
+    h.finish()
 }
 
 /// `INSERT INTO t (cols) VALUES (…), (…)` of a run's after images.

@@ -509,7 +509,6 @@ pub fn decode_single<'s>(
 ) -> Result<(u64, Value), CodecError> {
     let fingerprint = single_object_fingerprint(bytes)?;
     let schema = lookup(fingerprint).ok_or(CodecError::UnknownFingerprint { fingerprint })?;
-    let datum = &bytes[SINGLE_OBJECT_HEADER_LEN..];
     let datum_err = |e| CodecError::Datum {
         fingerprint,
         source: e,
@@ -517,6 +516,23 @@ pub fn decode_single<'s>(
     let reader = GenericDatumReader::builder(schema)
         .build()
         .map_err(datum_err)?;
+    read_datum(&reader, fingerprint, bytes)
+}
+
+/// Read the datum of single-object `bytes` (fingerprint already checked)
+/// with a prepared reader.
+fn read_datum(
+    reader: &GenericDatumReader<'_>,
+    fingerprint: u64,
+    bytes: &[u8],
+) -> Result<(u64, Value), CodecError> {
+    let datum = bytes
+        .get(SINGLE_OBJECT_HEADER_LEN..)
+        .ok_or(CodecError::Truncated { len: bytes.len() })?;
+    let datum_err = |e| CodecError::Datum {
+        fingerprint,
+        source: e,
+    };
     let mut input = EofTracking {
         rest: datum,
         hit_eof: false,
@@ -1769,6 +1785,19 @@ pub struct EventCodec {
     key_columns: Vec<usize>,
     envelope: PublishedSchema,
     key: PublishedSchema,
+    /// The envelope's reader, names resolved once (not per message).
+    reader: std::sync::Arc<EnvelopeReader>,
+}
+
+/// A datum reader of one envelope schema. The schema is leaked (one per
+/// table definition a process meets) so that the reader can borrow it for
+/// as long as the codec lives.
+struct EnvelopeReader(GenericDatumReader<'static>);
+
+impl std::fmt::Debug for EnvelopeReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EnvelopeReader")
+    }
 }
 
 fn op_str(op: Op) -> &'static str {
@@ -1822,7 +1851,16 @@ impl EventCodec {
     pub fn new(table: TableSchema) -> Result<Self, CodecError> {
         let envelope = PublishedSchema::new(envelope_schema_json(&table)?)?;
         let key = PublishedSchema::new(key_schema_json(&table)?)?;
+        let leaked: &'static Schema = Box::leak(Box::new(envelope.schema().clone()));
+        let reader =
+            GenericDatumReader::builder(leaked)
+                .build()
+                .map_err(|e| CodecError::Datum {
+                    fingerprint: envelope.fingerprint(),
+                    source: e,
+                })?;
         Ok(EventCodec {
+            reader: std::sync::Arc::new(EnvelopeReader(reader)),
             field_names: field_names(&table.columns),
             key_columns: key_indexes(&table),
             table,
@@ -2069,9 +2107,11 @@ impl EventCodec {
 
     /// Decode a message value (envelope) written with this table's schema.
     pub fn decode_event(&self, bytes: &[u8]) -> Result<ChangeEvent, CodecError> {
-        let (_, v) = decode_single(bytes, |fp| {
-            (fp == self.envelope.fingerprint()).then_some(self.envelope.schema())
-        })?;
+        let fingerprint = single_object_fingerprint(bytes)?;
+        if fingerprint != self.envelope.fingerprint() {
+            return Err(CodecError::UnknownFingerprint { fingerprint });
+        }
+        let (_, v) = read_datum(&self.reader.0, fingerprint, bytes)?;
         let f = record_fields(
             &v,
             &["before", "after", "source", "op", "ts_ms", "txn"],
