@@ -713,14 +713,15 @@ impl ApplyStream {
     ) -> Result<(), ApplyError> {
         let mut i = 0;
         while i < events.len() {
-            // A run of inserts / copied rows into one table goes in one
-            // multi-row INSERT when none of its keys exists yet (the common
-            // case: copy, new rows). Any refusal (a key already there after
-            // a replay, a conflict, a type problem) rolls the attempt back
-            // and applies the run row by row, which reports exactly.
-            let run = insert_run(&events[i..], keys);
+            // A run of row changes into one table goes in one multi-row
+            // statement (RunKind: inserts, upserts by key, deletes by key).
+            // Any refusal (an insert's key already there after a replay, a
+            // conflict, a type problem) rolls the attempt back and applies
+            // the run row by row, which reports exactly.
+            let (run, kind) = batch_run(&events[i..], keys);
             if run >= 2 {
-                if let Some((sql, params)) = multi_insert(&events[i..i + run]) {
+                let pk = keys.get(&events[i].1.source.db, &events[i].1.source.table);
+                if let Some((sql, params)) = multi_statement(&events[i..i + run], kind, pk) {
                     tx.query_drop("SAVEPOINT revdoor_run")
                         .await
                         .map_err(|e| ApplyError::transient("savepoint", e))?;
@@ -734,7 +735,7 @@ impl ApplyStream {
                                 .await
                                 .map_err(|e| ApplyError::transient("rollback to savepoint", e))?;
                         }
-                        Err(e) => return Err(ApplyError::transient("multi-row insert", e)),
+                        Err(e) => return Err(ApplyError::transient("multi-row statement", e)),
                     }
                 }
             }
@@ -1118,29 +1119,79 @@ impl ApplyStream {
 /// Rows per multi-row INSERT at most (and at most 65,535 parameters).
 const MULTI_ROWS: usize = 500;
 
-/// Length of the run at the start of `events` that one multi-row INSERT
-/// can carry: inserts or copied rows, one table, the same columns, distinct
-/// primary keys.
-fn insert_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> usize {
-    let Some((_, first)) = events.first().copied() else {
-        return 0;
-    };
-    let Some(first_row) = first.after.as_ref() else {
-        return 0;
-    };
-    if !matches!(first.op, Op::Create | Op::Read) {
-        return 0;
+/// What one multi-row statement does for a run of row changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RunKind {
+    /// `INSERT` of new rows (a table with secondary unique keys: an
+    /// existing key must fail, not rewrite).
+    Insert,
+    /// `INSERT … ON DUPLICATE KEY UPDATE` of after images: a table whose
+    /// only unique key is its primary key, where that is exactly an upsert
+    /// by key (the trap of upserts — rewriting another row through a
+    /// secondary unique key — cannot happen).
+    Upsert,
+    /// `DELETE … WHERE key IN (…)`: a single-column primary key.
+    Delete,
+}
+
+/// Whether `ev` can be part of a run of `kind`.
+fn fits(kind: RunKind, ev: &ChangeEvent, pk: &[String]) -> bool {
+    match kind {
+        RunKind::Insert => matches!(ev.op, Op::Create | Op::Read),
+        RunKind::Upsert => match ev.op {
+            Op::Create | Op::Read => true,
+            // An update that keeps its key (a key change is delete + insert).
+            Op::Update => match (ev.before.as_ref(), ev.after.as_ref()) {
+                (Some(b), Some(a)) => pk.iter().all(|c| b.get(c) == a.get(c)),
+                _ => false,
+            },
+            Op::Delete => false,
+        },
+        RunKind::Delete => ev.op == Op::Delete,
     }
+}
+
+/// The run at the start of `events` that one multi-row statement can carry
+/// (one table, the same columns, distinct primary keys, at most
+/// `MULTI_ROWS` rows), and its kind; length 0 when none.
+fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usize, RunKind) {
+    let Some((_, first)) = events.first().copied() else {
+        return (0, RunKind::Insert);
+    };
+    let info = keys.info(&first.source.db, &first.source.table);
     let pk = keys.get(&first.source.db, &first.source.table);
+    let pk_only = info.is_some_and(|i| i.uniques.len() == 1);
+    let kind = if first.op == Op::Delete {
+        if pk.len() != 1 {
+            return (0, RunKind::Delete);
+        }
+        RunKind::Delete
+    } else if pk_only && fits(RunKind::Upsert, first, pk) {
+        RunKind::Upsert
+    } else if fits(RunKind::Insert, first, pk) {
+        RunKind::Insert
+    } else {
+        return (0, RunKind::Insert);
+    };
+    fn image(kind: RunKind, ev: &ChangeEvent) -> Option<&Row> {
+        if kind == RunKind::Delete {
+            ev.before.as_ref()
+        } else {
+            ev.after.as_ref()
+        }
+    }
+    let Some(first_row) = image(kind, first) else {
+        return (0, kind);
+    };
     let max = MULTI_ROWS.min(65_535 / first_row.columns.len().max(1));
     let mut seen = std::collections::HashSet::new();
     let mut n = 0;
     for (_, ev) in events.iter().copied().take(max) {
-        let Some(row) = ev.after.as_ref() else { break };
-        let same = matches!(ev.op, Op::Create | Op::Read)
+        let Some(row) = image(kind, ev) else { break };
+        let same = fits(kind, ev, pk)
             && ev.source.db == first.source.db
             && ev.source.table == first.source.table
-            && row.columns == first_row.columns;
+            && (kind == RunKind::Delete || row.columns == first_row.columns);
         // A hash of the key: a collision only ends the run early.
         let key = key_hash(pk.iter().map(|c| row.get(c)));
         if !same || !seen.insert(key) {
@@ -1148,7 +1199,7 @@ fn insert_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> usize {
         }
         n += 1;
     }
-    n
+    (n, kind)
 }
 
 /// A hash of key values (no allocation).
@@ -1169,19 +1220,55 @@ fn key_hash<'a>(values: impl Iterator<Item = Option<&'a ColumnValue>>) -> u64 {
     h.finish()
 }
 
-/// `INSERT INTO t (cols) VALUES (…), (…)` of a run's after images.
-fn multi_insert(run: &[&(i64, ChangeEvent)]) -> Option<(String, Vec<Value>)> {
+/// The multi-row statement of a run (see [`RunKind`]).
+fn multi_statement(
+    run: &[&(i64, ChangeEvent)],
+    kind: RunKind,
+    pk: &[String],
+) -> Option<(String, Vec<Value>)> {
     let (_, first) = run.first().copied()?;
+    let table = format!(
+        "{}.{}",
+        quote_ident(&first.source.db),
+        quote_ident(&first.source.table)
+    );
+    if kind == RunKind::Delete {
+        let key = pk.first()?;
+        let sql = format!(
+            "DELETE FROM {table} WHERE {} IN ({})",
+            quote_ident(key),
+            vec!["?"; run.len()].join(", ")
+        );
+        let mut params = Vec::with_capacity(run.len());
+        for (_, ev) in run.iter().copied() {
+            params.push(to_param(ev.before.as_ref()?.get(key)?));
+        }
+        return Some((sql, params));
+    }
     let row = first.after.as_ref()?;
     let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
     let one = format!("({})", vec!["?"; cols.len()].join(", "));
-    let sql = format!(
-        "INSERT INTO {}.{} ({}) VALUES {}",
-        quote_ident(&first.source.db),
-        quote_ident(&first.source.table),
+    let mut sql = format!(
+        "INSERT INTO {table} ({}) VALUES {}",
         cols.join(", "),
         vec![one.as_str(); run.len()].join(", ")
     );
+    if kind == RunKind::Upsert {
+        let set: Vec<String> = row
+            .columns
+            .iter()
+            .filter(|c| !pk.contains(c))
+            .map(|c| format!("{0} = VALUES({0})", quote_ident(c)))
+            .collect();
+        // A table of key columns only: nothing to update.
+        let set = if set.is_empty() {
+            let k = quote_ident(pk.first()?);
+            format!("{k} = {k}")
+        } else {
+            set.join(", ")
+        };
+        sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {set}"));
+    }
     let mut params = Vec::with_capacity(run.len() * cols.len());
     for (_, ev) in run.iter().copied() {
         params.extend(ev.after.as_ref()?.values.iter().map(to_param));
@@ -1431,28 +1518,33 @@ mod tests {
 
     #[test]
     fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
-        let keys = keys_of(vec![vec!["id"]], false);
+        // A secondary unique key: plain inserts only.
+        let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
         let c = |id| (0i64, ev(Op::Create, None, Some(row(id, "x"))));
         let r = |id| (0i64, ev(Op::Read, None, Some(row(id, "x"))));
+        let u = |id| (0i64, ev(Op::Update, Some(row(id, "x")), Some(row(id, "y"))));
+        let d = |id| (0i64, ev(Op::Delete, Some(row(id, "x")), None));
         // Inserts and copied rows mix; a delete ends the run.
-        let evs = vec![
-            c(1),
-            r(2),
-            c(3),
-            (0, ev(Op::Delete, Some(row(1, "x")), None)),
-            c(4),
-        ];
-        assert_eq!(insert_run(&refs(&evs), &keys), 3);
-        assert_eq!(insert_run(&refs(&evs[3..]), &keys), 0);
+        let evs = vec![c(1), r(2), c(3), d(1), c(4)];
+        assert_eq!(batch_run(&refs(&evs), &keys), (3, RunKind::Insert));
+        // Deletes by a single-column key run together.
+        assert_eq!(batch_run(&refs(&evs[3..]), &keys), (1, RunKind::Delete));
+        assert_eq!(
+            batch_run(&refs(&[d(1), d(2), c(3)]), &keys),
+            (2, RunKind::Delete)
+        );
+        // With a secondary unique key an update is not part of a run.
+        assert_eq!(batch_run(&refs(&[u(1), c(2)]), &keys).0, 0);
         // The same key twice: the second starts a new run.
         let evs = vec![c(1), c(2), c(1)];
-        assert_eq!(insert_run(&refs(&evs), &keys), 2);
+        assert_eq!(batch_run(&refs(&evs), &keys).0, 2);
         // Another table ends it.
         let mut other = c(5);
         other.1.source.table = "u".into();
-        assert_eq!(insert_run(&refs(&[c(1), other]), &keys), 1);
+        assert_eq!(batch_run(&refs(&[c(1), other]), &keys).0, 1);
         // One statement, one placeholder group per row, values in order.
-        let (sql, params) = multi_insert(&refs(&[c(1), c(2)])).expect("insert");
+        let (sql, params) =
+            multi_statement(&refs(&[c(1), c(2)]), RunKind::Insert, &["id".into()]).expect("insert");
         assert_eq!(
             sql,
             "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?)"
@@ -1460,7 +1552,29 @@ mod tests {
         assert_eq!(params.len(), 4);
         // At most MULTI_ROWS rows.
         let many: Vec<_> = (0..MULTI_ROWS as i64 + 10).map(c).collect();
-        assert_eq!(insert_run(&refs(&many), &keys), MULTI_ROWS);
+        assert_eq!(batch_run(&refs(&many), &keys).0, MULTI_ROWS);
+
+        // Only a primary key: inserts, copied rows and key-keeping updates
+        // are one upsert; a key change ends the run.
+        let pk_only = keys_of(vec![vec!["id"]], false);
+        let moved = (0i64, ev(Op::Update, Some(row(3, "x")), Some(row(9, "x"))));
+        let evs = vec![c(1), u(2), r(4), moved, c(5)];
+        assert_eq!(batch_run(&refs(&evs), &pk_only), (3, RunKind::Upsert));
+        let (sql, params) =
+            multi_statement(&refs(&evs[..3]), RunKind::Upsert, &["id".into()]).expect("upsert");
+        assert_eq!(
+            sql,
+            "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?), (?, ?) \
+             ON DUPLICATE KEY UPDATE `name` = VALUES(`name`)"
+        );
+        assert_eq!(params.len(), 6);
+        let (sql, params) =
+            multi_statement(&refs(&[d(1), d(2)]), RunKind::Delete, &["id".into()]).expect("delete");
+        assert_eq!(sql, "DELETE FROM `d`.`t` WHERE `id` IN (?, ?)");
+        assert_eq!(params, vec![Value::Int(1), Value::Int(2)]);
+        // A composite key: deletes go one by one.
+        let composite = keys_of(vec![vec!["id", "name"]], false);
+        assert_eq!(batch_run(&refs(&[d(1), d(2)]), &composite).0, 0);
     }
 
     /// One-event transactions `(offset, event)`.
