@@ -5,7 +5,7 @@
 //! writer that follows routing commits transactions and a prober keeps
 //! trying to write to the side that is not serving. The demo runs a
 //! coordinator and a worker in-process and walks the whole lifecycle:
-//! create → copy → switch → reverse → switch (… `--switches`) → complete,
+//! create → copy → vdiff under load → switch → reverse → switch (… `--switches`) → complete,
 //! printing each step and each write-unavailability window (as revdoor
 //! measured it, and as the writer saw it: its longest gap between two
 //! acknowledged commits around the switch), then checks row by row that
@@ -235,6 +235,27 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
     println!("  4. writer ({} txn/s, app account, follows routing) and prober (writes to the non-serving side) started", args.rate);
     tokio::time::sleep(args.pause).await;
 
+    // 4. VDiff under load, before the first switch.
+    use revdoor_coordinator::vdiff;
+    let vopts = vdiff::VdiffOptions::default();
+    let created = vdiff::create(&reg, &wf, &vopts).await?;
+    let rec = Box::pin(vdiff::run(&reg, &wf, &created.id, &vopts, |_| {})).await?;
+    if rec.state != vdiff::VdiffState::Completed || rec.differences() > 0 {
+        bail!(
+            "vdiff found source and target different or failed ({}; `revdoor vdiff show {wf}`)",
+            if rec.error.is_empty() {
+                rec.state.as_str()
+            } else {
+                rec.error.as_str()
+            }
+        );
+    }
+    println!(
+        "  5. vdiff under load: {} rows compared at one consistent point (streams held {} ms): source and target match",
+        rec.processed(),
+        rec.pauses.last().map_or(0, |p| p.ms)
+    );
+
     // 4. The revolving door.
     let mut entries: Vec<JournalEntry> = Vec::new();
     for i in 0..args.switches {
@@ -255,7 +276,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         };
         println!(
             "  {}. {} ({}):",
-            5 + i,
+            6 + i,
             action.name(),
             if to_target {
                 "serve customers, reverse stream keeps commerce current"
@@ -275,7 +296,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
     load_cancel.cancel();
     let w = writer.await.map_err(|e| anyhow::anyhow!("writer: {e}"))??;
     let p = prober.await.map_err(|e| anyhow::anyhow!("prober: {e}"))??;
-    let step = 5 + args.switches;
+    let step = 6 + args.switches;
     println!(
         "  {step}. writer stopped: {} commits acknowledged, {} retried after a fence, longest gap {} ms; prober: {} writes refused by fences, {} violations",
         w.acked, w.fenced_retries, w.max_gap_ms, p.probes_refused, p.violations
