@@ -86,7 +86,8 @@ pub const SAMPLES_PER_KIND: usize = 10;
 #[serde(rename_all = "lowercase")]
 pub enum VdiffState {
     Running,
-    /// `vdiff stop` asked; the running process stops after its chunk.
+    /// `vdiff stop` asked (reported by `stop`, never stored): the running
+    /// process stops after its chunk.
     Stopping,
     Stopped,
     Completed,
@@ -392,14 +393,18 @@ pub async fn stop(
         .keys(&reg.prefix.vdiff_run(workflow, &rec.id))
         .await?
         .is_empty();
-    rec.state = if running {
-        VdiffState::Stopping
+    if running {
+        // The running process owns the record (it rewrites it after every
+        // chunk): ask through a key of its own, which it reads per chunk.
+        reg.put(&reg.prefix.vdiff_stop(workflow, &rec.id), &now_ms(), None)
+            .await?;
+        rec.state = VdiffState::Stopping;
     } else {
-        VdiffState::Stopped
-    };
-    rec.updated_ms = now_ms();
-    reg.put(&reg.prefix.vdiff(workflow, &rec.id), &rec, None)
-        .await?;
+        rec.state = VdiffState::Stopped;
+        rec.updated_ms = now_ms();
+        reg.put(&reg.prefix.vdiff(workflow, &rec.id), &rec, None)
+            .await?;
+    }
     Ok(rec)
 }
 
@@ -429,6 +434,14 @@ pub async fn run(
             "vdiff {id} of {workflow} is running in another process (etcd key {run_key}): {e}"
         ))
     })?;
+    // A stop asked of an earlier run of this vdiff is not one of this run.
+    Box::pin(
+        reg.client
+            .clone()
+            .delete(reg.prefix.vdiff_stop(workflow, id), None),
+    )
+    .await
+    .map_err(|e| Error::Etcd(format!("clear vdiff stop request: {e}")))?;
     let mut rec = get(reg, workflow, Some(id)).await?;
     if matches!(rec.state, VdiffState::Completed) {
         let _ = lock.release().await;
@@ -502,6 +515,7 @@ async fn run_locked(
         rec.rows_estimate = point.estimate(&rec.tables).await?;
     }
     let key = reg.prefix.vdiff(workflow, &rec.id);
+    let stop_key = reg.prefix.vdiff_stop(workflow, &rec.id);
     rec.updated_ms = now_ms();
     reg.put(&key, rec, None).await?;
     progress(rec);
@@ -509,11 +523,9 @@ async fn run_locked(
         let name = rec.tables[rec.current].table.clone();
         let def = point.table(&name, spec.sharding_keys.get(&name)).await?;
         loop {
-            if let Some(now) = reg.value::<VdiffRecord>(&key).await? {
-                if now.state == VdiffState::Stopping {
-                    rec.state = VdiffState::Stopped;
-                    return Ok(());
-                }
+            if !reg.keys(&stop_key).await?.is_empty() {
+                rec.state = VdiffState::Stopped;
+                return Ok(());
             }
             let before = rec.tables[rec.current].processed;
             let done = point

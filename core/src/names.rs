@@ -345,6 +345,11 @@ impl EtcdPrefix {
         self.key(format_args!("workflows/{workflow}/vdiffs/{id}"))
     }
 
+    /// `vdiff stop`'s request to the process running a vdiff.
+    pub fn vdiff_stop(&self, workflow: &WorkflowName, id: &str) -> String {
+        self.key(format_args!("workflows/{workflow}/vdiff_stops/{id}"))
+    }
+
     /// Held (leased) by the process running a vdiff.
     pub fn vdiff_run(&self, workflow: &WorkflowName, id: &str) -> String {
         self.key(format_args!("workflows/{workflow}/vdiff_runs/{id}"))
