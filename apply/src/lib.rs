@@ -1019,9 +1019,8 @@ fn buckets(
 }
 
 /// What a row change writes, as keys two transactions conflict on:
-/// - its primary key in both images (string values folded to lower case
-///   without trailing spaces, so that keys a case-insensitive collation
-///   equates collide here too);
+/// - its primary key in both images ([`key_hash`]: folded, so that keys a
+///   case-insensitive collation equates collide here too);
 /// - each other unique index whose entries it changes (an insert, a
 ///   delete, an update of the index's columns or of the primary key), as
 ///   a whole: InnoDB's duplicate checks lock neighbouring entries of such
@@ -1049,15 +1048,7 @@ fn write_set(ev: &ChangeEvent, keys: &KeyCache) -> Vec<u64> {
     {
         out.push(hash(&|h| {
             "pk".hash(h);
-            for c in &info.primary {
-                match image.get(c) {
-                    Some(ColumnValue::Bytes(b)) => {
-                        let folded = String::from_utf8_lossy(b).to_lowercase();
-                        folded.trim_end_matches(' ').hash(h);
-                    }
-                    v => format!("{v:?}").hash(h),
-                }
-            }
+            key_hash(info.primary.iter().map(|c| image.get(c))).hash(h);
         }));
     }
     for (n, cols) in info.uniques.iter().enumerate().skip(1) {
@@ -1202,7 +1193,10 @@ fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usize, RunKind
     (n, kind)
 }
 
-/// A hash of key values (no allocation).
+/// A hash of key values. Strings are folded to lower case without
+/// trailing spaces, so that keys a case-insensitive collation equates
+/// collide (over-approximating a conflict, or ending a run early, is safe).
+/// No allocation unless a string is not ASCII.
 fn key_hash<'a>(values: impl Iterator<Item = Option<&'a ColumnValue>>) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -1213,11 +1207,28 @@ fn key_hash<'a>(values: impl Iterator<Item = Option<&'a ColumnValue>>) -> u64 {
             Some(ColumnValue::UInt(u)) => (2u8, u).hash(&mut h),
             Some(ColumnValue::Float(f)) => (3u8, f.to_bits()).hash(&mut h),
             Some(ColumnValue::Double(d)) => (4u8, d.to_bits()).hash(&mut h),
-            Some(ColumnValue::Bytes(b)) => (5u8, b).hash(&mut h),
+            Some(ColumnValue::Bytes(b)) => {
+                h.write_u8(5);
+                if b.is_ascii() {
+                    for c in without_trailing_spaces(b) {
+                        h.write_u8(c.to_ascii_lowercase());
+                    }
+                } else {
+                    let folded = String::from_utf8_lossy(b).to_lowercase();
+                    h.write(folded.trim_end_matches(' ').as_bytes());
+                }
+                h.write_u8(0xff);
+            }
             Some(ColumnValue::DateTime(t) | ColumnValue::Time(t)) => (6u8, t).hash(&mut h),
         }
     }
     h.finish()
+}
+
+/// A byte string without its trailing spaces.
+fn without_trailing_spaces(b: &[u8]) -> &[u8] {
+    let end = b.iter().rposition(|&c| c != b' ').map_or(0, |i| i + 1);
+    &b[..end]
 }
 
 /// The multi-row statement of a run (see [`RunKind`]).
@@ -1303,12 +1314,12 @@ struct TableKeys {
 
 /// Keys of destination tables.
 #[derive(Default)]
-struct KeyCache(HashMap<(String, String), TableKeys>);
+struct KeyCache(HashMap<String, HashMap<String, TableKeys>>);
 
 impl KeyCache {
     async fn ensure(&mut self, conn: &mut Conn, db: &str, table: &str) -> Result<(), ApplyError> {
-        let k = (db.to_string(), table.to_string());
-        if self.0.contains_key(&k) {
+        // Looked up for every event: no allocation when known.
+        if self.info(db, table).is_some() {
             return Ok(());
         }
         let cols: Vec<(String, String)> = conn
@@ -1344,8 +1355,8 @@ impl KeyCache {
             )
             .await
             .map_err(|e| ApplyError::transient("read destination foreign keys", e))?;
-        self.0.insert(
-            k,
+        self.0.entry(db.to_string()).or_default().insert(
+            table.to_string(),
             TableKeys {
                 primary,
                 uniques: uniques.into_iter().map(|(_, c)| c).collect(),
@@ -1356,7 +1367,7 @@ impl KeyCache {
     }
 
     fn info(&self, db: &str, table: &str) -> Option<&TableKeys> {
-        self.0.get(&(db.to_string(), table.to_string()))
+        self.0.get(db)?.get(table)
     }
 
     fn get(&self, db: &str, table: &str) -> &[String] {
@@ -1505,8 +1516,8 @@ mod tests {
             .into_iter()
             .map(|u| u.into_iter().map(String::from).collect())
             .collect();
-        keys.0.insert(
-            ("d".into(), "t".into()),
+        keys.0.entry("d".into()).or_default().insert(
+            "t".into(),
             TableKeys {
                 primary: uniques[0].clone(),
                 uniques,
@@ -1621,6 +1632,19 @@ mod tests {
         // A table not known to the cache counts as related to everything.
         let none = KeyCache::default();
         assert_eq!(buckets(&all, &t, &none, 4).len(), 1);
+    }
+
+    #[test]
+    fn key_hash_folds_case_and_trailing_spaces_in_both_paths() {
+        let h = |s: &str| {
+            key_hash(std::iter::once(Some(&ColumnValue::Bytes(
+                s.as_bytes().to_vec(),
+            ))))
+        };
+        assert_eq!(h("Ab  "), h("ab"));
+        assert_eq!(h("ÉTÉ "), h("été"));
+        assert_ne!(h("ab"), h("abc"));
+        assert_ne!(h(" ab"), h("ab"));
     }
 
     #[test]

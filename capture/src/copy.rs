@@ -28,7 +28,7 @@ use std::collections::BTreeMap;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Value};
 use revdoor_core::event::{ColumnValue, Row};
-use revdoor_core::sqltype::{SqlType, TableSchema};
+use revdoor_core::sqltype::{is_utf8_charset, SqlType, TableSchema};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -177,12 +177,10 @@ impl Copier {
                         .map(|c| &c.sql_type)
                     {
                         Some(SqlType::String { charset, .. })
-                            if !matches!(
-                                charset.as_str(),
-                                "utf8" | "utf8mb3" | "utf8mb4" | "ascii"
-                            ) && charset
-                                .chars()
-                                .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                            if !is_utf8_charset(charset)
+                                && charset
+                                    .chars()
+                                    .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
                         {
                             format!("CONVERT(CAST(? AS BINARY) USING {charset})")
                         }

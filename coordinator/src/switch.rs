@@ -40,11 +40,10 @@
 //! (unfence, done) if it did. Every step is idempotent.
 
 use std::collections::BTreeMap;
-use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, TxnOp};
-use revdoor_core::gtid::MariadbGtidList;
+use revdoor_core::gtid::Position;
 use revdoor_core::names::{Direction, WorkflowName};
 use revdoor_core::workflow::{
     now_ms, plan_streams, Action, JournalEntry, KeyspaceSpec, Outcome, Phase, Request, StepRecord,
@@ -301,10 +300,7 @@ fn fence_message(wf: &WorkflowName, serving: &str, epoch: u64) -> String {
 
 /// Whether applied position `applied` includes GTID (or position) `want`.
 pub fn reached(applied: &str, want: &str) -> bool {
-    match (
-        MariadbGtidList::from_str(applied),
-        MariadbGtidList::from_str(want),
-    ) {
+    match (applied.parse::<Position>(), want.parse::<Position>()) {
         (Ok(a), Ok(w)) => a.includes(&w),
         _ => applied == want,
     }

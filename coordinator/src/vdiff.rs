@@ -255,13 +255,11 @@ fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
     move |e| Error::Sql(format!("{msg}: {e}"))
 }
 
-/// Register a new vdiff of `workflow`'s active direction and return it
-/// (run it with [`run`]).
-pub async fn create(
+/// A workflow's spec and state.
+async fn workflow_records(
     reg: &Registry,
     workflow: &WorkflowName,
-    opts: &VdiffOptions,
-) -> Result<VdiffRecord, Error> {
+) -> Result<(WorkflowSpec, WorkflowState), Error> {
     let spec: WorkflowSpec = reg
         .value(&reg.prefix.workflow_spec(workflow))
         .await?
@@ -270,6 +268,17 @@ pub async fn create(
         .value(&reg.prefix.workflow_state(workflow))
         .await?
         .ok_or_else(|| Error::Refused(format!("workflow {workflow} has no state")))?;
+    Ok((spec, state))
+}
+
+/// Register a new vdiff of `workflow`'s active direction and return it
+/// (run it with [`run`]).
+pub async fn create(
+    reg: &Registry,
+    workflow: &WorkflowName,
+    opts: &VdiffOptions,
+) -> Result<VdiffRecord, Error> {
+    let (spec, state) = workflow_records(reg, workflow).await?;
     let direction = match state.phase {
         Phase::Copying => {
             return Err(Error::Refused(format!(
@@ -476,14 +485,7 @@ async fn run_locked(
     opts: &VdiffOptions,
     progress: &mut impl FnMut(&VdiffRecord),
 ) -> Result<(), Error> {
-    let state: WorkflowState = reg
-        .value(&reg.prefix.workflow_state(workflow))
-        .await?
-        .ok_or_else(|| Error::Refused(format!("workflow {workflow} has no state")))?;
-    let spec: WorkflowSpec = reg
-        .value(&reg.prefix.workflow_spec(workflow))
-        .await?
-        .ok_or_else(|| Error::Refused(format!("workflow {workflow} does not exist")))?;
+    let (spec, state) = workflow_records(reg, workflow).await?;
     if state.phase.active() != Some(rec.direction) {
         return Err(Error::Refused(format!(
             "workflow {workflow} is {} now; this vdiff compared its {} direction — start a new \
@@ -1460,7 +1462,17 @@ fn row_data(
     })
 }
 
+/// `col=value,…` of a primary key, from its values in key order.
 fn key_text(def: &TableDef, vals: &[Value]) -> String {
+    key_string(def, vals.iter().map(text))
+}
+
+/// `col=value,…` of a row's primary key.
+fn key_of(def: &TableDef, r: &RowData) -> String {
+    key_string(def, def.pk.iter().map(|&i| r.vals[i].clone()))
+}
+
+fn key_string(def: &TableDef, vals: impl Iterator<Item = Option<Vec<u8>>>) -> String {
     def.pk
         .iter()
         .zip(vals)
@@ -1468,21 +1480,7 @@ fn key_text(def: &TableDef, vals: &[Value]) -> String {
             format!(
                 "{}={}",
                 def.names[i],
-                shown(&text(v)).unwrap_or_else(|| "NULL".into())
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn key_of(def: &TableDef, r: &RowData) -> String {
-    def.pk
-        .iter()
-        .map(|&i| {
-            format!(
-                "{}={}",
-                def.names[i],
-                shown(&r.vals[i]).unwrap_or_else(|| "NULL".into())
+                shown(&v).unwrap_or_else(|| "NULL".into())
             )
         })
         .collect::<Vec<_>>()
