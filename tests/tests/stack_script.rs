@@ -56,8 +56,12 @@ fn text(o: &Output) -> String {
 fn up_three_env_down_leaves_no_process_and_avoids_busy_ports() {
     let state = temp_state("full");
     // Occupy the port mariadb-1 would prefer: the stack must pick another.
-    let busy = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let busy_port = busy.local_addr().expect("addr").port();
+    // Below the kernel's ephemeral range (32768+): there, a client socket
+    // of another test could take a port between the script's check and
+    // mariadbd's bind (seen once in CI).
+    let (busy, busy_port) = (24_000..31_000)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+        .expect("a free port below the ephemeral range");
     let env = [("REVDOOR_MARIADB_BASE_PORT", busy_port.to_string())];
 
     let up = stack(&state, &["up", "--mariadb", "3"], &env);
