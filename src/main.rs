@@ -235,8 +235,9 @@ struct CaptureArgs {
     /// Rows per copy chunk.
     #[arg(long, default_value_t = 5000)]
     copy_chunk_rows: usize,
-    /// What a DDL on a captured table does: `stop` (halt before it) or
-    /// `ignore` (reload the table's definition and go on).
+    /// What a DDL on a captured table does: `stop` (halt before it),
+    /// `ignore` (reload the table's definition and go on) or `exec` (as
+    /// ignore, and every destination's apply runs it too).
     #[arg(long, default_value = "stop")]
     on_ddl: revdoor_capture::ddl::OnDdl,
     /// Replica server id to register with (must differ from real servers and

@@ -33,7 +33,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::avro::single_object_fingerprint;
-use revdoor_core::event::{ChangeEvent, ColumnValue, Heartbeat, Op, Row, HEARTBEAT_HEADER};
+use revdoor_core::event::{
+    ddl_tag, ChangeEvent, ColumnValue, DdlEvent, Heartbeat, Op, Row, DDL_HEADER, HEARTBEAT_HEADER,
+};
 use revdoor_core::gtid::Position;
 use revdoor_core::progress::Progress;
 use revdoor_core::registry::SCHEMAS_TOPIC;
@@ -87,10 +89,19 @@ const SESSION_SETUP: [&str; 2] = [
 const HOLD_POLL: Duration = Duration::from_millis(10);
 
 fn is_heartbeat(msg: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    has_header(msg, HEARTBEAT_HEADER)
+}
+
+fn has_header(msg: &rdkafka::message::BorrowedMessage<'_>, key: &str) -> bool {
     use rdkafka::message::Headers;
     msg.headers()
-        .is_some_and(|h| h.iter().any(|x| x.key == HEARTBEAT_HEADER))
+        .is_some_and(|h| h.iter().any(|x| x.key == key))
 }
+
+/// Server errors after which a DDL's effect is already there (duplicate
+/// column / key / table, nothing to drop): when a sibling stream of the
+/// same destination ran the same statement, this stream's copy is done.
+const DDL_ALREADY_DONE: [u16; 6] = [1050, 1051, 1060, 1061, 1091, 1146];
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()
@@ -111,7 +122,7 @@ async fn recv_within(
 }
 
 /// DDL of revdoor's own schema on every destination.
-pub const STREAM_STATE_DDL: [&str; 5] = [
+pub const STREAM_STATE_DDL: [&str; 6] = [
     "CREATE DATABASE IF NOT EXISTS _revdoor",
     "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
         workflow     VARCHAR(64)  NOT NULL,
@@ -141,6 +152,22 @@ pub const STREAM_STATE_DDL: [&str; 5] = [
         direction    VARCHAR(16)  NOT NULL,
         `partition`  INT          NOT NULL,
         kafka_offset BIGINT       NOT NULL,
+        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
+    ) ENGINE=InnoDB",
+    // DDL records run by apply (`on_ddl=exec`): the intent (with a
+    // fingerprint of the changed tables before the statement) is committed
+    // before the statement runs, the outcome with the checkpoint that
+    // passes it — so a restart knows whether it ran (docs/streams.md).
+    "CREATE TABLE IF NOT EXISTS _revdoor.ddls (
+        workflow     VARCHAR(64)  NOT NULL,
+        direction    VARCHAR(16)  NOT NULL,
+        `partition`  INT          NOT NULL,
+        kafka_offset BIGINT       NOT NULL,
+        gtid         VARCHAR(255) NOT NULL,
+        statement    LONGTEXT     NOT NULL,
+        fingerprint  VARCHAR(32)  NOT NULL,
+        state        VARCHAR(32)  NOT NULL,
+        updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
         PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
     ) ENGINE=InnoDB",
     // Holds asked for by a vdiff (`revdoor_coordinator::vdiff`): apply
@@ -387,6 +414,15 @@ impl ApplyStream {
                 b = rx.recv() => b,
             };
             let Some(batch) = batch else { return Ok(()) };
+            if let Some((offset, ddl)) = &batch.ddl {
+                if !self
+                    .exec_ddl(&mut conns, &mut keys, *offset, ddl, &cancel)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            }
             let hb = batch.heartbeat.as_ref().map(|(o, h)| (*o, h));
             if !self
                 .flush(&mut conns, &mut keys, &batch.events, hb, &cancel)
@@ -474,6 +510,29 @@ impl ApplyStream {
                     self.partition
                 ))
             };
+            if has_header(&msg, DDL_HEADER) {
+                // A DDL (on_ddl=exec) runs on its own, after everything
+                // before it is applied.
+                if group.len() > complete {
+                    return Err(poison("a DDL record inside a source transaction".into()));
+                }
+                let ddl: DdlEvent = serde_json::from_slice(payload)
+                    .map_err(|e| poison(format!("undecodable DDL record: {e}")))?;
+                if !hand_over(tx, &mut group, complete, None).await {
+                    return Ok(());
+                }
+                complete = 0;
+                txns_in_group = 0;
+                let batch = Batch {
+                    events: Vec::new(),
+                    heartbeat: None,
+                    ddl: Some((offset, ddl)),
+                };
+                if tx.send(batch).await.is_err() {
+                    return Ok(());
+                }
+                continue;
+            }
             let fp = single_object_fingerprint(payload)
                 .map_err(|e| poison(format!("not an Avro single-object message: {e}")))?;
             let codec = schemas.get(&self.brokers, fp).await?.ok_or_else(|| {
@@ -539,6 +598,283 @@ impl ApplyStream {
         }))
     }
 
+    /// Report that the stream holds exactly at hold `text` and wait until
+    /// the hold is released, changed or expired; false when `cancel` fired.
+    async fn wait_at_hold(
+        &self,
+        conn: &mut Conn,
+        text: &str,
+        cancel: &CancellationToken,
+    ) -> Result<bool, ApplyError> {
+        conn.exec_drop(
+            "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
+             AND direction = ? AND `partition` = ? AND hold_gtid = ?",
+            (text, &self.workflow, &self.direction, self.partition, text),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("report hold", e))?;
+        tracing::info!(topic = %self.topic(), partition = self.partition, hold = %text,
+            "holding at a vdiff's consistent point");
+        loop {
+            tokio::select! {
+                _ = cancel.cancelled() => return Ok(false),
+                _ = tokio::time::sleep(HOLD_POLL) => {}
+            }
+            if self.read_hold(conn).await?.map(|(t, _)| t).as_deref() != Some(text) {
+                break;
+            }
+        }
+        tracing::info!(topic = %self.topic(), partition = self.partition, "hold released");
+        Ok(true)
+    }
+
+    /// Run a DDL record (`on_ddl=exec`) on the destination, exactly once,
+    /// then move the checkpoint past it. A DDL commits implicitly, so it
+    /// cannot share a transaction with the checkpoint; instead, under a
+    /// named lock of the stream (a zombie holding it is killed):
+    /// 1. an intent row with a fingerprint of the changed tables is
+    ///    committed, guarded by the fence token;
+    /// 2. the statement runs (tagged, so the opposite direction's capture
+    ///    does not send it back);
+    /// 3. the checkpoint passes it, guarded by the token.
+    ///
+    /// A restart finds the intent: if the tables' fingerprint differs from
+    /// the intent's, the statement ran and is not run again; if not, it
+    /// did not run (or changed no definition, e.g. `TRUNCATE`, which is
+    /// safe to repeat since nothing after it was applied).
+    /// Returns false when `cancel` fired while held by a vdiff.
+    async fn exec_ddl(
+        &self,
+        conns: &mut [Conn],
+        keys: &mut KeyCache,
+        offset: i64,
+        ddl: &DdlEvent,
+        cancel: &CancellationToken,
+    ) -> Result<bool, ApplyError> {
+        if let Some((text, hold)) = self.read_hold(&mut conns[0]).await? {
+            if !hold.contains_gtid(&ddl.gtid)
+                && !self.wait_at_hold(&mut conns[0], &text, cancel).await?
+            {
+                return Ok(false);
+            }
+        }
+        let lock = format!(
+            "revdoor-ddl-{:016x}",
+            xxhash_rust::xxh3::xxh3_64(
+                format!("{}/{}/{}", self.workflow, self.direction, self.partition).as_bytes()
+            )
+        );
+        let conn = &mut conns[0];
+        loop {
+            let got: Option<Option<i64>> = conn
+                .exec_first("SELECT GET_LOCK(?, 5)", (&lock,))
+                .await
+                .map_err(|e| ApplyError::transient("take the stream's DDL lock", e))?;
+            if got == Some(Some(1)) {
+                break;
+            }
+            let holder: Option<Option<u64>> = conn
+                .exec_first("SELECT IS_USED_LOCK(?)", (&lock,))
+                .await
+                .map_err(|e| ApplyError::transient("look up the DDL lock", e))?;
+            if let Some(Some(id)) = holder {
+                tracing::warn!(topic = %self.topic(), partition = self.partition, connection = id,
+                    "a previous owner of this stream holds its DDL lock: ending its connection");
+                if let Err(e) = conn.query_drop(format!("KILL CONNECTION {id}")).await {
+                    tracing::warn!(error = %e, "kill the previous owner's connection");
+                }
+            }
+        }
+        let result = self.exec_ddl_locked(conn, keys, offset, ddl).await;
+        if let Err(e) = conn.exec_drop("DO RELEASE_LOCK(?)", (&lock,)).await {
+            tracing::debug!(error = %e, "release the DDL lock");
+        }
+        result.map(|()| true)
+    }
+
+    async fn exec_ddl_locked(
+        &self,
+        conn: &mut Conn,
+        keys: &mut KeyCache,
+        offset: i64,
+        ddl: &DdlEvent,
+    ) -> Result<(), ApplyError> {
+        let at = format!("{}/{}@{offset}", self.topic(), self.partition);
+        let key = (&self.workflow, &self.direction, self.partition, offset);
+        let now = tables_fingerprint(conn, &ddl.tables).await?;
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| ApplyError::transient("begin", e))?;
+        let row: Option<(i64, u64)> = tx
+            .exec_first(
+                "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
+                 WHERE workflow = ? AND direction = ? AND `partition` = ? FOR UPDATE",
+                (&self.workflow, &self.direction, self.partition),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read checkpoint", e))?;
+        let (applied, token) =
+            row.ok_or_else(|| ApplyError::Transient("checkpoint row vanished".into()))?;
+        if token > self.fence_token {
+            let _ = tx.rollback().await;
+            return Err(self.fenced());
+        }
+        if applied >= offset {
+            let _ = tx.rollback().await;
+            return Ok(());
+        }
+        let intent: Option<String> = tx
+            .exec_first(
+                "SELECT fingerprint FROM _revdoor.ddls WHERE workflow = ? AND direction = ? \
+                 AND `partition` = ? AND kafka_offset = ?",
+                key,
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read DDL intent", e))?;
+        let before = match intent {
+            Some(fp) => fp,
+            None => {
+                tx.exec_drop(
+                    "INSERT INTO _revdoor.ddls (workflow, direction, `partition`, kafka_offset, \
+                     gtid, statement, fingerprint, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent')",
+                    (
+                        &self.workflow,
+                        &self.direction,
+                        self.partition,
+                        offset,
+                        &ddl.gtid,
+                        &ddl.statement,
+                        &now,
+                    ),
+                )
+                .await
+                .map_err(|e| ApplyError::transient("record DDL intent", e))?;
+                now.clone()
+            }
+        };
+        tx.commit()
+            .await
+            .map_err(|e| ApplyError::transient("commit DDL intent", e))?;
+        fail::fail_point!(failpoints::DDL_BEFORE_EXEC);
+        let state = if now != before {
+            tracing::info!(at = %at, gtid = %ddl.gtid,
+                "DDL already ran before a restart (its tables changed since its intent): not running it again");
+            "found done"
+        } else {
+            if !ddl.default_db.is_empty() {
+                conn.query_drop(format!("USE {}", quote_ident(&ddl.default_db)))
+                    .await
+                    .map_err(|e| classify_mysql(&format!("{at}: USE for DDL"), offset, e))?;
+            }
+            let sql = format!(
+                "{}{}",
+                ddl_tag(&self.workflow, &self.direction),
+                ddl.statement
+            );
+            match conn.query_drop(&sql).await {
+                Ok(()) => {
+                    tracing::info!(at = %at, gtid = %ddl.gtid, statement = %ddl.statement, "ran DDL (on_ddl=exec)");
+                    "ran"
+                }
+                Err(mysql_async::Error::Server(se))
+                    if DDL_ALREADY_DONE.contains(&se.code)
+                        && self.sibling_ran(conn, &ddl.statement).await? =>
+                {
+                    tracing::info!(at = %at, gtid = %ddl.gtid, error = %se.message,
+                        "DDL already run by another stream into this destination (several origins): done");
+                    "done by a sibling stream"
+                }
+                Err(e) => {
+                    return Err(classify_mysql(
+                        &format!(
+                            "{at}: DDL `{}` (GTID {}) failed on the destination",
+                            ddl.statement, ddl.gtid
+                        ),
+                        offset,
+                        e,
+                    ))
+                }
+            }
+        };
+        fail::fail_point!(failpoints::DDL_AFTER_EXEC);
+        for t in &ddl.tables {
+            if let Some((db, table)) = t.split_once('.') {
+                keys.forget(db, table);
+            }
+        }
+        let mut tx = conn
+            .start_transaction(TxOpts::default())
+            .await
+            .map_err(|e| ApplyError::transient("begin", e))?;
+        if !self.advance_checkpoint(&mut tx, offset, &ddl.gtid).await? {
+            let _ = tx.rollback().await;
+            return Err(self.fenced());
+        }
+        tx.exec_drop(
+            "UPDATE _revdoor.ddls SET state = ?, updated_at = NOW(6) WHERE workflow = ? \
+             AND direction = ? AND `partition` = ? AND kafka_offset = ?",
+            (
+                state,
+                &self.workflow,
+                &self.direction,
+                self.partition,
+                offset,
+            ),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("record DDL outcome", e))?;
+        tx.commit()
+            .await
+            .map_err(|e| ApplyError::transient("commit", e))?;
+        self.progress.update(|p| {
+            p.position = ddl.gtid.clone();
+            p.events += 1;
+        });
+        Ok(())
+    }
+
+    /// Move the checkpoint row to `offset` / `gtid` inside `tx`, guarded by
+    /// the fence token: false when a newer owner holds the row.
+    async fn advance_checkpoint(
+        &self,
+        tx: &mut mysql_async::Transaction<'_>,
+        offset: i64,
+        gtid: &str,
+    ) -> Result<bool, ApplyError> {
+        tx.exec_drop(
+            "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
+             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
+             AND fence_token <= ?",
+            (
+                offset,
+                gtid,
+                self.fence_token,
+                &self.workflow,
+                &self.direction,
+                self.partition,
+                self.fence_token,
+            ),
+        )
+        .await
+        .map_err(|e| ApplyError::transient("update checkpoint", e))?;
+        Ok(tx.affected_rows() > 0)
+    }
+
+    /// Whether another stream of this workflow and direction ran the same
+    /// statement on this destination.
+    async fn sibling_ran(&self, conn: &mut Conn, statement: &str) -> Result<bool, ApplyError> {
+        let n: Option<u64> = conn
+            .exec_first(
+                "SELECT COUNT(*) FROM _revdoor.ddls WHERE workflow = ? AND direction = ? \
+                 AND `partition` <> ? AND statement = ? AND state = 'ran'",
+                (&self.workflow, &self.direction, self.partition, statement),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("look for the DDL of a sibling stream", e))?;
+        Ok(n.unwrap_or(0) > 0)
+    }
+
     /// Apply whole source transactions (and checkpoint `heartbeat`), but
     /// never past a vdiff's hold (DESIGN §7): with a hold at position `X`,
     /// apply the leading transactions inside `X`; once the stream holds
@@ -588,32 +924,9 @@ impl ApplyStream {
             if hb_now.is_some() {
                 heartbeat = None;
             }
-            conns[0]
-                .exec_drop(
-                    "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
-                 AND direction = ? AND `partition` = ? AND hold_gtid = ?",
-                    (
-                        &text,
-                        &self.workflow,
-                        &self.direction,
-                        self.partition,
-                        &text,
-                    ),
-                )
-                .await
-                .map_err(|e| ApplyError::transient("report hold", e))?;
-            tracing::info!(topic = %self.topic(), partition = self.partition, hold = %text,
-                "holding at a vdiff's consistent point");
-            loop {
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(false),
-                    _ = tokio::time::sleep(HOLD_POLL) => {}
-                }
-                if self.read_hold(&mut conns[0]).await?.map(|(t, _)| t) != Some(text.clone()) {
-                    break;
-                }
+            if !self.wait_at_hold(&mut conns[0], &text, cancel).await? {
+                return Ok(false);
             }
-            tracing::info!(topic = %self.topic(), partition = self.partition, "hold released");
             if events.is_empty() && heartbeat.is_none() {
                 return Ok(true);
             }
@@ -661,23 +974,7 @@ impl ApplyStream {
             .await
             .map_err(|e| ApplyError::transient("begin", e))?;
         self.apply_events(&mut tx, keys, &rest).await?;
-        tx.exec_drop(
-            "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
-             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
-             AND fence_token <= ?",
-            (
-                last_offset,
-                last_gtid,
-                self.fence_token,
-                &self.workflow,
-                &self.direction,
-                self.partition,
-                self.fence_token,
-            ),
-        )
-        .await
-        .map_err(|e| ApplyError::transient("update checkpoint", e))?;
-        if tx.affected_rows() == 0 {
+        if !self.advance_checkpoint(&mut tx, last_offset, last_gtid).await? {
             let _ = tx.rollback().await;
             return Err(self.fenced());
         }
@@ -930,6 +1227,8 @@ const GATE_CLOSED: &str = "another part of the group failed";
 struct Batch {
     events: Vec<(i64, ChangeEvent)>,
     heartbeat: Option<(i64, Heartbeat)>,
+    /// A DDL record to run (alone in its batch).
+    ddl: Option<(i64, DdlEvent)>,
 }
 
 /// Hand the complete part of `group` (and a heartbeat) to the applier;
@@ -944,7 +1243,13 @@ async fn hand_over(
     if events.is_empty() && heartbeat.is_none() {
         return true;
     }
-    tx.send(Batch { events, heartbeat }).await.is_ok()
+    tx.send(Batch {
+        events,
+        heartbeat,
+        ddl: None,
+    })
+    .await
+    .is_ok()
 }
 
 /// The events of each source transaction of a group (index ranges).
@@ -1317,6 +1622,13 @@ struct TableKeys {
 struct KeyCache(HashMap<String, HashMap<String, TableKeys>>);
 
 impl KeyCache {
+    /// Forget what is known of `db.table` (its definition changed).
+    fn forget(&mut self, db: &str, table: &str) {
+        if let Some(tables) = self.0.get_mut(db) {
+            tables.remove(table);
+        }
+    }
+
     async fn ensure(&mut self, conn: &mut Conn, db: &str, table: &str) -> Result<(), ApplyError> {
         // Looked up for every event: no allocation when known.
         if self.info(db, table).is_some() {
@@ -1373,6 +1685,53 @@ impl KeyCache {
     fn get(&self, db: &str, table: &str) -> &[String] {
         self.info(db, table).map_or(&[], |t| t.primary.as_slice())
     }
+}
+
+/// A fingerprint of the definitions of `tables` (`db.table`) on the
+/// destination: `SHOW CREATE TABLE` without its `AUTO_INCREMENT` counter,
+/// "absent" for a table that does not exist.
+async fn tables_fingerprint(conn: &mut Conn, tables: &[String]) -> Result<String, ApplyError> {
+    let mut text = String::new();
+    for t in tables {
+        let Some((db, table)) = t.split_once('.') else {
+            continue;
+        };
+        let sql = format!(
+            "SHOW CREATE TABLE {}.{}",
+            quote_ident(db),
+            quote_ident(table)
+        );
+        let def: Option<(String, String)> = match conn.query_first(sql).await {
+            Ok(row) => row,
+            Err(mysql_async::Error::Server(se)) if se.code == 1146 || se.code == 1049 => None,
+            Err(e) => return Err(ApplyError::transient("read table definition", e)),
+        };
+        text.push_str(t);
+        text.push('\n');
+        match def {
+            Some((_, create)) => text.push_str(&without_auto_increment(&create)),
+            None => text.push_str("absent"),
+        }
+        text.push('\n');
+    }
+    Ok(format!(
+        "{:016x}",
+        xxhash_rust::xxh3::xxh3_64(text.as_bytes())
+    ))
+}
+
+/// `SHOW CREATE TABLE` text without ` AUTO_INCREMENT=n` (a counter, not
+/// the definition).
+fn without_auto_increment(create: &str) -> String {
+    let mut out = String::with_capacity(create.len());
+    let mut rest = create;
+    while let Some(i) = rest.find(" AUTO_INCREMENT=") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + " AUTO_INCREMENT=".len()..];
+        rest = after.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
 }
 
 fn quote_ident(s: &str) -> String {

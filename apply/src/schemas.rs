@@ -4,7 +4,13 @@
 //! header). On an unknown fingerprint apply re-reads the registry topic (a
 //! `read_committed` consumer to its end: capture publishes a schema in the
 //! same Kafka transaction as the first events that use it, so a committed
-//! event's schema is always there). Still unknown means a poison message.
+//! event's schema is there — eventually: the transaction's commit markers
+//! reach its partitions one by one, and a transaction left open on the
+//! registry partition (a capture killed mid-transaction and not restarted)
+//! holds every `read_committed` reader there back until the broker aborts
+//! it (`transaction.timeout.ms`). So while the registry's committed end is
+//! short of its high watermark, an unknown fingerprint is waited for;
+//! unknown with nothing pending means a poison message.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -17,6 +23,11 @@ use revdoor_core::avro::EventCodec;
 use revdoor_core::registry::{SchemaRecord, SCHEMAS_TOPIC};
 
 use crate::ApplyError;
+
+/// How long an unknown fingerprint is waited for while the registry has
+/// uncommitted records (longer than capture's `transaction.timeout.ms`
+/// plus the broker's abort check); then the read is a transient error.
+const PENDING_PATIENCE: Duration = Duration::from_secs(120);
 
 /// Codecs by envelope fingerprint.
 #[derive(Default)]
@@ -31,9 +42,16 @@ impl SchemaCache {
         brokers: &str,
         fingerprint: u64,
     ) -> Result<Option<&EventCodec>, ApplyError> {
-        if !self.by_fingerprint.contains_key(&fingerprint) {
+        let deadline = Instant::now() + PENDING_PATIENCE;
+        let mut reads = 0;
+        while !self.by_fingerprint.contains_key(&fingerprint) {
+            if reads > 0 {
+                // Give the commit markers (or the broker's abort) time.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            reads += 1;
             let brokers = brokers.to_string();
-            let records = tokio::task::spawn_blocking(move || read_registry(&brokers))
+            let (records, pending) = tokio::task::spawn_blocking(move || read_registry(&brokers))
                 .await
                 .map_err(|e| ApplyError::Transient(format!("schema reader task: {e}")))??;
             for r in records {
@@ -48,12 +66,32 @@ impl SchemaCache {
                     }
                 }
             }
+            if !pending {
+                break;
+            }
+            if self.by_fingerprint.contains_key(&fingerprint) {
+                break;
+            }
+            if Instant::now() >= deadline {
+                return Err(ApplyError::Transient(format!(
+                    "schema {fingerprint:016x} not found while {SCHEMAS_TOPIC} has had an open \
+                     transaction for {}s (a capture killed mid-transaction?)",
+                    PENDING_PATIENCE.as_secs()
+                )));
+            }
+            if reads == 1 {
+                tracing::info!(fingerprint = %format!("{fingerprint:016x}"),
+                    "schema not yet committed in {SCHEMAS_TOPIC} (a transaction is open there): waiting");
+            }
         }
         Ok(self.by_fingerprint.get(&fingerprint))
     }
 }
 
-fn read_registry(brokers: &str) -> Result<Vec<SchemaRecord>, ApplyError> {
+/// The committed schema records, and whether records beyond them are
+/// still uncommitted (the `read_committed` end is short of the high
+/// watermark).
+fn read_registry(brokers: &str) -> Result<(Vec<SchemaRecord>, bool), ApplyError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "revdoor.schema-reader")
@@ -73,7 +111,22 @@ fn read_registry(brokers: &str) -> Result<Vec<SchemaRecord>, ApplyError> {
     while Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
-            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(out),
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                let end = consumer
+                    .position()
+                    .ok()
+                    .and_then(|p| {
+                        p.find_partition(SCHEMAS_TOPIC, 0)
+                            .and_then(|e| e.offset().to_raw())
+                    })
+                    .unwrap_or(0);
+                let (_, high) = consumer
+                    .fetch_watermarks(SCHEMAS_TOPIC, 0, Duration::from_secs(10))
+                    .map_err(|e| {
+                        ApplyError::Transient(format!("watermarks of {SCHEMAS_TOPIC}: {e}"))
+                    })?;
+                return Ok((out, end < high));
+            }
             Some(Err(e)) => {
                 return Err(ApplyError::Transient(format!("read {SCHEMAS_TOPIC}: {e}")))
             }

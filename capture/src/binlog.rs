@@ -32,7 +32,7 @@ use mysql_async::binlog::{BinlogChecksumAlg, EventType};
 use mysql_async::consts::ColumnFlags;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, Opts, Value};
-use revdoor_core::event::{ColumnValue, Op, Row};
+use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -46,9 +46,11 @@ const MARIADB_GTID_EVENT: u8 = 0xA2;
 const FL_STANDALONE: u8 = 1;
 
 /// Loop prevention (DESIGN §4): a source transaction that updates the
-/// `_revdoor.stream_state` row of `workflow` in `direction` was written by
-/// revdoor's own apply of the opposite stream, so replicating it back would
-/// loop. Such transactions are dropped whole; all others pass, including
+/// `_revdoor.stream_state` row of `workflow` in `direction` (or, from a
+/// parallel apply bucket, writes its `_revdoor.applied_txns` row) was
+/// written by revdoor's own apply of the opposite stream, so replicating it
+/// back would loop. A DDL that apply ran carries the tag
+/// [`revdoor_core::event::ddl_tag`] of its workflow and direction. Such transactions are dropped whole; all others pass, including
 /// those of other workflows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopFilter {
@@ -59,6 +61,9 @@ pub struct LoopFilter {
 
 const STATE_DB: &str = "_revdoor";
 const STATE_TABLE: &str = "stream_state";
+/// Parallel apply's buckets commit without the checkpoint row but with a
+/// row here (same `workflow`, `direction` columns): also apply's own.
+const APPLIED_TXNS_TABLE: &str = "applied_txns";
 const WATERMARK_TABLE: &str = "watermarks";
 /// Fence rows (`_revdoor.fences`): a transaction that changes them is a
 /// switch's fence or unfence, after which capture flushes at once and sends
@@ -377,11 +382,22 @@ impl<'a> Framer<'a> {
                     // engine's DML): it ends its group.
                     let default_db = q.schema();
                     let tables = captured_tables_changed(&default_db, &query, self.tables);
-                    if let (false, Some(txn)) = (tables.is_empty(), self.current.as_mut()) {
-                        txn.ddl = Some(Ddl {
-                            statement: query.to_string(),
-                            tables,
-                        });
+                    let echoed = self.loop_filter.is_some_and(|f| {
+                        ddl_tag_of(&query) == Some((f.workflow.as_str(), f.direction.as_str()))
+                    });
+                    if let Some(txn) = self.current.as_mut() {
+                        if echoed {
+                            // The opposite direction's apply ran it here
+                            // (on_ddl=exec): its origin has it already.
+                            txn.looped = true;
+                        } else if !tables.is_empty() {
+                            txn.ddl = Some(Ddl {
+                                statement: query.to_string(),
+                                default_db: default_db.to_string(),
+                                exec: false,
+                                tables,
+                            });
+                        }
                     }
                     Ok(self.commit())
                 } else {
@@ -414,7 +430,7 @@ impl<'a> Framer<'a> {
             tme.database_name().into_owned(),
             tme.table_name().into_owned(),
         );
-        if key.0 == STATE_DB && key.1 == STATE_TABLE {
+        if key.0 == STATE_DB && (key.1 == STATE_TABLE || key.1 == APPLIED_TXNS_TABLE) {
             let tme = tme.clone();
             return self.check_loop(rows, &tme);
         }
@@ -525,7 +541,7 @@ impl Framer<'_> {
         for pair in rows.rows(tme) {
             let (before, after) = pair.map_err(|e| {
                 CaptureError::Definite(format!(
-                    "decode _revdoor.stream_state row in {}: {e}",
+                    "decode a _revdoor checkpoint row in {}: {e}",
                     txn.gtid
                 ))
             })?;

@@ -14,8 +14,13 @@
 //!   (`information_schema` shows the table as it is now, not as it was at
 //!   that binlog position: if several DDLs on one table are still to be
 //!   read, capture stops with a schema mismatch rather than guess.)
-//! - `exec` (apply the statement on the destination) is not implemented
-//!   yet and refused at start-up.
+//! - `exec`: as `ignore`, and the statement is published as a DDL record
+//!   (`revdoor-ddl` header, [`revdoor_core::event::DdlEvent`]) on every
+//!   partition this origin feeds, in the same Kafka transaction as the
+//!   checkpoint that passes it; each destination's apply runs it in stream
+//!   order, exactly once (docs/streams.md "DDL"). A DDL that apply itself
+//!   ran for this workflow carries its tag and is not sent back by the
+//!   opposite direction's capture.
 //!
 //! Triggers never change row images: `CREATE/DROP TRIGGER` pass, including
 //! revdoor's own fence triggers (named `_revdoor_fence…`).
@@ -29,6 +34,7 @@ pub enum OnDdl {
     #[default]
     Stop,
     Ignore,
+    Exec,
 }
 
 impl FromStr for OnDdl {
@@ -37,12 +43,10 @@ impl FromStr for OnDdl {
         match s {
             "stop" => Ok(OnDdl::Stop),
             "ignore" => Ok(OnDdl::Ignore),
-            "exec" => Err(
-                "on_ddl=exec (run the DDL on the destination) is not implemented yet; \
-                           use stop (default) or ignore"
-                    .into(),
-            ),
-            other => Err(format!("on_ddl must be stop or ignore, not '{other}'")),
+            "exec" => Ok(OnDdl::Exec),
+            other => Err(format!(
+                "on_ddl must be stop, ignore or exec, not '{other}'"
+            )),
         }
     }
 }
@@ -51,6 +55,10 @@ impl FromStr for OnDdl {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ddl {
     pub statement: String,
+    /// The statement's default database (`USE`) on the origin.
+    pub default_db: String,
+    /// Publish it for the destinations to run (`on_ddl=exec`).
+    pub exec: bool,
     /// The captured tables it changes, `(database, table)`.
     pub tables: Vec<(String, String)>,
 }
@@ -384,10 +392,7 @@ mod tests {
     fn policies_parse() {
         assert_eq!("stop".parse::<OnDdl>(), Ok(OnDdl::Stop));
         assert_eq!("ignore".parse::<OnDdl>(), Ok(OnDdl::Ignore));
-        assert!("exec"
-            .parse::<OnDdl>()
-            .unwrap_err()
-            .contains("not implemented"));
+        assert_eq!("exec".parse::<OnDdl>(), Ok(OnDdl::Exec));
         assert!("sometimes".parse::<OnDdl>().is_err());
     }
 }

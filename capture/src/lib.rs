@@ -244,8 +244,14 @@ async fn stream(
                 BinlogItem::Txn(txn) if txn.ddl.is_some() => {
                     // Everything before the DDL is published first.
                     flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
-                    on_ddl(cfg, &mut codecs, &txn).await?;
+                    let mut txn = txn;
+                    on_ddl(cfg, &mut codecs, &mut txn).await?;
                     batch.push(txn);
+                    if cfg.on_ddl == OnDdl::Exec {
+                        // The DDL record goes out with the checkpoint that
+                        // passes it, before any row in the new shape.
+                        flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
+                    }
                 }
                 BinlogItem::Txn(txn) if txn.marker => {
                     // Publish everything up to the mark and a heartbeat at
@@ -468,13 +474,18 @@ fn canonical_key(codec: &EventCodec, row: &Row, from_binlog: bool) -> Option<Vec
 
 /// Apply the `on_ddl` policy to a DDL transaction (everything before it is
 /// already published): stop with a definite error, or reload the changed
-/// tables' definitions and go on.
+/// tables' definitions and go on (with `exec`, the DDL is marked to be
+/// published for the destinations to run).
 async fn on_ddl(
     cfg: &CaptureConfig,
     codecs: &mut Codecs,
-    txn: &SourceTxn,
+    txn: &mut SourceTxn,
 ) -> Result<(), CaptureError> {
-    let Some(ddl) = &txn.ddl else { return Ok(()) };
+    let Some(ddl) = &mut txn.ddl else {
+        return Ok(());
+    };
+    ddl.exec = cfg.on_ddl == OnDdl::Exec;
+    let ddl = &*ddl;
     let names: Vec<String> = ddl.tables.iter().map(|(d, t)| format!("{d}.{t}")).collect();
     let mut statement: String = ddl.statement.chars().take(300).collect();
     if statement.len() < ddl.statement.len() {
@@ -487,9 +498,14 @@ async fn on_ddl(
             names.join(", "),
             txn.gtid
         ))),
-        OnDdl::Ignore => {
-            tracing::warn!(gtid = %txn.gtid, tables = %names.join(","), statement = %statement,
-                "DDL on moved table; on_ddl=ignore: reloading its definition");
+        OnDdl::Ignore | OnDdl::Exec => {
+            if cfg.on_ddl == OnDdl::Exec {
+                tracing::info!(gtid = %txn.gtid, tables = %names.join(","), statement = %statement,
+                    "DDL on moved table; on_ddl=exec: publishing it for the destinations, reloading its definition");
+            } else {
+                tracing::warn!(gtid = %txn.gtid, tables = %names.join(","), statement = %statement,
+                    "DDL on moved table; on_ddl=ignore: reloading its definition");
+            }
             let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
                 .await
                 .map_err(|e| CaptureError::transient("connect to source", e))?;
@@ -501,6 +517,12 @@ async fn on_ddl(
                     Ok(def) => {
                         let codec = EventCodec::new(def)
                             .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
+                        cfg.router.check_table(&codec).map_err(|e| {
+                            CaptureError::Definite(format!(
+                                "after `{statement}` at GTID {}: {e}",
+                                txn.gtid
+                            ))
+                        })?;
                         codecs.insert((db.clone(), table.clone()), codec);
                     }
                     // Dropped or renamed away: its events stop; keep the old codec.

@@ -28,7 +28,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use revdoor_core::event::{ChangeEvent, Heartbeat, Op, Source, TxnInfo, HEARTBEAT_HEADER};
+use revdoor_core::event::{
+    ChangeEvent, DdlEvent, Heartbeat, Op, Source, TxnInfo, DDL_HEADER, HEARTBEAT_HEADER,
+};
 
 use revdoor_core::avro::EventCodec;
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
@@ -38,6 +40,7 @@ use std::collections::BTreeMap;
 use revdoor_core::event::Row;
 
 use crate::binlog::{RowChange, SourceTxn};
+use crate::ddl::Ddl;
 use crate::route::Router;
 
 /// One source transaction's changes by destination partition: the op and
@@ -312,7 +315,13 @@ impl Publisher {
             .unwrap_or(0);
         let mut sent = 0;
         let mut new_schemas: Vec<u64> = Vec::new();
-        for txn in txns.iter().filter(|t| !t.changes.is_empty()) {
+        for txn in txns {
+            if let Some(ddl) = txn.ddl.as_ref().filter(|d| d.exec) {
+                self.send_ddl(txn, ddl).await?;
+            }
+            if txn.changes.is_empty() {
+                continue;
+            }
             // Each change, made unambiguous and routed; a row whose shard
             // changes becomes a delete there and an insert here.
             let mut routed: Routed<'_> = BTreeMap::new();
@@ -523,6 +532,29 @@ impl Publisher {
                 Err(err)
             }
         }
+    }
+
+    /// A DDL record (`on_ddl=exec`) on every partition of the stream: each
+    /// destination shard the origin feeds runs the statement.
+    async fn send_ddl(&self, txn: &SourceTxn, ddl: &Ddl) -> Result<(), CaptureError> {
+        let body = serde_json::to_vec(&DdlEvent {
+            gtid: txn.gtid.clone(),
+            default_db: ddl.default_db.clone(),
+            statement: ddl.statement.clone(),
+            tables: ddl.tables.iter().map(|(d, t)| format!("{d}.{t}")).collect(),
+            shard: self.id.shard.clone(),
+            ts_sec: txn.timestamp,
+        })
+        .map_err(|e| CaptureError::Definite(format!("encode DDL record: {e}")))?;
+        for partition in self.router.partitions() {
+            let headers = OwnedHeaders::new().insert(Header {
+                key: DDL_HEADER,
+                value: Some("1"),
+            });
+            self.send_with(&self.topic.clone(), partition, b"", &body, Some(headers))
+                .await?;
+        }
+        Ok(())
     }
 
     /// Heartbeat records on every partition of the stream: every

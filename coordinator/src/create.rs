@@ -105,10 +105,10 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         .name
         .parse()
         .map_err(|e| Error::Refused(format!("{e}")))?;
-    if !matches!(req.on_ddl.as_str(), "stop" | "ignore") {
+    if !matches!(req.on_ddl.as_str(), "stop" | "ignore" | "exec") {
         return Err(Error::Refused(format!(
-            "--on-ddl {}: revdoor supports `stop` (halt the stream before the DDL) and `ignore` \
-             (reload the definition and go on); `exec` (replaying DDL on the target) is not built yet",
+            "--on-ddl {}: revdoor supports `stop` (halt the stream before the DDL), `ignore` \
+             (reload the definition and go on) and `exec` (run the DDL on every destination too)",
             req.on_ddl
         )));
     }

@@ -315,7 +315,13 @@ pub async fn has_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Res
 
 /// Delete `workflow`'s checkpoint and skip rows (after complete / cancel).
 pub async fn delete_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<(), Error> {
-    for table in ["stream_state", "stream_skips", "applied_txns", "holds"] {
+    for table in [
+        "stream_state",
+        "stream_skips",
+        "applied_txns",
+        "holds",
+        "ddls",
+    ] {
         conn.exec_drop(
             format!("DELETE FROM _revdoor.{table} WHERE workflow = ?"),
             (workflow,),

@@ -27,6 +27,46 @@ pub struct Heartbeat {
     pub position: String,
 }
 
+/// Kafka header marking a DDL record on a stream partition (`on_ddl=exec`).
+/// Its value is JSON [`DdlEvent`]: apply runs the statement on the
+/// destination, in stream order, exactly once.
+pub const DDL_HEADER: &str = "revdoor-ddl";
+
+/// Body of a DDL record: a statement that changed moved tables on the
+/// origin, to be run on every destination the origin feeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DdlEvent {
+    /// The source transaction (standalone statement) that ran it.
+    pub gtid: String,
+    /// The statement's default database on the origin (`USE` before it).
+    pub default_db: String,
+    /// The statement as the origin's binlog has it.
+    pub statement: String,
+    /// The moved tables it changes, `db.table`.
+    pub tables: Vec<String>,
+    /// Origin shard name.
+    pub shard: String,
+    /// Commit timestamp on the origin, seconds since the epoch.
+    pub ts_sec: u32,
+}
+
+/// The comment apply puts in front of a DDL it runs for `workflow` in
+/// `direction`, so that the capture of the opposite direction recognises
+/// its own workflow's DDL in the destination's binlog and never sends it
+/// back (the DDL counterpart of the loop filter, DESIGN §4).
+pub fn ddl_tag(workflow: &str, direction: &str) -> String {
+    format!("/* revdoor-ddl {workflow} {direction} */ ")
+}
+
+/// The `(workflow, direction)` of a statement that starts with
+/// [`ddl_tag`], if any.
+pub fn ddl_tag_of(statement: &str) -> Option<(&str, &str)> {
+    let rest = statement.trim_start().strip_prefix("/* revdoor-ddl ")?;
+    let (inner, _) = rest.split_once(" */")?;
+    let (workflow, direction) = inner.split_once(' ')?;
+    Some((workflow, direction))
+}
+
 /// The kind of row change (Debezium's `op`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -179,6 +219,15 @@ mod tests {
             back.after.as_ref().and_then(|r| r.get("id")),
             Some(&ColumnValue::UInt(u64::MAX))
         );
+    }
+
+    #[test]
+    fn ddl_tag_roundtrips() {
+        let sql = format!("{}ALTER TABLE t ADD c INT", ddl_tag("wf1", "forward"));
+        assert_eq!(ddl_tag_of(&sql), Some(("wf1", "forward")));
+        assert_eq!(ddl_tag_of("ALTER TABLE t ADD c INT"), None);
+        assert_eq!(ddl_tag_of("/* revdoor-ddl broken"), None);
+        assert_eq!(ddl_tag_of("/* other */ ALTER TABLE t ADD c INT"), None);
     }
 
     #[test]

@@ -56,7 +56,7 @@ pub struct WorkflowSpec {
     /// Sharding key columns by `db.table` when not the primary key.
     #[serde(default)]
     pub sharding_keys: BTreeMap<String, Vec<String>>,
-    /// DDL policy of every capture: `stop` or `ignore`.
+    /// DDL policy of every capture: `stop`, `ignore` or `exec`.
     pub on_ddl: String,
     pub created_ms: u64,
 }

@@ -159,7 +159,31 @@ async fn a_poison_message_halts_and_skip_moves_past_exactly_it() {
         "the skip is logged:\n{}",
         apply.log_text()
     );
-    apply.stop(Duration::from_secs(20));
+
+    // A well-formed single-object message whose schema was never
+    // published: poison too (nothing is pending in the registry), not an
+    // endless wait.
+    let mut unknown = vec![0xC3, 0x01];
+    unknown.extend_from_slice(&0x0123_4567_89ab_cdefu64.to_le_bytes());
+    unknown.push(0);
+    let unknown_offset = producer
+        .send(
+            FutureRecord::to(&topic)
+                .partition(0)
+                .key("y")
+                .payload(&unknown),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("produce unknown-schema message")
+        .offset;
+    let log = halted(&mut apply).await;
+    assert!(
+        log.contains(&format!(
+            "{topic}/0@{unknown_offset}: unknown schema fingerprint 0123456789abcdef"
+        )),
+        "an unknown schema is named:\n{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
