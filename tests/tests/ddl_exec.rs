@@ -231,3 +231,102 @@ async fn ddl_runs_on_the_destination_once_in_order_across_crashes() {
     reverse.stop(Duration::from_secs(20));
     reverse.assert_no_unexpected_errors(&[]);
 }
+
+/// Two origins feed one destination (2 → 1): each origin's stream brings its
+/// own copy of the DDL; the first copy runs, the second is recognised as
+/// done by its sibling stream, and rows of both origins in the new shape
+/// apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_from_two_origins_runs_once_on_their_destination() {
+    let ctx = TestCtx::new("ddl_exec_merge");
+    let db = ctx.db.clone();
+    ctx.create_db(&[1, 2, 3]).await;
+    let create = "CREATE TABLE t (id INT PRIMARY KEY, a INT NOT NULL)";
+    for server in [1, 2, 3] {
+        ctx.sql(server, &[&format!("USE {db}"), create]).await;
+    }
+    let mut captures = Vec::new();
+    let mut applies = Vec::new();
+    let mut origins = Vec::new();
+    for (i, (server, shard)) in [(1usize, "-80"), (3, "80-")].into_iter().enumerate() {
+        let mut conn = ctx.conn(server).await;
+        let start = gtid_pos(&mut conn).await;
+        let mut a = ctx.capture_args(&ctx.revdoor_url(server), &format!("{db}.t"), &start);
+        let partition = i.to_string();
+        a.extend(
+            [
+                "--on-ddl",
+                "exec",
+                "--shard",
+                shard,
+                "--partition",
+                &partition,
+                "--partitions",
+                "2",
+            ]
+            .map(String::from),
+        );
+        captures.push(ctx.spawn(&format!("capture-{shard}"), &args(&a)));
+        let mut a = ctx.apply_args(&ctx.revdoor_url(2));
+        a.extend(["--partition".to_string(), partition]);
+        applies.push(ctx.spawn(&format!("apply-{i}"), &args(&a)));
+        origins.push(conn);
+    }
+    // Capture reads table definitions when it starts (docs/streams.md, "Not
+    // built yet"): let both streams carry a row before the DDL.
+    for (i, conn) in origins.iter_mut().enumerate() {
+        conn.query_drop(format!("INSERT INTO {db}.t VALUES ({}, 1)", i * 10))
+            .await
+            .expect("insert");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ctx.rows(2, "t").await.len() < 2 {
+        assert!(Instant::now() < deadline, "first rows never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (i, conn) in origins.iter_mut().enumerate() {
+        let id = i * 10;
+        for stmt in [
+            format!("ALTER TABLE {db}.t ADD COLUMN b INT NOT NULL DEFAULT 5"),
+            format!("INSERT INTO {db}.t VALUES ({}, 2, 6)", id + 1),
+        ] {
+            conn.query_drop(&stmt)
+                .await
+                .unwrap_or_else(|e| panic!("{stmt}: {e}"));
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let rows = ctx.rows(2, "t").await;
+        if rows.len() == 4 {
+            break;
+        }
+        for p in &mut applies {
+            assert!(p.exited().is_none(), "apply died:\n{}", p.log_text());
+        }
+        assert!(Instant::now() < deadline, "rows on #2: {rows:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut union = ctx.rows(1, "t").await;
+    union.extend(ctx.rows(3, "t").await);
+    union.sort();
+    assert_eq!(
+        ctx.rows(2, "t").await,
+        union,
+        "the destination holds both origins' rows"
+    );
+    let mut dst = ctx.conn(2).await;
+    let mut states: Vec<String> = dst
+        .exec(
+            "SELECT state FROM _revdoor.ddls WHERE workflow = ?",
+            (&ctx.workflow,),
+        )
+        .await
+        .expect("ddls");
+    states.sort();
+    assert_eq!(states, ["done by a sibling stream", "ran"], "one copy ran");
+    for mut p in applies.into_iter().chain(captures) {
+        p.stop(Duration::from_secs(20));
+        p.assert_no_unexpected_errors(&[]);
+    }
+}
