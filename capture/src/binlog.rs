@@ -12,8 +12,19 @@
 //! with `SET @slave_connect_state='d-s-n,…'` before a plain `COM_BINLOG_DUMP`,
 //! and `@mariadb_slave_capability=4` makes the server send its own GTID
 //! events (0xA2), which mysql_common does not decode: we parse them from the
-//! event body (u64 seq, u32 domain, u8 flags). MySQL support (GTID sets over
-//! `COM_BINLOG_DUMP_GTID`) comes with the full capture (issue 3).
+//! event body (u64 seq, u32 domain, u8 flags).
+//!
+//! # MySQL specifics (written to MySQL's protocol, not tested here: no
+//! MySQL server can run on the project's machine)
+//!
+//! The start position is a GTID set (`uuid:1-42,…`) sent with
+//! `COM_BINLOG_DUMP_GTID`; GTID events are decoded by mysql_common
+//! (`uuid:gno`); a statement after a GTID event without `BEGIN` is a
+//! standalone group (DDL). Preflight also wants `gtid_mode=ON`,
+//! `enforce_gtid_consistency=ON`, `binlog_transaction_compression=OFF`
+//! (compressed payload events are not decoded) and an empty
+//! `binlog_row_value_options` (partial JSON updates carry no full after
+//! image). Tagged GTIDs (8.3+) are refused.
 //!
 //! # Errors
 //!
@@ -31,8 +42,9 @@ use mysql_async::binlog::value::BinlogValue;
 use mysql_async::binlog::{BinlogChecksumAlg, EventType};
 use mysql_async::consts::ColumnFlags;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn, Opts, Value};
+use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid, Value};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
+use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -143,6 +155,32 @@ pub struct BinlogReader {
     pub watermark_stream: Option<String>,
 }
 
+/// The server's engine, which decides the GTID protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    Mariadb,
+    Mysql,
+}
+
+impl Flavor {
+    /// MariaDB if `@@version` says so, MySQL otherwise.
+    pub async fn of(conn: &mut Conn) -> Result<Flavor, CaptureError> {
+        let version: Option<String> = conn
+            .query_first("SELECT @@version")
+            .await
+            .map_err(|e| CaptureError::transient("read server version", e))?;
+        Ok(Flavor::from_version(&version.unwrap_or_default()))
+    }
+
+    fn from_version(version: &str) -> Flavor {
+        if version.to_ascii_lowercase().contains("mariadb") {
+            Flavor::Mariadb
+        } else {
+            Flavor::Mysql
+        }
+    }
+}
+
 impl BinlogReader {
     /// Check the settings capture depends on. Each failure names the setting,
     /// its value and the value needed.
@@ -172,23 +210,63 @@ impl BinlogReader {
             ("binlog_row_metadata", metadata, "FULL"),
         ];
         for (name, have, want) in checks {
-            if !have.eq_ignore_ascii_case(want) {
-                return Err(CaptureError::Definite(format!(
-                    "server setting {name} is '{have}', revdoor needs '{want}' \
-                     (set it in the server's config and restart, or SET GLOBAL where dynamic)"
-                )));
+            check_setting(name, &have, want)?;
+        }
+        if Flavor::of(conn).await? == Flavor::Mysql {
+            // Each of these exists from some 8.0 release on; a server
+            // without the variable cannot have the feature.
+            for (name, want) in [
+                ("gtid_mode", "ON"),
+                ("enforce_gtid_consistency", "ON"),
+                ("binlog_transaction_compression", "0"),
+                ("binlog_row_value_options", ""),
+            ] {
+                let have: Option<Option<String>> = conn
+                    .query_first(format!("SELECT CAST(@@global.{name} AS CHAR)"))
+                    .await
+                    .ok();
+                if let Some(Some(have)) = have {
+                    let have = match (name, have.as_str()) {
+                        ("binlog_transaction_compression", "1") => "ON".to_string(),
+                        ("binlog_transaction_compression", "0") => "0".to_string(),
+                        _ => have,
+                    };
+                    let want_text = if name == "binlog_transaction_compression" {
+                        "OFF"
+                    } else {
+                        want
+                    };
+                    let have_text = if have == "0" {
+                        "OFF".to_string()
+                    } else {
+                        have.clone()
+                    };
+                    if !have.eq_ignore_ascii_case(want) {
+                        check_setting(name, &have_text, want_text)?;
+                    }
+                }
             }
         }
         Ok(())
     }
 
-    /// The server's current GTID position (`@@gtid_binlog_pos`).
+    /// The server's current GTID position (MariaDB `@@gtid_binlog_pos`,
+    /// MySQL `@@gtid_executed`).
     pub async fn current_position(conn: &mut Conn) -> Result<String, CaptureError> {
+        let var = match Flavor::of(conn).await? {
+            Flavor::Mariadb => "gtid_binlog_pos",
+            Flavor::Mysql => "gtid_executed",
+        };
         let pos: Option<String> = conn
-            .query_first("SELECT @@global.gtid_binlog_pos")
+            .query_first(format!("SELECT @@global.{var}"))
             .await
-            .map_err(|e| CaptureError::transient("read gtid_binlog_pos", e))?;
-        Ok(pos.unwrap_or_default())
+            .map_err(|e| CaptureError::transient(&format!("read {var}"), e))?;
+        // MySQL breaks long sets over lines.
+        Ok(pos
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect())
     }
 
     /// Stream committed transactions after `start` (a MariaDB GTID list) into
@@ -203,19 +281,37 @@ impl BinlogReader {
             .await
             .map_err(|e| CaptureError::transient("connect to source", e))?;
         Self::preflight(&mut conn).await?;
+        let flavor = Flavor::of(&mut conn).await?;
         let heartbeat_ns = self.heartbeat.as_nanos().max(1_000_000);
-        for stmt in [
-            "SET @mariadb_slave_capability=4".to_string(),
-            format!("SET @slave_connect_state='{}'", sql_escape(start)),
-            "SET @slave_gtid_strict_mode=1".to_string(),
-            format!("SET @master_heartbeat_period={heartbeat_ns}"),
-        ] {
+        let session = match flavor {
+            Flavor::Mariadb => vec![
+                "SET @mariadb_slave_capability=4".to_string(),
+                format!("SET @slave_connect_state='{}'", sql_escape(start)),
+                "SET @slave_gtid_strict_mode=1".to_string(),
+                format!("SET @master_heartbeat_period={heartbeat_ns}"),
+            ],
+            Flavor::Mysql => vec![format!("SET @master_heartbeat_period={heartbeat_ns}")],
+        };
+        for stmt in session {
             conn.query_drop(&stmt)
                 .await
                 .map_err(|e| CaptureError::transient("prepare binlog session", e))?;
         }
+        let request = match flavor {
+            Flavor::Mariadb => BinlogStreamRequest::new(self.server_id),
+            Flavor::Mysql => {
+                let set: MysqlGtidSet = start.parse().map_err(|e| {
+                    CaptureError::Definite(format!(
+                        "start position '{start}' is not a MySQL GTID set: {e}"
+                    ))
+                })?;
+                BinlogStreamRequest::new(self.server_id)
+                    .with_gtid()
+                    .with_gtid_set(mysql_sids(&set))
+            }
+        };
         let mut stream = conn
-            .get_binlog_stream(BinlogStreamRequest::new(self.server_id))
+            .get_binlog_stream(request)
             .await
             .map_err(|e| CaptureError::transient("request binlog stream", e))?;
 
@@ -250,6 +346,29 @@ impl BinlogReader {
             }
         }
     }
+}
+
+/// A GTID set as the SID list of `COM_BINLOG_DUMP_GTID`.
+fn mysql_sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
+    set.intervals()
+        .map(|(uuid, ivs)| {
+            Sid::new(*uuid.as_bytes()).with_intervals(
+                ivs.into_iter()
+                    .map(|(start, end)| GnoInterval::new(start, end))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+fn check_setting(name: &str, have: &str, want: &str) -> Result<(), CaptureError> {
+    if have.eq_ignore_ascii_case(want) {
+        return Ok(());
+    }
+    Err(CaptureError::Definite(format!(
+        "server setting {name} is '{have}', revdoor needs '{want}' \
+         (set it in the server's config and restart, or SET GLOBAL where dynamic)"
+    )))
 }
 
 fn classify_stream_error(start: &str, last: &str, e: mysql_async::Error) -> CaptureError {
@@ -373,10 +492,37 @@ impl<'a> Framer<'a> {
                 Ok(None)
             }
             Some(EventData::XidEvent(_)) => Ok(self.commit()),
+            Some(EventData::GtidEvent(g)) => {
+                // MySQL: `uuid:gno`. Without BEGIN next, the group is one
+                // standalone statement (DDL).
+                if g.tag().is_some() {
+                    return Err(CaptureError::Definite(format!(
+                        "tagged GTID after {} (MySQL 8.3+ `uuid:tag:n`): not supported; \
+                         do not use tagged GTIDs on a captured server",
+                        self.last_gtid
+                    )));
+                }
+                self.standalone = true;
+                self.current = Some(SourceTxn {
+                    gtid: format!("{}:{}", ServerUuid::from_bytes(g.sid()), g.gno()),
+                    timestamp: header.timestamp(),
+                    changes: Vec::new(),
+                    looped: false,
+                    ddl: None,
+                    watermark: None,
+                    marker: false,
+                });
+                Ok(None)
+            }
             Some(EventData::QueryEvent(q)) => {
                 let query = q.query();
                 if query.eq_ignore_ascii_case("COMMIT") {
                     Ok(self.commit())
+                } else if query.eq_ignore_ascii_case("BEGIN") {
+                    // A transaction follows (MariaDB flags this in its GTID
+                    // event already; MySQL does not).
+                    self.standalone = false;
+                    Ok(None)
                 } else if self.standalone {
                     // A statement on its own (DDL, or a non-transactional
                     // engine's DML): it ends its group.
@@ -401,7 +547,7 @@ impl<'a> Framer<'a> {
                     }
                     Ok(self.commit())
                 } else {
-                    Ok(None) // BEGIN
+                    Ok(None) // statement-based DML inside a transaction
                 }
             }
             _ => Ok(None),
@@ -619,4 +765,43 @@ fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, 
 
 fn sql_escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('\'', "''")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flavor_from_version() {
+        assert_eq!(
+            Flavor::from_version("10.11.6-MariaDB-0+deb12u1-log"),
+            Flavor::Mariadb
+        );
+        assert_eq!(Flavor::from_version("8.0.36"), Flavor::Mysql);
+        assert_eq!(Flavor::from_version("8.4.0-commercial"), Flavor::Mysql);
+    }
+
+    #[test]
+    fn gtid_set_becomes_the_dump_requests_sid_list() {
+        let set: MysqlGtidSet = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-3:5,\
+                                 4e11fa47-71ca-11e1-9e33-c80aa9429562:7"
+            .parse()
+            .expect("set");
+        let sids = mysql_sids(&set);
+        let text: Vec<String> = sids.iter().map(|s| s.to_string()).collect();
+        assert_eq!(
+            text,
+            [
+                "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-3:5",
+                "4e11fa47-71ca-11e1-9e33-c80aa9429562:7"
+            ]
+        );
+        // Intervals go on the wire end-exclusive.
+        let ivs: Vec<(u64, u64)> = sids[0]
+            .intervals()
+            .iter()
+            .map(|i| (i.start(), i.end()))
+            .collect();
+        assert_eq!(ivs, [(1, 4), (5, 6)]);
+    }
 }

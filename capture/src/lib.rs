@@ -27,7 +27,7 @@ use std::time::Duration;
 use mysql_async::prelude::Queryable;
 use revdoor_core::progress::Progress;
 
-use revdoor_core::gtid::{MariadbGtid, MariadbGtidList};
+use revdoor_core::gtid::Position;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -170,7 +170,7 @@ async fn stream(
             }
         },
     };
-    let mut position = MariadbGtidList::from_str(&start)
+    let mut position = Position::from_str(&start)
         .map_err(|e| CaptureError::Definite(format!("bad start position '{start}': {e}")))?;
     tracing::info!(stream = %cfg.id.transactional_id(), position = %position, "capture starting");
 
@@ -557,7 +557,7 @@ async fn flush(
     publisher: &Publisher,
     codecs: &Codecs,
     batch: &mut Vec<SourceTxn>,
-    position: &mut MariadbGtidList,
+    position: &mut Position,
     copy: Option<&CopyState>,
     progress: &Progress,
 ) -> Result<(), CaptureError> {
@@ -570,7 +570,7 @@ async fn flush_with(
     publisher: &Publisher,
     codecs: &Codecs,
     batch: &mut Vec<SourceTxn>,
-    position: &mut MariadbGtidList,
+    position: &mut Position,
     copy: Option<&CopyState>,
     progress: &Progress,
     heartbeat: bool,
@@ -586,10 +586,9 @@ async fn flush_with(
         * 1000;
     let mut next = position.clone();
     for t in batch.iter() {
-        let g = MariadbGtid::from_str(&t.gtid).map_err(|e| {
+        next.add_gtid(&t.gtid).map_err(|e| {
             CaptureError::Definite(format!("bad GTID '{}' from binlog: {e}", t.gtid))
         })?;
-        next.update(g);
     }
     let checkpoint = Checkpoint {
         position: next.to_string(),
@@ -611,9 +610,9 @@ async fn flush_with(
     Ok(())
 }
 
-/// Whether GTID position `a` includes position `b` (both MariaDB lists).
+/// Whether GTID position `a` includes position `b` (same engine).
 fn position_includes(a: &str, b: &str) -> bool {
-    match (MariadbGtidList::from_str(a), MariadbGtidList::from_str(b)) {
+    match (Position::from_str(a), Position::from_str(b)) {
         (Ok(a), Ok(b)) => a.includes(&b),
         _ => false,
     }

@@ -415,6 +415,14 @@ impl MysqlGtidSet {
         out
     }
 
+    /// Each server uuid with its intervals as `[start, end)` pairs (end
+    /// exclusive, as `COM_BINLOG_DUMP_GTID` takes them).
+    pub fn intervals(&self) -> impl Iterator<Item = (&ServerUuid, Vec<(u64, u64)>)> + '_ {
+        self.by_uuid
+            .iter()
+            .map(|(uuid, list)| (uuid, list.iter().map(|iv| (iv.start, iv.end + 1)).collect()))
+    }
+
     /// The SID block of `COM_BINLOG_DUMP_GTID`: number of sids (u64 LE), then
     /// per sid its 16 uuid bytes, number of intervals (u64 LE) and each
     /// interval as start, end-exclusive (u64 LE each).
@@ -505,6 +513,42 @@ impl Position {
         }
     }
 
+    /// Adds the transaction `gtid` (`domain-server-seq` or `uuid:seq`). An
+    /// empty position takes the engine of the GTID (an empty start
+    /// position parses as MariaDB's).
+    pub fn add_gtid(&mut self, gtid: &str) -> Result<(), GtidError> {
+        let mysql = gtid.contains(':');
+        let empty = match self {
+            Position::Mariadb(l) => l.is_empty(),
+            Position::Mysql(s) => s.is_empty(),
+        };
+        if empty {
+            *self = if mysql {
+                Position::Mysql(MysqlGtidSet::new())
+            } else {
+                Position::Mariadb(MariadbGtidList::new())
+            };
+        }
+        match self {
+            Position::Mariadb(list) => {
+                list.update(gtid.parse()?);
+                Ok(())
+            }
+            Position::Mysql(set) => {
+                let (uuid, seq) = gtid
+                    .rsplit_once(':')
+                    .ok_or_else(|| GtidError::MissingIntervals(gtid.to_owned()))?;
+                if uuid.contains(':') {
+                    return Err(GtidError::TaggedGtid(gtid.to_owned()));
+                }
+                let seq: u64 = seq
+                    .parse()
+                    .map_err(|_| GtidError::Interval(seq.to_owned()))?;
+                set.add(uuid.parse()?, seq)
+            }
+        }
+    }
+
     /// Whether every transaction of `other` is part of this position. The
     /// empty position (`""`) is part of every position.
     pub fn includes(&self, other: &Position) -> bool {
@@ -557,6 +601,24 @@ impl<'de> Deserialize<'de> for Position {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn add_gtid_refuses_the_other_engine_and_tags() {
+        let mut p: Position = "0-1-5".parse().expect("mariadb");
+        assert!(p
+            .add_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:7")
+            .is_err());
+        let mut y: Position = "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-3"
+            .parse()
+            .expect("mysql");
+        assert!(y.add_gtid("0-1-6").is_err());
+        assert!(y
+            .add_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:tag:4")
+            .is_err());
+        y.add_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:4")
+            .expect("add");
+        assert_eq!(y.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-4");
+    }
     use proptest::prelude::*;
 
     const U1: &str = "3e11fa47-71ca-11e1-9e33-c80aa9429562";
@@ -901,6 +963,31 @@ mod tests {
                 let py = Position::Mysql(y);
                 prop_assert_eq!(py.to_string().parse::<Position>(), Ok(py));
             }
+        }
+
+        #[test]
+        fn add_gtid_then_contains(y in arb_mysql_set(), seq in 1u64..1000) {
+            // Adding the GTIDs of a set one by one gives the set.
+            let mut p: Position = "".parse().expect("empty");
+            let mut n = 0;
+            for (uuid, ivs) in y.intervals() {
+                for (a, b) in ivs {
+                    for g in a..b.min(a + 50) {
+                        let gtid = format!("{uuid}:{g}");
+                        p.add_gtid(&gtid).expect("add");
+                        prop_assert!(p.contains_gtid(&gtid));
+                        n += 1;
+                    }
+                }
+            }
+            if n > 0 {
+                prop_assert!(Position::Mysql(y.clone()).includes(&p));
+            }
+            let mut m: Position = "".parse().expect("empty");
+            let (this, next) = (format!("0-1-{seq}"), format!("0-1-{}", seq + 1));
+            m.add_gtid(&this).expect("add mariadb");
+            prop_assert!(m.contains_gtid(&this));
+            prop_assert!(!m.contains_gtid(&next));
         }
 
         #[test]
