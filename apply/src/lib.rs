@@ -974,7 +974,10 @@ impl ApplyStream {
             .await
             .map_err(|e| ApplyError::transient("begin", e))?;
         self.apply_events(&mut tx, keys, &rest).await?;
-        if !self.advance_checkpoint(&mut tx, last_offset, last_gtid).await? {
+        if !self
+            .advance_checkpoint(&mut tx, last_offset, last_gtid)
+            .await?
+        {
             let _ = tx.rollback().await;
             return Err(self.fenced());
         }

@@ -464,16 +464,7 @@ impl<'a> Framer<'a> {
                 header.server_id(),
                 u64::from_le_bytes(seq)
             );
-            self.standalone = body[12] & FL_STANDALONE != 0;
-            self.current = Some(SourceTxn {
-                gtid,
-                timestamp: header.timestamp(),
-                changes: Vec::new(),
-                looped: false,
-                ddl: None,
-                watermark: None,
-                marker: false,
-            });
+            self.begin(gtid, header.timestamp(), body[12] & FL_STANDALONE != 0);
             return Ok(None);
         }
         let data = event.read_data().map_err(|e| {
@@ -502,16 +493,8 @@ impl<'a> Framer<'a> {
                         self.last_gtid
                     )));
                 }
-                self.standalone = true;
-                self.current = Some(SourceTxn {
-                    gtid: format!("{}:{}", ServerUuid::from_bytes(g.sid()), g.gno()),
-                    timestamp: header.timestamp(),
-                    changes: Vec::new(),
-                    looped: false,
-                    ddl: None,
-                    watermark: None,
-                    marker: false,
-                });
+                let gtid = format!("{}:{}", ServerUuid::from_bytes(g.sid()), g.gno());
+                self.begin(gtid, header.timestamp(), true);
                 Ok(None)
             }
             Some(EventData::QueryEvent(q)) => {
@@ -552,6 +535,20 @@ impl<'a> Framer<'a> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// A GTID event opened the group `gtid`.
+    fn begin(&mut self, gtid: String, timestamp: u32, standalone: bool) {
+        self.standalone = standalone;
+        self.current = Some(SourceTxn {
+            gtid,
+            timestamp,
+            changes: Vec::new(),
+            looped: false,
+            ddl: None,
+            watermark: None,
+            marker: false,
+        });
     }
 
     fn commit(&mut self) -> Option<SourceTxn> {
