@@ -45,7 +45,8 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid, Value};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
 use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ddl::{captured_tables_changed, Ddl};
@@ -128,6 +129,76 @@ pub const WATERMARKS_DDL: &str = "CREATE TABLE IF NOT EXISTS _revdoor.watermarks
     seq    BIGINT UNSIGNED NOT NULL,
     kind   VARCHAR(4) NOT NULL
 ) ENGINE=InnoDB";
+
+/// Row changes the reader may have framed and handed on that the publisher
+/// has not taken yet: with the publisher's own batch limit this bounds
+/// capture's memory whatever the source's rate (a transaction counts as at
+/// least one row; one bigger than this passes alone).
+pub const QUEUED_ROWS: usize = 20_000;
+
+/// The reader's end of the queue to the publisher.
+#[derive(Clone)]
+pub struct ItemSender {
+    tx: mpsc::Sender<BinlogItem>,
+    budget: Arc<Semaphore>,
+}
+
+/// The publisher's end; taking an item frees its rows' budget.
+pub struct ItemReceiver {
+    rx: mpsc::Receiver<BinlogItem>,
+    budget: Arc<Semaphore>,
+}
+
+/// A queue of at most `items` items and [`QUEUED_ROWS`] row changes.
+pub fn item_queue(items: usize) -> (ItemSender, ItemReceiver) {
+    let (tx, rx) = mpsc::channel(items);
+    let budget = Arc::new(Semaphore::new(QUEUED_ROWS));
+    (
+        ItemSender {
+            tx,
+            budget: Arc::clone(&budget),
+        },
+        ItemReceiver { rx, budget },
+    )
+}
+
+fn item_rows(item: &BinlogItem) -> usize {
+    match item {
+        BinlogItem::Txn(t) => t.changes.len().clamp(1, QUEUED_ROWS),
+        BinlogItem::Heartbeat => 1,
+    }
+}
+
+impl ItemSender {
+    /// Hand `item` on once its rows fit the budget; false when the
+    /// publisher is gone.
+    pub async fn send(&self, item: BinlogItem) -> bool {
+        let n = item_rows(&item) as u32;
+        match self.budget.acquire_many(n).await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return false,
+        }
+        self.tx.send(item).await.is_ok()
+    }
+}
+
+impl ItemReceiver {
+    pub async fn recv(&mut self) -> Option<BinlogItem> {
+        let item = self.rx.recv().await?;
+        self.budget.add_permits(item_rows(&item));
+        Some(item)
+    }
+
+    pub fn try_recv(&mut self) -> Option<BinlogItem> {
+        let item = self.rx.try_recv().ok()?;
+        self.budget.add_permits(item_rows(&item));
+        Some(item)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+}
 
 /// What the binlog reader hands on.
 #[derive(Debug, Clone, PartialEq)]
@@ -274,7 +345,7 @@ impl BinlogReader {
     pub async fn run(
         &self,
         start: &str,
-        out: mpsc::Sender<BinlogItem>,
+        out: ItemSender,
         cancel: CancellationToken,
     ) -> Result<(), CaptureError> {
         let mut conn = Conn::new(self.opts.clone())
@@ -340,7 +411,7 @@ impl BinlogReader {
                 framer.push(&event)?.map(BinlogItem::Txn)
             };
             if let Some(item) = item {
-                if out.send(item).await.is_err() {
+                if !out.send(item).await {
                     return Ok(()); // the publisher is gone: shutting down
                 }
             }

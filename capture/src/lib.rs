@@ -215,7 +215,7 @@ async fn stream(
     };
     let mut window: Option<Window> = None;
 
-    let (tx, mut rx) = mpsc::channel::<BinlogItem>(1024);
+    let (tx, mut rx) = binlog::item_queue(1024);
     let mut reader = cfg.reader.clone();
     if copying {
         reader.watermark_stream = Some(cfg.id.transactional_id());
@@ -228,7 +228,7 @@ async fn stream(
     let mut batch: Vec<SourceTxn> = Vec::new();
     let mut ticker = tokio::time::interval(cfg.batch_interval);
     loop {
-        let can_accept = batch.len() < cfg.batch_max_txns;
+        let can_accept = batch.len() < cfg.batch_max_txns && batch_rows(&batch) < BATCH_MAX_ROWS;
         tokio::select! {
             biased;
             _ = cancel.cancelled() => break,
@@ -309,7 +309,10 @@ async fn stream(
         // nothing more queued: at low rates each transaction goes out at
         // once (latency = one Kafka commit), at high rates transactions
         // pile up while a commit is in flight and go out together.
-        if batch.len() >= cfg.batch_max_txns || (!batch.is_empty() && rx.is_empty()) {
+        if batch.len() >= cfg.batch_max_txns
+            || batch_rows(&batch) >= BATCH_MAX_ROWS
+            || (!batch.is_empty() && rx.is_empty())
+        {
             flush(
                 publisher,
                 &codecs,
@@ -322,7 +325,7 @@ async fn stream(
         }
     }
     // Drain: everything framed so far is published before we stop.
-    while let Ok(item) = rx.try_recv() {
+    while let Some(item) = rx.try_recv() {
         if let BinlogItem::Txn(txn) = item {
             batch.push(txn);
         }
@@ -551,6 +554,15 @@ async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
     }
     let _ = conn.disconnect().await;
     Ok(codecs)
+}
+
+/// A Kafka transaction is committed once its source transactions hold this
+/// many row changes (or `batch_max_txns` transactions): with
+/// [`binlog::QUEUED_ROWS`] it bounds the rows capture holds.
+const BATCH_MAX_ROWS: usize = 20_000;
+
+fn batch_rows(batch: &[SourceTxn]) -> usize {
+    batch.iter().map(|t| t.changes.len()).sum()
 }
 
 async fn flush(
