@@ -28,11 +28,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
-use revdoor_core::event::{
-    ChangeEvent, DdlEvent, Heartbeat, Op, Source, TxnInfo, DDL_HEADER, HEARTBEAT_HEADER,
-};
+use revdoor_core::event::{DdlEvent, Heartbeat, Op, DDL_HEADER, HEARTBEAT_HEADER};
 
-use revdoor_core::avro::EventCodec;
+use revdoor_core::avro::{EventCodec, EventRef};
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
 
 use std::collections::BTreeMap;
@@ -45,7 +43,7 @@ use crate::route::Router;
 
 /// One source transaction's changes by destination partition: the op and
 /// images to publish, and the change they came from.
-type Routed<'a> = BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &'a RowChange)>>;
+type Routed<'a> = BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &'a RowChange, &'a EventCodec)>>;
 
 /// The codec of every captured table, by `(database, table)`.
 pub type Codecs = HashMap<(String, String), EventCodec>;
@@ -300,7 +298,7 @@ impl Publisher {
     /// changes are dropped.
     pub async fn publish(
         &self,
-        txns: &[SourceTxn],
+        txns: &mut [SourceTxn],
         position: &str,
         codecs: &Codecs,
         heartbeat: Option<&str>,
@@ -315,7 +313,10 @@ impl Publisher {
             .unwrap_or(0);
         let mut sent = 0;
         let mut new_schemas: Vec<u64> = Vec::new();
-        for txn in txns {
+        // The last schema known to be published (or queued in this
+        // transaction): events of one table in a row skip the lookup.
+        let mut checked_fp: Option<u64> = None;
+        for txn in txns.iter_mut() {
             if let Some(ddl) = txn.ddl.as_ref().filter(|d| d.exec) {
                 self.send_ddl(txn, ddl).await?;
             }
@@ -324,16 +325,29 @@ impl Publisher {
             }
             // Each change, made unambiguous and routed; a row whose shard
             // changes becomes a delete there and an insert here.
+            // The row images move into the events (published once).
+            let images: Vec<(Option<Row>, Option<Row>)> = txn
+                .changes
+                .iter_mut()
+                .map(|ch| (ch.before.take(), ch.after.take()))
+                .collect();
+            let txn = &*txn;
             let mut routed: Routed<'_> = BTreeMap::new();
-            for ch in &txn.changes {
-                let codec = codecs
-                    .get(&(ch.db.clone(), ch.table.clone()))
-                    .ok_or_else(|| {
-                        CaptureError::Definite(format!(
-                            "no table definition for {}.{}",
-                            ch.db, ch.table
-                        ))
-                    })?;
+            let mut last: Option<(&RowChange, &EventCodec)> = None;
+            for (ch, (mut before, mut after)) in txn.changes.iter().zip(images) {
+                // Consecutive changes are mostly of one table.
+                let codec = match last {
+                    Some((prev, codec)) if prev.db == ch.db && prev.table == ch.table => codec,
+                    _ => codecs
+                        .get(&(ch.db.clone(), ch.table.clone()))
+                        .ok_or_else(|| {
+                            CaptureError::Definite(format!(
+                                "no table definition for {}.{}",
+                                ch.db, ch.table
+                            ))
+                        })?,
+                };
+                last = Some((ch, codec));
                 let bad = |e: String| {
                     CaptureError::Definite(format!(
                         "row of {}.{} in {}: {e}",
@@ -343,7 +357,6 @@ impl Publisher {
                 // Binlog values are ambiguous where the wire form depends on
                 // the column type (SET bitmasks as bytes, YEAR 0 as 1900);
                 // copied rows come from a SELECT, not the binlog.
-                let (mut before, mut after) = (ch.before.clone(), ch.after.clone());
                 if ch.op != Op::Read {
                     for row in [before.as_mut(), after.as_mut()].into_iter().flatten() {
                         codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
@@ -354,19 +367,28 @@ impl Publisher {
                     (Op::Update, Some(b), Some(a)) => {
                         let (pb, pa) = (part(b)?, part(a)?);
                         if pb == pa {
-                            routed
-                                .entry(pa)
-                                .or_default()
-                                .push((Op::Update, before, after, ch));
+                            routed.entry(pa).or_default().push((
+                                Op::Update,
+                                before,
+                                after,
+                                ch,
+                                codec,
+                            ));
                         } else {
-                            routed
-                                .entry(pb)
-                                .or_default()
-                                .push((Op::Delete, before, None, ch));
-                            routed
-                                .entry(pa)
-                                .or_default()
-                                .push((Op::Create, None, after, ch));
+                            routed.entry(pb).or_default().push((
+                                Op::Delete,
+                                before,
+                                None,
+                                ch,
+                                codec,
+                            ));
+                            routed.entry(pa).or_default().push((
+                                Op::Create,
+                                None,
+                                after,
+                                ch,
+                                codec,
+                            ));
                         }
                     }
                     (_, _, Some(a)) => {
@@ -374,14 +396,14 @@ impl Publisher {
                         routed
                             .entry(p)
                             .or_default()
-                            .push((ch.op, before, after, ch));
+                            .push((ch.op, before, after, ch, codec));
                     }
                     (_, Some(b), None) => {
                         let p = part(b)?;
                         routed
                             .entry(p)
                             .or_default()
-                            .push((ch.op, before, after, ch));
+                            .push((ch.op, before, after, ch, codec));
                     }
                     (_, None, None) => {}
                 }
@@ -389,35 +411,25 @@ impl Publisher {
             let total: usize = routed.values().map(Vec::len).sum();
             for (partition, changes) in routed {
                 let n = changes.len();
-                for (i, (op, before, after, ch)) in changes.into_iter().enumerate() {
-                    let codec =
-                        codecs
-                            .get(&(ch.db.clone(), ch.table.clone()))
-                            .ok_or_else(|| {
-                                CaptureError::Definite(format!(
-                                    "no table definition for {}.{}",
-                                    ch.db, ch.table
-                                ))
-                            })?;
-                    let ev = ChangeEvent {
+                for (i, (op, before, after, ch, codec)) in changes.into_iter().enumerate() {
+                    let ev = EventRef {
                         op,
-                        before,
-                        after,
-                        source: Source {
-                            shard: self.id.shard.clone(),
-                            db: ch.db.clone(),
-                            table: ch.table.clone(),
-                            ts_sec: txn.timestamp,
-                        },
-                        txn: TxnInfo {
-                            gtid: txn.gtid.clone(),
-                            index: i as u32,
-                            last: i + 1 == n,
-                        },
+                        before: before.as_ref(),
+                        after: after.as_ref(),
+                        shard: &self.id.shard,
+                        db: &ch.db,
+                        table: &ch.table,
+                        ts_sec: txn.timestamp,
+                        gtid: &txn.gtid,
+                        index: i as u32,
+                        last: i + 1 == n,
                         ts_ms: now_ms,
                     };
                     let fp = codec.envelope().fingerprint();
-                    if !self.is_published(fp) && !new_schemas.contains(&fp) {
+                    if checked_fp != Some(fp)
+                        && !self.is_published(fp)
+                        && !new_schemas.contains(&fp)
+                    {
                         let record = SchemaRecord {
                             fingerprint: fingerprint_key(fp),
                             envelope: codec.envelope().json().clone(),
@@ -429,7 +441,8 @@ impl Publisher {
                             .await?;
                         new_schemas.push(fp);
                     }
-                    let (key, value) = codec.encode_event(&ev).map_err(|e| {
+                    checked_fp = Some(fp);
+                    let (key, value) = codec.encode(&ev).map_err(|e| {
                         CaptureError::Definite(format!(
                             "encode a row change of {}.{} in {}: {e}",
                             ch.db, ch.table, txn.gtid
