@@ -1356,12 +1356,24 @@ fn direct_encoding_equals_apache_avro() {
         event(Op::Read, None, Some(min.clone())),
         event(Op::Create, None, Some(shuffled)),
     ] {
+        let (k, v) = c.encode_event(&ev).expect("direct");
         assert_eq!(
-            c.encode_event(&ev).expect("direct"),
+            (k, v.clone()),
             c.encode_event_generic(&ev).expect("apache-avro"),
             "{:?}",
             ev.op
         );
+        assert_eq!(
+            c.decode_event(&v).expect("direct decode"),
+            c.decode_event_generic(&v).expect("apache-avro decode"),
+        );
+        // Every truncation is an error, never a panic or a short event.
+        for cut in SINGLE_OBJECT_HEADER_LEN..v.len() {
+            assert!(c.decode_event(&v[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut longer = v.clone();
+        longer.push(0);
+        assert!(c.decode_event(&longer).is_err(), "trailing byte");
     }
 }
 
@@ -1487,6 +1499,10 @@ fn single_object_errors() {
     corrupt[SINGLE_OBJECT_HEADER_LEN] = 0x7f;
     assert!(matches!(
         c.decode_event(&corrupt),
+        Err(CodecError::BadDatum { .. })
+    ));
+    assert!(matches!(
+        c.decode_event_generic(&corrupt),
         Err(CodecError::Datum { .. })
     ));
     let mut long = v.clone();
@@ -1901,14 +1917,29 @@ fn event_strategy(table: &TableSchema) -> BoxedStrategy<ChangeEvent> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
 
+    /// Garbage after a valid header is an error, never a panic.
+    #[test]
+    fn direct_decoding_never_panics(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+        let c = codec();
+        let mut msg = SINGLE_OBJECT_MAGIC.to_vec();
+        msg.extend_from_slice(&c.envelope().fingerprint().to_le_bytes());
+        msg.extend_from_slice(&body);
+        let _ = c.decode_event(&msg);
+    }
+
     #[test]
     fn events_roundtrip_through_avro(ev in event_strategy(&all_types_table())) {
         let c = codec();
         let t = c.table();
         let (k, v) = c.encode_event(&ev).map_err(|e| TestCaseError::fail(e.to_string()))?;
-        // The direct encoding is apache-avro's, byte for byte.
+        // The direct encoding is apache-avro's, byte for byte, and the
+        // direct decoding reads what apache-avro reads.
         let generic = c.encode_event_generic(&ev).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&generic, &(k.clone(), v.clone()));
+        prop_assert_eq!(
+            c.decode_event(&v).map_err(|e| TestCaseError::fail(e.to_string()))?,
+            c.decode_event_generic(&v).map_err(|e| TestCaseError::fail(e.to_string()))?
+        );
         let expected = canonical_event(t, &ev);
         prop_assert_eq!(c.decode_event(&v).map_err(|e| TestCaseError::fail(e.to_string()))?, expected.clone());
         prop_assert_eq!(c.decode_key(&k).map_err(|e| TestCaseError::fail(e.to_string()))?, key_of(t, &ev));
