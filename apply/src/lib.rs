@@ -862,12 +862,13 @@ impl ApplyStream {
     }
 
     /// Whether another stream of this workflow and direction ran the same
-    /// statement on this destination.
+    /// statement on this destination (or is about to record that it did:
+    /// its intent row says `intent` between its DDL and its checkpoint).
     async fn sibling_ran(&self, conn: &mut Conn, statement: &str) -> Result<bool, ApplyError> {
         let n: Option<u64> = conn
             .exec_first(
                 "SELECT COUNT(*) FROM _revdoor.ddls WHERE workflow = ? AND direction = ? \
-                 AND `partition` <> ? AND statement = ? AND state = 'ran'",
+                 AND `partition` <> ? AND statement = ? AND state IN ('intent', 'ran')",
                 (&self.workflow, &self.direction, self.partition, statement),
             )
             .await
@@ -1840,7 +1841,7 @@ mod tests {
 
     fn row(id: i64, name: &str) -> Row {
         Row {
-            columns: vec!["id".into(), "name".into()],
+            columns: vec!["id".into(), "name".into()].into(),
             values: vec![
                 ColumnValue::Int(id),
                 ColumnValue::Bytes(name.as_bytes().to_vec()),

@@ -50,6 +50,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ddl::{captured_tables_changed, Ddl};
+use crate::rows::{decode_rows, RowLayout};
 use crate::CaptureError;
 
 /// MariaDB's GTID event (not decoded by mysql_common).
@@ -488,6 +489,8 @@ struct Framer<'a> {
     /// Watermarks of this stream name are reported (copy in progress).
     watermark_stream: Option<&'a str>,
     table_maps: HashMap<u64, TableMapEvent<'static>>,
+    /// Row layouts of captured tables' maps, read on first use.
+    layouts: HashMap<u64, RowLayout>,
     current: Option<SourceTxn>,
     standalone: bool,
     last_gtid: String,
@@ -504,6 +507,7 @@ impl<'a> Framer<'a> {
             loop_filter,
             watermark_stream,
             table_maps: HashMap::new(),
+            layouts: HashMap::new(),
             current: None,
             standalone: false,
             last_gtid: String::new(),
@@ -546,6 +550,8 @@ impl<'a> Framer<'a> {
         })?;
         match data {
             Some(EventData::TableMapEvent(tme)) => {
+                // A new map of the id: its row layout is read again.
+                self.layouts.remove(&tme.table_id());
                 self.table_maps.insert(tme.table_id(), tme.into_owned());
                 Ok(None)
             }
@@ -678,22 +684,29 @@ impl<'a> Framer<'a> {
                 )))
             }
         };
-        for pair in rows.rows(tme) {
-            let (before, after) = pair.map_err(|e| {
-                CaptureError::Definite(format!(
-                    "decode row of {}.{} in {}: {e}",
-                    key.0, key.1, txn.gtid
-                ))
-            })?;
-            let where_ = |e: String| {
-                CaptureError::Definite(format!("{}.{} in {}: {e}", key.0, key.1, txn.gtid))
-            };
+        let layout = match self.layouts.get(&rows.table_id()) {
+            Some(l) => l,
+            None => {
+                let l = RowLayout::of(tme).map_err(|e| {
+                    CaptureError::Definite(format!("{}.{} in {}: {e}", key.0, key.1, txn.gtid))
+                })?;
+                self.layouts.entry(rows.table_id()).or_insert(l)
+            }
+        };
+        let decoded = decode_rows(rows, layout).map_err(|e| {
+            CaptureError::Definite(format!(
+                "decode row of {}.{} in {}: {e}",
+                key.0, key.1, txn.gtid
+            ))
+        })?;
+        txn.changes.reserve(decoded.len());
+        for (before, after) in decoded {
             txn.changes.push(RowChange {
                 db: key.0.clone(),
                 table: key.1.clone(),
                 op,
-                before: before.map(convert_row).transpose().map_err(where_)?,
-                after: after.map(convert_row).transpose().map_err(where_)?,
+                before,
+                after,
             });
         }
         Ok(())
@@ -797,7 +810,8 @@ pub(crate) fn value_from_mysql(v: Value, unsigned: bool) -> ColumnValue {
 /// Convert a binlog row image into the event's row type.
 fn convert_row(row: BinlogRow) -> Result<Row, String> {
     let columns = row.columns();
-    let mut out = Row::default();
+    let mut names = Vec::with_capacity(columns.len());
+    let mut values = Vec::with_capacity(columns.len());
     for (i, value) in row.unwrap().into_iter().enumerate() {
         let col = columns
             .get(i)
@@ -809,13 +823,16 @@ fn convert_row(row: BinlogRow) -> Result<Row, String> {
             );
         }
         let unsigned = col.flags().contains(ColumnFlags::UNSIGNED_FLAG);
-        out.columns.push(name);
-        out.values.push(convert_value(value, unsigned)?);
+        names.push(name);
+        values.push(convert_value(value, unsigned)?);
     }
-    Ok(out)
+    Ok(Row {
+        columns: names.into(),
+        values,
+    })
 }
 
-fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, String> {
+pub(crate) fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, String> {
     Ok(match value {
         BinlogValue::Value(v) => value_from_mysql(v, unsigned),
         BinlogValue::Jsonb(j) => {

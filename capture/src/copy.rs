@@ -207,14 +207,16 @@ impl Copier {
 
         let done = rows.len() < self.chunk_rows;
         let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            let mut row = Row::default();
-            for (i, col) in table.columns.iter().enumerate() {
-                let v = r.as_ref(i).cloned().unwrap_or(Value::NULL);
-                row.columns.push(col.name.clone());
-                row.values.push(value_from_mysql(v, false));
-            }
-            out.push(row);
+        let names: std::sync::Arc<[String]> =
+            table.columns.iter().map(|c| c.name.clone()).collect();
+        for mut r in rows {
+            let values = (0..table.columns.len())
+                .map(|i| value_from_mysql(r.take::<Value, _>(i).unwrap_or(Value::NULL), false))
+                .collect();
+            out.push(Row {
+                columns: std::sync::Arc::clone(&names),
+                values,
+            });
         }
         let last_key = out.last().map(|row| {
             table

@@ -18,6 +18,7 @@ pub mod ddl;
 pub mod failpoints;
 pub mod publish;
 pub mod route;
+pub mod rows;
 pub mod schema;
 
 use std::str::FromStr;

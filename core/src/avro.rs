@@ -1845,6 +1845,8 @@ pub struct EventCodec {
     key: PublishedSchema,
     /// The Avro type of each column (decoding reads bytes straight).
     kinds: Vec<AvroKind>,
+    /// The column names, shared by every decoded row.
+    column_names: std::sync::Arc<[String]>,
     /// apache-avro's reader of the envelope: the reference the direct
     /// decoding is tested against.
     #[cfg(test)]
@@ -2068,6 +2070,7 @@ impl EventCodec {
                 .iter()
                 .map(|c| AvroKind::of(&c.sql_type))
                 .collect(),
+            column_names: table.columns.iter().map(|c| c.name.clone()).collect(),
             field_names: field_names(&table.columns),
             key_columns: key_indexes(&table),
             table,
@@ -2399,20 +2402,21 @@ impl EventCodec {
             .map(|i| self.field_names[*i].as_str())
             .collect();
         let fields = record_fields(v, &names, "row")?;
-        let mut row = Row {
-            columns: Vec::with_capacity(columns.len()),
-            values: Vec::with_capacity(columns.len()),
-        };
+        let mut names = Vec::with_capacity(columns.len());
+        let mut values = Vec::with_capacity(columns.len());
         for (i, f) in columns.iter().zip(fields) {
             let col = &self.table.columns[*i];
             let value = from_avro(&col.sql_type, f).map_err(|e| self.value_err(col, e))?;
             if value == ColumnValue::Null && !col.nullable {
                 return Err(self.value_err(col, verr(&col.sql_type, "NULL in a NOT NULL column")));
             }
-            row.columns.push(col.name.clone());
-            row.values.push(value);
+            names.push(col.name.clone());
+            values.push(value);
         }
-        Ok(row)
+        Ok(Row {
+            columns: names.into(),
+            values,
+        })
     }
 
     #[cfg(test)]
@@ -2488,7 +2492,7 @@ impl EventCodec {
             _ => return Err(d.bad("row union index is neither 0 nor 1")),
         }
         let mut row = Row {
-            columns: Vec::with_capacity(self.table.columns.len()),
+            columns: std::sync::Arc::clone(&self.column_names),
             values: Vec::with_capacity(self.table.columns.len()),
         };
         for (col, kind) in self.table.columns.iter().zip(&self.kinds) {
@@ -2505,7 +2509,6 @@ impl EventCodec {
             if value == ColumnValue::Null && !col.nullable {
                 return Err(self.value_err(col, verr(&col.sql_type, "NULL in a NOT NULL column")));
             }
-            row.columns.push(col.name.clone());
             row.values.push(value);
         }
         Ok(Some(row))

@@ -101,10 +101,12 @@ pub enum ColumnValue {
     Time(String),
 }
 
-/// A row image: column names with their values, in table order.
+/// A row image: column names with their values, in table order. The names
+/// are shared by the rows of one table definition (one allocation per
+/// definition, not per row).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Row {
-    pub columns: Vec<String>,
+    pub columns: std::sync::Arc<[String]>,
     pub values: Vec<ColumnValue>,
 }
 
@@ -189,14 +191,14 @@ mod tests {
         let ev = ChangeEvent {
             op: Op::Update,
             before: Some(Row {
-                columns: vec!["id".into(), "name".into()],
+                columns: vec!["id".into(), "name".into()].into(),
                 values: vec![
                     ColumnValue::UInt(u64::MAX),
                     ColumnValue::Bytes(vec![0, 0xff, b'a']),
                 ],
             }),
             after: Some(Row {
-                columns: vec!["id".into(), "name".into()],
+                columns: vec!["id".into(), "name".into()].into(),
                 values: vec![ColumnValue::UInt(u64::MAX), ColumnValue::Null],
             }),
             source: Source {

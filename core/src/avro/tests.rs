@@ -1299,7 +1299,7 @@ fn key_of(table: &TableSchema, ev: &ChangeEvent) -> Row {
     };
     let row = row.as_ref().expect("row");
     Row {
-        columns: table.primary_key.clone(),
+        columns: table.primary_key.clone().into(),
         values: table
             .primary_key
             .iter()
@@ -1346,7 +1346,7 @@ fn direct_encoding_equals_apache_avro() {
     let max = edge_row(&t, true);
     let min = edge_row(&t, false);
     let mut shuffled = max.clone();
-    shuffled.columns.reverse();
+    shuffled.columns = shuffled.columns.iter().rev().cloned().collect();
     shuffled.values.reverse();
     for ev in [
         event(Op::Create, None, Some(max.clone())),
@@ -1382,7 +1382,7 @@ fn rows_are_matched_by_name() {
     let c = codec();
     let t = c.table().clone();
     let mut row = edge_row(&t, true);
-    row.columns.reverse();
+    row.columns = row.columns.iter().rev().cloned().collect();
     row.values.reverse();
     let ev = event(Op::Create, None, Some(row));
     let (_, v) = c.encode_event(&ev).expect("encode");
@@ -1392,7 +1392,12 @@ fn rows_are_matched_by_name() {
     );
 
     let mut extra = edge_row(&t, true);
-    extra.columns.push("added".into());
+    extra.columns = extra
+        .columns
+        .iter()
+        .cloned()
+        .chain(["added".to_string()])
+        .collect();
     extra.values.push(ColumnValue::Int(1));
     let err = c
         .encode_event(&event(Op::Create, None, Some(extra)))
@@ -1403,7 +1408,7 @@ fn rows_are_matched_by_name() {
     );
 
     let mut missing = edge_row(&t, true);
-    missing.columns.pop();
+    missing.columns = missing.columns[..missing.columns.len() - 1].into();
     missing.values.pop();
     let err = c
         .encode_event(&event(Op::Create, None, Some(missing)))
@@ -1866,11 +1871,11 @@ fn row_strategy(table: &TableSchema) -> BoxedStrategy<Row> {
     (values, any::<bool>())
         .prop_map(move |(values, reversed)| {
             let mut row = Row {
-                columns: names.clone(),
+                columns: names.clone().into(),
                 values,
             };
             if reversed {
-                row.columns.reverse();
+                row.columns = row.columns.iter().rev().cloned().collect();
                 row.values.reverse();
             }
             row
