@@ -137,6 +137,10 @@ pub const WATERMARKS_DDL: &str = "CREATE TABLE IF NOT EXISTS _revdoor.watermarks
 /// least one row; one bigger than this passes alone).
 pub const QUEUED_ROWS: usize = 20_000;
 
+/// Row changes of a source transaction after which they are handed on
+/// before its commit ([`BinlogItem::Part`]).
+pub const PART_ROWS: usize = 5_000;
+
 /// The reader's end of the queue to the publisher.
 #[derive(Clone)]
 pub struct ItemSender {
@@ -165,7 +169,7 @@ pub fn item_queue(items: usize) -> (ItemSender, ItemReceiver) {
 
 fn item_rows(item: &BinlogItem) -> usize {
     match item {
-        BinlogItem::Txn(t) => t.changes.len().clamp(1, QUEUED_ROWS),
+        BinlogItem::Txn(t) | BinlogItem::Part(t) => t.changes.len().clamp(1, QUEUED_ROWS),
         BinlogItem::Heartbeat => 1,
     }
 }
@@ -204,8 +208,12 @@ impl ItemReceiver {
 /// What the binlog reader hands on.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BinlogItem {
-    /// A committed source transaction.
+    /// A committed source transaction (the rest of it, after `Part`s).
     Txn(SourceTxn),
+    /// The first [`PART_ROWS`] (or next) row changes of a source
+    /// transaction still being read: a big transaction is streamed into its
+    /// Kafka transaction instead of held whole. Its `Txn` follows.
+    Part(SourceTxn),
     /// The server had nothing to send for a heartbeat period: everything
     /// committed so far has been read.
     Heartbeat,
@@ -411,6 +419,11 @@ impl BinlogReader {
             } else {
                 framer.push(&event)?.map(BinlogItem::Txn)
             };
+            if let Some(part) = framer.take_part() {
+                if !out.send(BinlogItem::Part(part)).await {
+                    return Ok(());
+                }
+            }
             if let Some(item) = item {
                 if !out.send(item).await {
                     return Ok(()); // the publisher is gone: shutting down
@@ -612,6 +625,29 @@ impl<'a> Framer<'a> {
             }
             _ => Ok(None),
         }
+    }
+
+    /// The row changes read so far of a transaction that reached
+    /// [`PART_ROWS`], to be streamed ahead of its commit. A transaction
+    /// already known to be looped keeps nothing.
+    fn take_part(&mut self) -> Option<SourceTxn> {
+        let txn = self.current.as_mut()?;
+        if txn.looped {
+            txn.changes.clear();
+            return None;
+        }
+        if txn.changes.len() < PART_ROWS {
+            return None;
+        }
+        Some(SourceTxn {
+            gtid: txn.gtid.clone(),
+            timestamp: txn.timestamp,
+            changes: std::mem::take(&mut txn.changes),
+            looped: false,
+            ddl: None,
+            watermark: None,
+            marker: false,
+        })
     }
 
     /// A GTID event opened the group `gtid`.

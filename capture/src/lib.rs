@@ -40,7 +40,7 @@ use revdoor_core::event::{ColumnValue, Op, Row};
 use crate::binlog::{BinlogItem, BinlogReader, RowChange, SourceTxn, Watermark};
 use crate::copy::{Chunk, Copier, CopyState};
 use crate::ddl::OnDdl;
-use crate::publish::{Codecs, Publisher, StreamId};
+use crate::publish::{Codecs, KafkaTxn, Publisher, StreamId, TxnEncoder};
 use crate::route::Router;
 use revdoor_core::avro::EventCodec;
 
@@ -131,6 +131,8 @@ impl Capture {
 
     /// Stream from the checkpoint until `cancel` fires or an error.
     pub async fn stream(&self, cancel: CancellationToken) -> Result<(), CaptureError> {
+        // A Kafka transaction a failed attempt left open is aborted first.
+        self.publisher.abort_open().await;
         stream(&self.cfg, &self.publisher, cancel).await
     }
 }
@@ -227,6 +229,9 @@ async fn stream(
         tokio::spawn(async move { reader.run(&start_text, tx, reader_cancel).await });
 
     let mut batch: Vec<SourceTxn> = Vec::new();
+    // A big source transaction being streamed into its own Kafka
+    // transaction (DESIGN §3 "Framing": memory stays bounded).
+    let mut open: Option<Streaming> = None;
     let mut ticker = tokio::time::interval(cfg.batch_interval);
     loop {
         let can_accept = batch.len() < cfg.batch_max_txns && batch_rows(&batch) < BATCH_MAX_ROWS;
@@ -234,7 +239,11 @@ async fn stream(
             biased;
             _ = cancel.cancelled() => break,
             res = &mut reader_task => {
-                // Publish what was framed before the reader stopped.
+                // Publish what was framed before the reader stopped (a
+                // transaction still being streamed cannot be finished).
+                if let Some(s) = open.take() {
+                    publisher.abort(s.k).await;
+                }
                 flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
                 return match res {
                     Ok(r) => r,
@@ -242,6 +251,56 @@ async fn stream(
                 };
             }
             Some(item) = rx.recv(), if can_accept => match item {
+                BinlogItem::Part(part) => {
+                    if open.is_none() {
+                        // Everything before it goes out first.
+                        flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
+                        let k = publisher.begin().await?;
+                        tracing::info!(gtid = %part.gtid, "streaming a big source transaction");
+                        open = Some(Streaming { enc: TxnEncoder::new(&part), k });
+                    }
+                    if let Some(w) = window.as_mut() {
+                        w.note_changes(&codecs, &part);
+                    }
+                    let s = streaming(&mut open, &part.gtid)?;
+                    let mut part = part;
+                    let changes = std::mem::take(&mut part.changes);
+                    publisher.send_changes(&mut s.k, &mut s.enc, changes, &codecs).await?;
+                }
+                BinlogItem::Txn(txn) if open.is_some() => {
+                    // The end of the transaction being streamed.
+                    streaming(&mut open, &txn.gtid)?;
+                    let Some(mut s) = open.take() else { continue };
+                    if txn.looped {
+                        // revdoor's own apply after all (its checkpoint row
+                        // comes last): nothing of it becomes visible.
+                        publisher.abort(s.k).await;
+                        batch.push(txn);
+                        continue;
+                    }
+                    if let Some(w) = window.as_mut() {
+                        w.note_changes(&codecs, &txn);
+                    }
+                    let mut txn = txn;
+                    let changes = std::mem::take(&mut txn.changes);
+                    publisher.send_changes(&mut s.k, &mut s.enc, changes, &codecs).await?;
+                    publisher.finish_txn(&mut s.k, &mut s.enc, &codecs).await?;
+                    let mut next = position.clone();
+                    next.add_gtid(&txn.gtid).map_err(|e| {
+                        CaptureError::Definite(format!("bad GTID '{}' from binlog: {e}", txn.gtid))
+                    })?;
+                    let cp = Checkpoint { position: next.to_string(), copy: copy_state.clone() };
+                    let hb = txn.marker.then(|| next.to_string());
+                    let sent = publisher.commit_with(s.k, &cp.to_text(), hb.as_deref()).await?;
+                    tracing::info!(gtid = %txn.gtid, events = sent, "big source transaction published");
+                    cfg.progress.update(|p| {
+                        p.position = next.to_string();
+                        p.events += sent as u64;
+                        p.source_ts_ms = p.source_ts_ms.max(u64::from(txn.timestamp) * 1000);
+                    });
+                    position = next;
+                }
+                BinlogItem::Heartbeat if open.is_some() => {}
                 BinlogItem::Txn(txn) if txn.ddl.is_some() => {
                     // Everything before the DDL is published first.
                     flush(publisher, &codecs, &mut batch, &mut position, copy_state.as_ref(), &cfg.progress).await?;
@@ -555,6 +614,32 @@ async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
     }
     let _ = conn.disconnect().await;
     Ok(codecs)
+}
+
+/// A big source transaction on its way out: its Kafka transaction is open
+/// until the source transaction's commit is read.
+struct Streaming {
+    k: KafkaTxn,
+    enc: TxnEncoder,
+}
+
+/// The transaction being streamed, which must be `gtid`.
+fn streaming<'s>(
+    open: &'s mut Option<Streaming>,
+    gtid: &str,
+) -> Result<&'s mut Streaming, CaptureError> {
+    let Some(s) = open.as_mut() else {
+        return Err(CaptureError::Transient(format!(
+            "binlog framing: the end of {gtid} without its start"
+        )));
+    };
+    if s.enc.gtid() != gtid {
+        return Err(CaptureError::Transient(format!(
+            "binlog framing: {gtid} arrived while {} was still being streamed",
+            s.enc.gtid()
+        )));
+    }
+    Ok(s)
 }
 
 /// A Kafka transaction is committed once its source transactions hold this

@@ -43,7 +43,83 @@ use crate::route::Router;
 
 /// One source transaction's changes by destination partition: the op and
 /// images to publish, and the change they came from.
-type Routed<'a> = BTreeMap<i32, Vec<(Op, Option<Row>, Option<Row>, &'a RowChange, &'a EventCodec)>>;
+/// An open Kafka transaction of the publisher.
+#[derive(Debug)]
+pub struct KafkaTxn {
+    now_ms: u64,
+    sent: usize,
+    /// Schemas sent in it (published once it commits).
+    new_schemas: Vec<u64>,
+    /// The last schema known to be published (or sent in it): events of
+    /// one table in a row skip the look-up.
+    checked_fp: Option<u64>,
+}
+
+/// One row change on its way out, held back until the next event of its
+/// partition shows whether it is the source transaction's last there.
+#[derive(Debug)]
+struct Pending {
+    op: Op,
+    before: Option<Row>,
+    after: Option<Row>,
+    db: String,
+    table: String,
+}
+
+#[derive(Debug, Default)]
+struct PartitionSlot {
+    /// Index of the next event sent to this partition.
+    next: u32,
+    held: Option<Pending>,
+}
+
+/// The events of one source transaction being sent (possibly over several
+/// calls: a big transaction is streamed into its Kafka transaction as it is
+/// read, DESIGN §3 "Framing").
+#[derive(Debug)]
+pub struct TxnEncoder {
+    gtid: String,
+    ts_sec: u32,
+    partitions: BTreeMap<i32, PartitionSlot>,
+    /// `(db, table)` of the last codec looked up, and its key in `codecs`.
+    codec_cache: Option<(String, String)>,
+}
+
+impl TxnEncoder {
+    pub fn new(txn: &SourceTxn) -> Self {
+        TxnEncoder {
+            gtid: txn.gtid.clone(),
+            ts_sec: txn.timestamp,
+            partitions: BTreeMap::new(),
+            codec_cache: None,
+        }
+    }
+
+    /// The source transaction this encodes.
+    pub fn gtid(&self) -> &str {
+        &self.gtid
+    }
+}
+
+/// The codec of `db.table` (consecutive changes are mostly of one table:
+/// the look-up key is kept and reused).
+fn lookup<'c>(
+    codecs: &'c Codecs,
+    cache: &mut Option<(String, String)>,
+    db: &str,
+    table: &str,
+) -> Result<&'c EventCodec, CaptureError> {
+    let hit = cache.as_ref().is_some_and(|(d, t)| d == db && t == table);
+    if !hit {
+        *cache = Some((db.to_string(), table.to_string()));
+    }
+    let key = cache
+        .as_ref()
+        .ok_or_else(|| CaptureError::Definite("codec cache".into()))?;
+    codecs
+        .get(key)
+        .ok_or_else(|| CaptureError::Definite(format!("no table definition for {db}.{table}")))
+}
 
 /// The codec of every captured table, by `(database, table)`.
 pub type Codecs = HashMap<(String, String), EventCodec>;
@@ -244,6 +320,8 @@ fn read_checkpoint_blocking(brokers: &str, id: &StreamId) -> Result<Option<Strin
 pub struct Publisher {
     /// Fingerprints whose schema records this producer has committed.
     published: Mutex<HashSet<u64>>,
+    /// A Kafka transaction is open (begun, not yet committed or aborted).
+    in_txn: std::sync::atomic::AtomicBool,
     id: StreamId,
     producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     router: Router,
@@ -263,7 +341,10 @@ impl Publisher {
             .set("bootstrap.servers", brokers)
             .set("transactional.id", id.transactional_id())
             .set("enable.idempotence", "true")
-            .set("transaction.timeout.ms", "60000")
+            // A big source transaction is streamed into one Kafka
+            // transaction as it is read: it must be read within this time
+            // (the broker's default maximum is 15 minutes).
+            .set("transaction.timeout.ms", "300000")
             .set("linger.ms", "5")
             // After a commit the broker writes the transaction markers;
             // the next transaction's AddPartitionsToTxn meanwhile gets
@@ -283,6 +364,7 @@ impl Publisher {
             .map_err(|e| classify_kafka("init transactions", e))?;
         Ok(Publisher {
             published: Mutex::new(HashSet::new()),
+            in_txn: std::sync::atomic::AtomicBool::new(false),
             topic: id.topic(),
             offsets_topic: id.offsets_topic(),
             id,
@@ -303,19 +385,7 @@ impl Publisher {
         codecs: &Codecs,
         heartbeat: Option<&str>,
     ) -> Result<usize, CaptureError> {
-        let p = Arc::clone(&self.producer);
-        blocking(move || p.begin_transaction())
-            .await
-            .map_err(|e| classify_kafka("begin transaction", e))?;
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let mut sent = 0;
-        let mut new_schemas: Vec<u64> = Vec::new();
-        // The last schema known to be published (or queued in this
-        // transaction): events of one table in a row skip the lookup.
-        let mut checked_fp: Option<u64> = None;
+        let mut k = self.begin().await?;
         for txn in txns.iter_mut() {
             if let Some(ddl) = txn.ddl.as_ref().filter(|d| d.exec) {
                 self.send_ddl(txn, ddl).await?;
@@ -323,144 +393,210 @@ impl Publisher {
             if txn.changes.is_empty() {
                 continue;
             }
-            // Each change, made unambiguous and routed; a row whose shard
-            // changes becomes a delete there and an insert here.
-            // The row images move into the events (published once).
-            let images: Vec<(Option<Row>, Option<Row>)> = txn
-                .changes
-                .iter_mut()
-                .map(|ch| (ch.before.take(), ch.after.take()))
-                .collect();
-            let txn = &*txn;
-            let mut routed: Routed<'_> = BTreeMap::new();
-            let mut last: Option<(&RowChange, &EventCodec)> = None;
-            for (ch, (mut before, mut after)) in txn.changes.iter().zip(images) {
-                // Consecutive changes are mostly of one table.
-                let codec = match last {
-                    Some((prev, codec)) if prev.db == ch.db && prev.table == ch.table => codec,
-                    _ => codecs
-                        .get(&(ch.db.clone(), ch.table.clone()))
-                        .ok_or_else(|| {
-                            CaptureError::Definite(format!(
-                                "no table definition for {}.{}",
-                                ch.db, ch.table
-                            ))
-                        })?,
-                };
-                last = Some((ch, codec));
-                let bad = |e: String| {
-                    CaptureError::Definite(format!(
-                        "row of {}.{} in {}: {e}",
-                        ch.db, ch.table, txn.gtid
-                    ))
-                };
-                // Binlog values are ambiguous where the wire form depends on
-                // the column type (SET bitmasks as bytes, YEAR 0 as 1900);
-                // copied rows come from a SELECT, not the binlog.
-                if ch.op != Op::Read {
-                    for row in [before.as_mut(), after.as_mut()].into_iter().flatten() {
-                        codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
-                    }
-                }
-                let part = |r: &Row| self.router.partition(codec, r, false).map_err(bad);
-                match (ch.op, &before, &after) {
-                    (Op::Update, Some(b), Some(a)) => {
-                        let (pb, pa) = (part(b)?, part(a)?);
-                        if pb == pa {
-                            routed.entry(pa).or_default().push((
-                                Op::Update,
-                                before,
-                                after,
-                                ch,
-                                codec,
-                            ));
-                        } else {
-                            routed.entry(pb).or_default().push((
-                                Op::Delete,
-                                before,
-                                None,
-                                ch,
-                                codec,
-                            ));
-                            routed.entry(pa).or_default().push((
-                                Op::Create,
-                                None,
-                                after,
-                                ch,
-                                codec,
-                            ));
-                        }
-                    }
-                    (_, _, Some(a)) => {
-                        let p = part(a)?;
-                        routed
-                            .entry(p)
-                            .or_default()
-                            .push((ch.op, before, after, ch, codec));
-                    }
-                    (_, Some(b), None) => {
-                        let p = part(b)?;
-                        routed
-                            .entry(p)
-                            .or_default()
-                            .push((ch.op, before, after, ch, codec));
-                    }
-                    (_, None, None) => {}
+            let mut enc = TxnEncoder::new(txn);
+            let changes = std::mem::take(&mut txn.changes);
+            self.send_changes(&mut k, &mut enc, changes, codecs).await?;
+            self.finish_txn(&mut k, &mut enc, codecs).await?;
+        }
+        self.commit_with(k, position, heartbeat).await
+    }
+
+    /// Begin a Kafka transaction.
+    pub async fn begin(&self) -> Result<KafkaTxn, CaptureError> {
+        let p = Arc::clone(&self.producer);
+        blocking(move || p.begin_transaction())
+            .await
+            .map_err(|e| classify_kafka("begin transaction", e))?;
+        self.in_txn.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(KafkaTxn {
+            now_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            sent: 0,
+            new_schemas: Vec::new(),
+            checked_fp: None,
+        })
+    }
+
+    /// Send row changes of the source transaction `enc` into the open Kafka
+    /// transaction `k`: each made unambiguous and routed (a row whose shard
+    /// changes becomes a delete there and an insert here). The last event
+    /// per partition is held back until the next shows it is not the
+    /// transaction's last ([`Publisher::finish_txn`] sends the rest).
+    pub async fn send_changes(
+        &self,
+        k: &mut KafkaTxn,
+        enc: &mut TxnEncoder,
+        changes: Vec<RowChange>,
+        codecs: &Codecs,
+    ) -> Result<(), CaptureError> {
+        let several = changes.len() > 1;
+        for mut ch in changes {
+            let codec = lookup(codecs, &mut enc.codec_cache, &ch.db, &ch.table)?;
+            let bad = |e: String| {
+                CaptureError::Definite(format!(
+                    "row of {}.{} in {}: {e}",
+                    ch.db, ch.table, enc.gtid
+                ))
+            };
+            // Binlog values are ambiguous where the wire form depends on
+            // the column type (SET bitmasks as bytes, YEAR 0 as 1900);
+            // copied rows come from a SELECT, not the binlog.
+            if ch.op != Op::Read {
+                for row in [ch.before.as_mut(), ch.after.as_mut()]
+                    .into_iter()
+                    .flatten()
+                {
+                    codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
                 }
             }
-            let total: usize = routed.values().map(Vec::len).sum();
-            for (partition, changes) in routed {
-                let n = changes.len();
-                for (i, (op, before, after, ch, codec)) in changes.into_iter().enumerate() {
-                    let ev = EventRef {
-                        op,
-                        before: before.as_ref(),
-                        after: after.as_ref(),
-                        shard: &self.id.shard,
-                        db: &ch.db,
-                        table: &ch.table,
-                        ts_sec: txn.timestamp,
-                        gtid: &txn.gtid,
-                        index: i as u32,
-                        last: i + 1 == n,
-                        ts_ms: now_ms,
+            let part = |r: &Row| self.router.partition(codec, r, false).map_err(bad);
+            let (pb, pa) = (
+                ch.before.as_ref().map(part).transpose()?,
+                ch.after.as_ref().map(part).transpose()?,
+            );
+            match (ch.op, pb, pa) {
+                (Op::Update, Some(pb), Some(pa)) if pb != pa => {
+                    let moved = Pending {
+                        op: Op::Create,
+                        before: None,
+                        after: ch.after.take(),
+                        db: ch.db.clone(),
+                        table: ch.table.clone(),
                     };
-                    let fp = codec.envelope().fingerprint();
-                    if checked_fp != Some(fp)
-                        && !self.is_published(fp)
-                        && !new_schemas.contains(&fp)
-                    {
-                        let record = SchemaRecord {
-                            fingerprint: fingerprint_key(fp),
-                            envelope: codec.envelope().json().clone(),
-                            key: codec.key().json().clone(),
-                            table: codec.table().clone(),
-                        };
-                        let body = serde_json::to_vec(&record).unwrap_or_default();
-                        self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
-                            .await?;
-                        new_schemas.push(fp);
-                    }
-                    checked_fp = Some(fp);
-                    let (key, value) = codec.encode(&ev).map_err(|e| {
-                        CaptureError::Definite(format!(
-                            "encode a row change of {}.{} in {}: {e}",
-                            ch.db, ch.table, txn.gtid
-                        ))
-                    })?;
-                    self.send(&self.topic.clone(), partition, &key, &value)
-                        .await?;
-                    sent += 1;
-                    if sent == 1 && total > 1 {
-                        fail::fail_point!(crate::failpoints::MID_TRANSACTION);
-                    }
+                    let gone = Pending {
+                        op: Op::Delete,
+                        before: ch.before.take(),
+                        after: None,
+                        db: ch.db,
+                        table: ch.table,
+                    };
+                    self.hold(k, enc, pb, gone, codecs, several).await?;
+                    self.hold(k, enc, pa, moved, codecs, several).await?;
                 }
+                (op, _, Some(p)) | (op, Some(p), None) => {
+                    let ev = Pending {
+                        op,
+                        before: ch.before,
+                        after: ch.after,
+                        db: ch.db,
+                        table: ch.table,
+                    };
+                    self.hold(k, enc, p, ev, codecs, several).await?;
+                }
+                (_, None, None) => {}
             }
         }
-        // A heartbeat after the events, in the same Kafka transaction (a
-        // fence mark: the switch waits for it).
+        Ok(())
+    }
+
+    /// Hold `ev` back as partition `p`'s latest event, sending the one it
+    /// replaces (not the transaction's last there).
+    async fn hold(
+        &self,
+        k: &mut KafkaTxn,
+        enc: &mut TxnEncoder,
+        p: i32,
+        ev: Pending,
+        codecs: &Codecs,
+        several: bool,
+    ) -> Result<(), CaptureError> {
+        let slot = enc.partitions.entry(p).or_default();
+        if let Some(prev) = slot.held.replace(ev) {
+            let index = slot.next;
+            slot.next += 1;
+            self.send_event(k, enc, p, index, false, prev, codecs)
+                .await?;
+            if k.sent == 1 && several {
+                fail::fail_point!(crate::failpoints::MID_TRANSACTION);
+            }
+        }
+        Ok(())
+    }
+
+    /// Send the held-back event of each partition: the source
+    /// transaction's last there.
+    pub async fn finish_txn(
+        &self,
+        k: &mut KafkaTxn,
+        enc: &mut TxnEncoder,
+        codecs: &Codecs,
+    ) -> Result<(), CaptureError> {
+        let held: Vec<(i32, u32, Pending)> = enc
+            .partitions
+            .iter_mut()
+            .filter_map(|(p, slot)| slot.held.take().map(|ev| (*p, slot.next, ev)))
+            .collect();
+        for (p, index, ev) in held {
+            self.send_event(k, enc, p, index, true, ev, codecs).await?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn send_event(
+        &self,
+        k: &mut KafkaTxn,
+        enc: &mut TxnEncoder,
+        partition: i32,
+        index: u32,
+        last: bool,
+        ev: Pending,
+        codecs: &Codecs,
+    ) -> Result<(), CaptureError> {
+        let codec = lookup(codecs, &mut enc.codec_cache, &ev.db, &ev.table)?;
+        let fp = codec.envelope().fingerprint();
+        if k.checked_fp != Some(fp) && !self.is_published(fp) && !k.new_schemas.contains(&fp) {
+            let record = SchemaRecord {
+                fingerprint: fingerprint_key(fp),
+                envelope: codec.envelope().json().clone(),
+                key: codec.key().json().clone(),
+                table: codec.table().clone(),
+            };
+            let body = serde_json::to_vec(&record).unwrap_or_default();
+            self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
+                .await?;
+            k.new_schemas.push(fp);
+        }
+        k.checked_fp = Some(fp);
+        let (key, value) = codec
+            .encode(&EventRef {
+                op: ev.op,
+                before: ev.before.as_ref(),
+                after: ev.after.as_ref(),
+                shard: &self.id.shard,
+                db: &ev.db,
+                table: &ev.table,
+                ts_sec: enc.ts_sec,
+                gtid: &enc.gtid,
+                index,
+                last,
+                ts_ms: k.now_ms,
+            })
+            .map_err(|e| {
+                CaptureError::Definite(format!(
+                    "encode a row change of {}.{} in {}: {e}",
+                    ev.db, ev.table, enc.gtid
+                ))
+            })?;
+        self.send(&self.topic.clone(), partition, &key, &value)
+            .await?;
+        k.sent += 1;
+        Ok(())
+    }
+
+    /// Send the checkpoint `position` (and heartbeats at `heartbeat`, a
+    /// fence mark the switch waits for) and commit `k`. Returns the events
+    /// it carried.
+    pub async fn commit_with(
+        &self,
+        k: KafkaTxn,
+        position: &str,
+        heartbeat: Option<&str>,
+    ) -> Result<usize, CaptureError> {
         if let Some(hb) = heartbeat {
-            self.send_heartbeats(hb, now_ms).await?;
+            self.send_heartbeats(hb, k.now_ms).await?;
         }
         let key = self.id.checkpoint_key();
         self.send(
@@ -473,18 +609,37 @@ impl Publisher {
         let p = Arc::clone(&self.producer);
         match blocking(move || commit(&p)).await {
             Ok(()) => {
-                self.mark_published(&new_schemas);
+                self.in_txn
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
+                self.mark_published(&k.new_schemas);
                 fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);
-                Ok(sent)
+                Ok(k.sent)
             }
             Err(e) => {
                 let err = classify_kafka("commit transaction", e);
                 if !matches!(err, CaptureError::Fenced(_)) {
-                    let p = Arc::clone(&self.producer);
-                    let _ = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await;
+                    self.abort(k).await;
                 }
                 Err(err)
             }
+        }
+    }
+
+    /// Abort `k`: nothing it carried becomes visible.
+    pub async fn abort(&self, k: KafkaTxn) {
+        drop(k);
+        self.abort_open().await;
+    }
+
+    /// Abort the Kafka transaction in progress, if any (one an error left
+    /// open).
+    pub async fn abort_open(&self) {
+        if !self.in_txn.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let p = Arc::clone(&self.producer);
+        if let Err(e) = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await {
+            tracing::warn!(error = %e, "abort Kafka transaction");
         }
     }
 
@@ -509,42 +664,14 @@ impl Publisher {
         position: &str,
         checkpoint: &str,
     ) -> Result<(), CaptureError> {
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
-        let p = Arc::clone(&self.producer);
-        blocking(move || p.begin_transaction())
-            .await
-            .map_err(|e| classify_kafka("begin transaction", e))?;
-        self.send_heartbeats(position, now_ms).await?;
-        let key = self.id.checkpoint_key();
-        self.send(
-            &self.offsets_topic.clone(),
-            0,
-            key.as_bytes(),
-            checkpoint.as_bytes(),
-        )
-        .await?;
-        let p = Arc::clone(&self.producer);
+        let k = self.begin().await?;
         let t = std::time::Instant::now();
-        let r = blocking(move || commit(&p)).await;
+        self.commit_with(k, checkpoint, Some(position)).await?;
         tracing::debug!(
             commit_ms = t.elapsed().as_millis() as u64,
-            total_ms = now_ms_since(now_ms),
             "heartbeat committed"
         );
-        match r {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let err = classify_kafka("commit heartbeat", e);
-                if !matches!(err, CaptureError::Fenced(_)) {
-                    let p = Arc::clone(&self.producer);
-                    let _ = blocking(move || p.abort_transaction(TXN_TIMEOUT)).await;
-                }
-                Err(err)
-            }
-        }
+        Ok(())
     }
 
     /// A DDL record (`on_ddl=exec`) on every partition of the stream: each
@@ -646,14 +773,6 @@ fn commit(p: &ThreadedProducer<DefaultProducerContext>) -> Result<(), KafkaError
         std::thread::sleep(Duration::from_micros(200));
     }
     p.commit_transaction(TXN_TIMEOUT)
-}
-
-fn now_ms_since(start_ms: u64) -> u64 {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
-    now.saturating_sub(start_ms)
 }
 
 async fn blocking<F>(f: F) -> Result<(), KafkaError>
