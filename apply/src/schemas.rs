@@ -20,7 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::avro::EventCodec;
-use revdoor_core::registry::{SchemaRecord, SCHEMAS_TOPIC};
+use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
 
 use crate::ApplyError;
 
@@ -29,14 +29,18 @@ use crate::ApplyError;
 /// plus the broker's abort check); then the read is a transient error.
 const PENDING_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Codecs by envelope fingerprint.
+/// Codecs by envelope fingerprint, built on first use from the registry's
+/// records (kept unparsed: the registry holds every table definition any
+/// workflow ever published, and parsing all of them took seconds).
 #[derive(Default)]
 pub struct SchemaCache {
     by_fingerprint: HashMap<u64, EventCodec>,
+    /// Registry records by key (the fingerprint's text), as read.
+    raw: HashMap<String, Vec<u8>>,
 }
 
 impl SchemaCache {
-    /// The codec for `fingerprint`, re-reading the registry once if unknown.
+    /// The codec for `fingerprint`, re-reading the registry if unknown.
     pub async fn get(
         &mut self,
         brokers: &str,
@@ -45,6 +49,9 @@ impl SchemaCache {
         let deadline = Instant::now() + PENDING_PATIENCE;
         let mut reads = 0;
         while !self.by_fingerprint.contains_key(&fingerprint) {
+            if self.build(fingerprint) {
+                break;
+            }
             if reads > 0 {
                 // Give the commit markers (or the broker's abort) time.
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -54,22 +61,8 @@ impl SchemaCache {
             let (records, pending) = tokio::task::spawn_blocking(move || read_registry(&brokers))
                 .await
                 .map_err(|e| ApplyError::Transient(format!("schema reader task: {e}")))??;
-            for r in records {
-                let fp = r.fingerprint.clone();
-                match EventCodec::new(r.table) {
-                    Ok(codec) => {
-                        self.by_fingerprint
-                            .insert(codec.envelope().fingerprint(), codec);
-                    }
-                    Err(e) => {
-                        tracing::warn!(fingerprint = %fp, error = %e, "unusable schema record")
-                    }
-                }
-            }
-            if !pending {
-                break;
-            }
-            if self.by_fingerprint.contains_key(&fingerprint) {
+            self.raw.extend(records);
+            if self.build(fingerprint) || !pending {
                 break;
             }
             if Instant::now() >= deadline {
@@ -86,12 +79,44 @@ impl SchemaCache {
         }
         Ok(self.by_fingerprint.get(&fingerprint))
     }
+
+    /// Build the codec of `fingerprint` from its raw record, if read.
+    fn build(&mut self, fingerprint: u64) -> bool {
+        let key = fingerprint_key(fingerprint);
+        let Some(body) = self.raw.get(&key) else {
+            return false;
+        };
+        let record = match serde_json::from_slice::<SchemaRecord>(body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(fingerprint = %key, error = %e, "undecodable schema record");
+                return false;
+            }
+        };
+        match EventCodec::new(record.table) {
+            Ok(codec) if codec.envelope().fingerprint() == fingerprint => {
+                self.by_fingerprint.insert(fingerprint, codec);
+                true
+            }
+            Ok(_) => {
+                tracing::warn!(fingerprint = %key, "schema record whose table has another fingerprint");
+                false
+            }
+            Err(e) => {
+                tracing::warn!(fingerprint = %key, error = %e, "unusable schema record");
+                false
+            }
+        }
+    }
 }
+
+/// A registry record as read: its key (the fingerprint's text) and body.
+type RawRecord = (String, Vec<u8>);
 
 /// The committed schema records, and whether records beyond them are
 /// still uncommitted (the `read_committed` end is short of the high
 /// watermark).
-fn read_registry(brokers: &str) -> Result<(Vec<SchemaRecord>, bool), ApplyError> {
+fn read_registry(brokers: &str) -> Result<(Vec<RawRecord>, bool), ApplyError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "revdoor.schema-reader")
@@ -130,13 +155,11 @@ fn read_registry(brokers: &str) -> Result<(Vec<SchemaRecord>, bool), ApplyError>
             Some(Err(e)) => {
                 return Err(ApplyError::Transient(format!("read {SCHEMAS_TOPIC}: {e}")))
             }
-            Some(Ok(m)) => match m.payload().map(serde_json::from_slice::<SchemaRecord>) {
-                Some(Ok(r)) => out.push(r),
-                Some(Err(e)) => {
-                    tracing::warn!(offset = m.offset(), error = %e, "undecodable schema record")
+            Some(Ok(m)) => {
+                if let (Some(k), Some(v)) = (m.key(), m.payload()) {
+                    out.push((String::from_utf8_lossy(k).into_owned(), v.to_vec()));
                 }
-                None => {}
-            },
+            }
         }
     }
     Err(ApplyError::Transient(format!(
