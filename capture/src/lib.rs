@@ -384,10 +384,20 @@ async fn stream(
             .await?;
         }
     }
-    // Drain: everything framed so far is published before we stop.
-    while let Some(item) = rx.try_recv() {
-        if let BinlogItem::Txn(txn) = item {
-            batch.push(txn);
+    // Drain: everything framed so far is published before we stop — unless
+    // a big transaction is being streamed: it cannot be finished now, so
+    // it is aborted and what follows it is read again on restart.
+    if let Some(s) = open.take() {
+        publisher.abort(s.k).await;
+    } else {
+        while let Some(item) = rx.try_recv() {
+            match item {
+                BinlogItem::Txn(txn) => batch.push(txn),
+                // The start of a big transaction: it and what follows are
+                // read again on restart.
+                BinlogItem::Part(_) => break,
+                BinlogItem::Heartbeat => {}
+            }
         }
     }
     flush(
