@@ -285,10 +285,7 @@ async fn stream(
                     let changes = std::mem::take(&mut txn.changes);
                     publisher.send_changes(&mut s.k, &mut s.enc, changes, &codecs).await?;
                     publisher.finish_txn(&mut s.k, &mut s.enc, &codecs).await?;
-                    let mut next = position.clone();
-                    next.add_gtid(&txn.gtid).map_err(|e| {
-                        CaptureError::Definite(format!("bad GTID '{}' from binlog: {e}", txn.gtid))
-                    })?;
+                    let next = advanced(&position, std::slice::from_ref(&txn))?;
                     let cp = Checkpoint { position: next.to_string(), copy: copy_state.clone() };
                     let hb = txn.marker.then(|| next.to_string());
                     let sent = publisher.commit_with(s.k, &cp.to_text(), hb.as_deref()).await?;
@@ -692,12 +689,7 @@ async fn flush_with(
         .max()
         .unwrap_or(0)
         * 1000;
-    let mut next = position.clone();
-    for t in batch.iter() {
-        next.add_gtid(&t.gtid).map_err(|e| {
-            CaptureError::Definite(format!("bad GTID '{}' from binlog: {e}", t.gtid))
-        })?;
-    }
+    let next = advanced(position, batch)?;
     let checkpoint = Checkpoint {
         position: next.to_string(),
         copy: copy.cloned(),
@@ -716,6 +708,17 @@ async fn flush_with(
     *position = next;
     batch.clear();
     Ok(())
+}
+
+/// `position` with the GTIDs of `txns` added.
+fn advanced(position: &Position, txns: &[SourceTxn]) -> Result<Position, CaptureError> {
+    let mut next = position.clone();
+    for t in txns {
+        next.add_gtid(&t.gtid).map_err(|e| {
+            CaptureError::Definite(format!("bad GTID '{}' from binlog: {e}", t.gtid))
+        })?;
+    }
+    Ok(next)
 }
 
 /// Whether GTID position `a` includes position `b` (same engine).

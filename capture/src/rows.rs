@@ -92,44 +92,48 @@ pub fn decode_rows<'a>(
             layout.types.len()
         ));
     }
-    let before_cols = rows.columns_before_image();
-    let after_cols = rows.columns_after_image();
+    // Which images the event carries; each must have every column (the
+    // column bitmaps are per event, so this is checked once, not per row).
+    let present = |cols: Option<usize>| -> Result<bool, String> {
+        match cols {
+            None => Ok(false),
+            Some(count) if count == n => Ok(true),
+            Some(count) => Err(format!(
+                "row image has {count} of {n} columns: binlog_row_image must be FULL"
+            )),
+        }
+    };
+    let has_before = present(
+        rows.columns_before_image()
+            .map(|c| c.iter().take(n).filter(|b| **b).count()),
+    )?;
+    let has_after = present(
+        rows.columns_after_image()
+            .map(|c| c.iter().take(n).filter(|b| **b).count()),
+    )?;
     let mut buf = ParseBuf(rows.rows_data());
     let mut out = Vec::new();
     while !buf.is_empty() {
-        let before = match before_cols {
-            Some(cols) => Some(image(&mut buf, layout, |i| {
-                cols.get(i).is_some_and(|b| *b)
-            })?),
-            None => None,
+        let before = if has_before {
+            Some(image(&mut buf, layout)?)
+        } else {
+            None
         };
-        let after = match after_cols {
-            Some(cols) => Some(image(&mut buf, layout, |i| {
-                cols.get(i).is_some_and(|b| *b)
-            })?),
-            None => None,
+        let after = if has_after {
+            Some(image(&mut buf, layout)?)
+        } else {
+            None
         };
         out.push((before, after));
     }
     Ok(out)
 }
 
-/// One row image: the null bitmap of the present columns, then their values.
-fn image<'a>(
-    buf: &mut ParseBuf<'a>,
-    layout: &'a RowLayout,
-    present: impl Fn(usize) -> bool,
-) -> Result<Row, String> {
+/// One full row image: the null bitmap, then the values.
+fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, String> {
     let n = layout.types.len();
-    let count = (0..n).filter(|i| present(*i)).count();
-    if count != n {
-        // Not a full row image: only FULL images are captured.
-        return Err(format!(
-            "row image has {count} of {n} columns: binlog_row_image must be FULL"
-        ));
-    }
     let nulls: &[u8] = buf
-        .parse(count.div_ceil(8))
+        .parse(n.div_ceil(8))
         .map_err(|e| format!("row null bitmap: {e}"))?;
     let mut values = Vec::with_capacity(n);
     for i in 0..n {
