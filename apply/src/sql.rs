@@ -1,0 +1,242 @@
+//! The SQL apply runs: idempotent statements for one row change, and
+//! multi-row statements for runs of row changes into one table.
+
+use mysql_async::Value;
+use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
+
+use crate::keys::{key_hash, KeyCache};
+
+/// Rows per multi-row INSERT at most (and at most 65,535 parameters).
+pub(crate) const MULTI_ROWS: usize = 500;
+
+/// What one multi-row statement does for a run of row changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RunKind {
+    /// `INSERT` of new rows (a table with secondary unique keys: an
+    /// existing key must fail, not rewrite).
+    Insert,
+    /// `INSERT … ON DUPLICATE KEY UPDATE` of after images: a table whose
+    /// only unique key is its primary key, where that is exactly an upsert
+    /// by key (the trap of upserts — rewriting another row through a
+    /// secondary unique key — cannot happen).
+    Upsert,
+    /// `DELETE … WHERE key IN (…)`: a single-column primary key.
+    Delete,
+}
+
+/// Whether `ev` can be part of a run of `kind`.
+pub(crate) fn fits(kind: RunKind, ev: &ChangeEvent, pk: &[String]) -> bool {
+    match kind {
+        RunKind::Insert => matches!(ev.op, Op::Create | Op::Read),
+        RunKind::Upsert => match ev.op {
+            Op::Create | Op::Read => true,
+            // An update that keeps its key (a key change is delete + insert).
+            Op::Update => match (ev.before.as_ref(), ev.after.as_ref()) {
+                (Some(b), Some(a)) => pk.iter().all(|c| b.get(c) == a.get(c)),
+                _ => false,
+            },
+            Op::Delete => false,
+        },
+        RunKind::Delete => ev.op == Op::Delete,
+    }
+}
+
+/// The run at the start of `events` that one multi-row statement can carry
+/// (one table, the same columns, distinct primary keys, at most
+/// `MULTI_ROWS` rows), and its kind; length 0 when none.
+pub(crate) fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usize, RunKind) {
+    let Some((_, first)) = events.first().copied() else {
+        return (0, RunKind::Insert);
+    };
+    let info = keys.info(&first.source.db, &first.source.table);
+    let pk = keys.get(&first.source.db, &first.source.table);
+    let pk_only = info.is_some_and(|i| i.uniques.len() == 1);
+    let kind = if first.op == Op::Delete {
+        if pk.len() != 1 {
+            return (0, RunKind::Delete);
+        }
+        RunKind::Delete
+    } else if pk_only && fits(RunKind::Upsert, first, pk) {
+        RunKind::Upsert
+    } else if fits(RunKind::Insert, first, pk) {
+        RunKind::Insert
+    } else {
+        return (0, RunKind::Insert);
+    };
+    fn image(kind: RunKind, ev: &ChangeEvent) -> Option<&Row> {
+        if kind == RunKind::Delete {
+            ev.before.as_ref()
+        } else {
+            ev.after.as_ref()
+        }
+    }
+    let Some(first_row) = image(kind, first) else {
+        return (0, kind);
+    };
+    let max = MULTI_ROWS.min(65_535 / first_row.columns.len().max(1));
+    let mut seen = std::collections::HashSet::new();
+    let mut n = 0;
+    for (_, ev) in events.iter().copied().take(max) {
+        let Some(row) = image(kind, ev) else { break };
+        let same = fits(kind, ev, pk)
+            && ev.source.db == first.source.db
+            && ev.source.table == first.source.table
+            && (kind == RunKind::Delete || row.columns == first_row.columns);
+        // A hash of the key: a collision only ends the run early.
+        let key = key_hash(pk.iter().map(|c| row.get(c)));
+        if !same || !seen.insert(key) {
+            break;
+        }
+        n += 1;
+    }
+    (n, kind)
+}
+
+/// The multi-row statement of a run (see [`RunKind`]).
+pub(crate) fn multi_statement(
+    run: &[&(i64, ChangeEvent)],
+    kind: RunKind,
+    pk: &[String],
+) -> Option<(String, Vec<Value>)> {
+    let (_, first) = run.first().copied()?;
+    let table = format!(
+        "{}.{}",
+        quote_ident(&first.source.db),
+        quote_ident(&first.source.table)
+    );
+    if kind == RunKind::Delete {
+        let key = pk.first()?;
+        let sql = format!(
+            "DELETE FROM {table} WHERE {} IN ({})",
+            quote_ident(key),
+            vec!["?"; run.len()].join(", ")
+        );
+        let mut params = Vec::with_capacity(run.len());
+        for (_, ev) in run.iter().copied() {
+            params.push(to_param(ev.before.as_ref()?.get(key)?));
+        }
+        return Some((sql, params));
+    }
+    let row = first.after.as_ref()?;
+    let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
+    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let mut sql = format!(
+        "INSERT INTO {table} ({}) VALUES {}",
+        cols.join(", "),
+        vec![one.as_str(); run.len()].join(", ")
+    );
+    if kind == RunKind::Upsert {
+        let set: Vec<String> = row
+            .columns
+            .iter()
+            .filter(|c| !pk.contains(c))
+            .map(|c| format!("{0} = VALUES({0})", quote_ident(c)))
+            .collect();
+        // A table of key columns only: nothing to update.
+        let set = if set.is_empty() {
+            let k = quote_ident(pk.first()?);
+            format!("{k} = {k}")
+        } else {
+            set.join(", ")
+        };
+        sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {set}"));
+    }
+    let mut params = Vec::with_capacity(run.len() * cols.len());
+    for (_, ev) in run.iter().copied() {
+        params.extend(ev.after.as_ref()?.values.iter().map(to_param));
+    }
+    Some((sql, params))
+}
+
+pub(crate) fn quote_ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+pub(crate) fn to_param(v: &ColumnValue) -> Value {
+    match v {
+        ColumnValue::Null => Value::NULL,
+        ColumnValue::Int(i) => Value::Int(*i),
+        ColumnValue::UInt(u) => Value::UInt(*u),
+        ColumnValue::Float(f) => Value::Float(*f),
+        ColumnValue::Double(d) => Value::Double(*d),
+        ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
+        ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
+    }
+}
+
+/// One statement to run for a row change.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Stmt {
+    Exec(String, Vec<Value>),
+    /// `update` by primary key; `insert` if it matched no row.
+    Upsert {
+        update: (String, Vec<Value>),
+        insert: (String, Vec<Value>),
+    },
+}
+
+/// The idempotent statements for one row change: `c`/`r`/`u` upsert the
+/// after image (deleting the before image first when the key changed),
+/// `d` deletes by key. Re-running them changes nothing.
+pub(crate) fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<Stmt> {
+    let table = format!(
+        "{}.{}",
+        quote_ident(&ev.source.db),
+        quote_ident(&ev.source.table)
+    );
+    let key_cond = || {
+        pk.iter()
+            .map(|c| format!("{} = ?", quote_ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_params = |row: &Row| {
+        pk.iter()
+            .map(|c| row.get(c).map(to_param).unwrap_or(Value::NULL))
+            .collect::<Vec<_>>()
+    };
+    let delete = |row: &Row| {
+        Stmt::Exec(
+            format!("DELETE FROM {table} WHERE {}", key_cond()),
+            key_params(row),
+        )
+    };
+    let upsert = |row: &Row| {
+        let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
+        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
+        let mut update_params: Vec<Value> = row.values.iter().map(to_param).collect();
+        update_params.extend(key_params(row));
+        Stmt::Upsert {
+            update: (
+                format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    sets.join(", "),
+                    key_cond()
+                ),
+                update_params,
+            ),
+            insert: (
+                format!(
+                    "INSERT INTO {table} ({}) VALUES ({})",
+                    cols.join(", "),
+                    vec!["?"; cols.len()].join(", ")
+                ),
+                row.values.iter().map(to_param).collect(),
+            ),
+        }
+    };
+    let key_of = |row: &Row| pk.iter().map(|c| row.get(c).cloned()).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    match (ev.op, &ev.before, &ev.after) {
+        (Op::Delete, Some(before), _) => out.push(delete(before)),
+        (Op::Update, Some(before), Some(after)) => {
+            if key_of(before) != key_of(after) {
+                out.push(delete(before));
+            }
+            out.push(upsert(after));
+        }
+        (_, _, Some(after)) => out.push(upsert(after)),
+        _ => {}
+    }
+    out
+}

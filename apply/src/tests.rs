@@ -1,0 +1,260 @@
+//! Unit tests of apply's pure logic: statements, runs, write sets, key
+//! hashes.
+
+use crate::keys::{key_hash, KeyCache, TableKeys};
+use crate::parallel::{buckets, transactions};
+use crate::sql::{batch_run, multi_statement, quote_ident, statements, RunKind, Stmt, MULTI_ROWS};
+use mysql_async::Value;
+use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
+use revdoor_core::event::{Source, TxnInfo};
+
+fn row(id: i64, name: &str) -> Row {
+    Row {
+        columns: vec!["id".into(), "name".into()].into(),
+        values: vec![
+            ColumnValue::Int(id),
+            ColumnValue::Bytes(name.as_bytes().to_vec()),
+        ],
+    }
+}
+
+fn ev(op: Op, before: Option<Row>, after: Option<Row>) -> ChangeEvent {
+    ChangeEvent {
+        op,
+        before,
+        after,
+        source: Source {
+            shard: "-".into(),
+            db: "d".into(),
+            table: "t".into(),
+            ts_sec: 0,
+        },
+        txn: TxnInfo {
+            gtid: "0-1-1".into(),
+            index: 0,
+            last: true,
+        },
+        ts_ms: 0,
+    }
+}
+
+fn refs(v: &[(i64, ChangeEvent)]) -> Vec<&(i64, ChangeEvent)> {
+    v.iter().collect()
+}
+
+fn keys_of(uniques: Vec<Vec<&str>>, foreign_keys: bool) -> KeyCache {
+    let mut keys = KeyCache::default();
+    let uniques: Vec<Vec<String>> = uniques
+        .into_iter()
+        .map(|u| u.into_iter().map(String::from).collect())
+        .collect();
+    keys.0.entry("d".into()).or_default().insert(
+        "t".into(),
+        TableKeys {
+            primary: uniques[0].clone(),
+            uniques,
+            foreign_keys,
+        },
+    );
+    keys
+}
+
+#[test]
+fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
+    // A secondary unique key: plain inserts only.
+    let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+    let c = |id| (0i64, ev(Op::Create, None, Some(row(id, "x"))));
+    let r = |id| (0i64, ev(Op::Read, None, Some(row(id, "x"))));
+    let u = |id| (0i64, ev(Op::Update, Some(row(id, "x")), Some(row(id, "y"))));
+    let d = |id| (0i64, ev(Op::Delete, Some(row(id, "x")), None));
+    // Inserts and copied rows mix; a delete ends the run.
+    let evs = vec![c(1), r(2), c(3), d(1), c(4)];
+    assert_eq!(batch_run(&refs(&evs), &keys), (3, RunKind::Insert));
+    // Deletes by a single-column key run together.
+    assert_eq!(batch_run(&refs(&evs[3..]), &keys), (1, RunKind::Delete));
+    assert_eq!(
+        batch_run(&refs(&[d(1), d(2), c(3)]), &keys),
+        (2, RunKind::Delete)
+    );
+    // With a secondary unique key an update is not part of a run.
+    assert_eq!(batch_run(&refs(&[u(1), c(2)]), &keys).0, 0);
+    // The same key twice: the second starts a new run.
+    let evs = vec![c(1), c(2), c(1)];
+    assert_eq!(batch_run(&refs(&evs), &keys).0, 2);
+    // Another table ends it.
+    let mut other = c(5);
+    other.1.source.table = "u".into();
+    assert_eq!(batch_run(&refs(&[c(1), other]), &keys).0, 1);
+    // One statement, one placeholder group per row, values in order.
+    let (sql, params) =
+        multi_statement(&refs(&[c(1), c(2)]), RunKind::Insert, &["id".into()]).expect("insert");
+    assert_eq!(
+        sql,
+        "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?)"
+    );
+    assert_eq!(params.len(), 4);
+    // At most MULTI_ROWS rows.
+    let many: Vec<_> = (0..MULTI_ROWS as i64 + 10).map(c).collect();
+    assert_eq!(batch_run(&refs(&many), &keys).0, MULTI_ROWS);
+
+    // Only a primary key: inserts, copied rows and key-keeping updates
+    // are one upsert; a key change ends the run.
+    let pk_only = keys_of(vec![vec!["id"]], false);
+    let moved = (0i64, ev(Op::Update, Some(row(3, "x")), Some(row(9, "x"))));
+    let evs = vec![c(1), u(2), r(4), moved, c(5)];
+    assert_eq!(batch_run(&refs(&evs), &pk_only), (3, RunKind::Upsert));
+    let (sql, params) =
+        multi_statement(&refs(&evs[..3]), RunKind::Upsert, &["id".into()]).expect("upsert");
+    assert_eq!(
+        sql,
+        "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?), (?, ?) \
+         ON DUPLICATE KEY UPDATE `name` = VALUES(`name`)"
+    );
+    assert_eq!(params.len(), 6);
+    let (sql, params) =
+        multi_statement(&refs(&[d(1), d(2)]), RunKind::Delete, &["id".into()]).expect("delete");
+    assert_eq!(sql, "DELETE FROM `d`.`t` WHERE `id` IN (?, ?)");
+    assert_eq!(params, vec![Value::Int(1), Value::Int(2)]);
+    // A composite key: deletes go one by one.
+    let composite = keys_of(vec![vec!["id", "name"]], false);
+    assert_eq!(batch_run(&refs(&[d(1), d(2)]), &composite).0, 0);
+}
+
+/// One-event transactions `(offset, event)`.
+fn txn(offset: i64, op: Op, before: Option<Row>, after: Option<Row>) -> (i64, ChangeEvent) {
+    (offset, ev(op, before, after))
+}
+
+#[test]
+fn parallel_buckets_keep_conflicting_transactions_together_and_in_order() {
+    let keys = keys_of(vec![vec!["id"]], false);
+    let evs = vec![
+        txn(0, Op::Create, None, Some(row(1, "a"))),
+        txn(1, Op::Create, None, Some(row(2, "b"))),
+        txn(2, Op::Update, Some(row(1, "a")), Some(row(1, "c"))), // id 1 again
+        txn(3, Op::Create, None, Some(row(3, "c"))),
+        txn(4, Op::Create, None, Some(row(4, "d"))),
+        txn(5, Op::Update, Some(row(2, "b")), Some(row(5, "b"))), // key change 2 → 5
+        txn(6, Op::Delete, Some(row(5, "b")), None),
+    ];
+    let all = refs(&evs);
+    let t = transactions(&all);
+    assert_eq!(t.len(), 7);
+    let b = buckets(&all, &t, &keys, 4);
+    // {0, 2} (id 1), {1, 5, 6} (id 2 → 5), {3}, {4}.
+    let mut got: Vec<Vec<usize>> = b.clone();
+    got.sort();
+    assert_eq!(got, vec![vec![0, 2], vec![1, 5, 6], vec![3], vec![4]]);
+    // K = 2: every group whole in one of two buckets.
+    let b = buckets(&all, &t, &keys, 2);
+    assert_eq!(b.len(), 2);
+    assert_eq!(b.iter().map(Vec::len).sum::<usize>(), 7);
+    assert!(b.iter().any(|x| x.contains(&0) && x.contains(&2)), "{b:?}");
+    for bucket in &b {
+        assert!(
+            bucket.windows(2).all(|w| w[0] < w[1]),
+            "in order: {bucket:?}"
+        );
+    }
+    // K = 1: everything in one bucket.
+    assert_eq!(buckets(&all, &t, &keys, 1), vec![vec![0, 1, 2, 3, 4, 5, 6]]);
+    // Foreign keys: one bucket whatever K.
+    let fk = keys_of(vec![vec!["id"]], true);
+    assert_eq!(buckets(&all, &t, &fk, 4).len(), 1);
+    // A table not known to the cache counts as related to everything.
+    let none = KeyCache::default();
+    assert_eq!(buckets(&all, &t, &none, 4).len(), 1);
+}
+
+#[test]
+fn key_hash_folds_case_and_trailing_spaces_in_both_paths() {
+    let h = |s: &str| {
+        key_hash(std::iter::once(Some(&ColumnValue::Bytes(
+            s.as_bytes().to_vec(),
+        ))))
+    };
+    assert_eq!(h("Ab  "), h("ab"));
+    assert_eq!(h("ÉTÉ "), h("été"));
+    assert_ne!(h("ab"), h("abc"));
+    assert_ne!(h(" ab"), h("ab"));
+}
+
+#[test]
+fn a_transaction_is_its_events_up_to_the_last() {
+    let mut a = ev(Op::Create, None, Some(row(1, "a")));
+    a.txn.last = false;
+    let b = ev(Op::Create, None, Some(row(2, "b")));
+    let evs = vec![(0, a), (1, b.clone()), (2, b)];
+    assert_eq!(transactions(&refs(&evs)), vec![0..2, 2..3]);
+}
+
+#[test]
+fn unique_indexes_conflict_as_a_whole_and_only_when_changed() {
+    let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+    let all_of = |evs: &[(i64, ChangeEvent)]| {
+        let all = refs(evs);
+        buckets(&all, &transactions(&all), &keys, 4).len()
+    };
+    // Two inserts of different names: both change the unique index.
+    let inserts = vec![
+        txn(0, Op::Create, None, Some(row(1, "x"))),
+        txn(1, Op::Create, None, Some(row(2, "y"))),
+    ];
+    assert_eq!(all_of(&inserts), 1);
+    // Updates that leave the unique column alone stay independent.
+    let updates = vec![
+        txn(0, Op::Update, Some(row(1, "x")), Some(row(1, "x"))),
+        txn(1, Op::Update, Some(row(2, "y")), Some(row(2, "y"))),
+    ];
+    assert_eq!(all_of(&updates), 2);
+    // With only a primary key, inserts are independent.
+    let pk_only = keys_of(vec![vec!["id"]], false);
+    let all = refs(&inserts);
+    assert_eq!(buckets(&all, &transactions(&all), &pk_only, 4).len(), 2);
+}
+
+#[test]
+fn update_that_changes_the_key_deletes_the_old_row_first() {
+    let pk = vec!["id".to_string()];
+    let s = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(2, "a"))), &pk);
+    assert_eq!(s.len(), 2);
+    assert_eq!(
+        s[0],
+        Stmt::Exec(
+            "DELETE FROM `d`.`t` WHERE `id` = ?".into(),
+            vec![Value::Int(1)]
+        )
+    );
+    let Stmt::Upsert { update, insert } = &s[1] else {
+        panic!("upsert expected: {s:?}")
+    };
+    assert_eq!(
+        update.0,
+        "UPDATE `d`.`t` SET `id` = ?, `name` = ? WHERE `id` = ?"
+    );
+    assert_eq!(
+        update.1,
+        vec![Value::Int(2), Value::Bytes(b"a".to_vec()), Value::Int(2)]
+    );
+    assert_eq!(insert.0, "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?)");
+    let same_key = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))), &pk);
+    assert_eq!(same_key.len(), 1);
+}
+
+#[test]
+fn delete_uses_only_key_columns() {
+    let pk = vec!["id".to_string()];
+    let s = statements(&ev(Op::Delete, Some(row(7, "x")), None), &pk);
+    assert_eq!(
+        s,
+        vec![Stmt::Exec(
+            "DELETE FROM `d`.`t` WHERE `id` = ?".to_string(),
+            vec![Value::Int(7)]
+        )]
+    );
+}
+
+#[test]
+fn identifiers_are_quoted() {
+    assert_eq!(quote_ident("we`ird"), "`we``ird`");
+}
