@@ -8,71 +8,9 @@ use std::collections::HashSet;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
-use crate::{ApplyError, ApplyStream};
+use revdoor_mysql::schema;
 
-/// DDL of revdoor's own schema on every destination.
-pub const STREAM_STATE_DDL: [&str; 6] = [
-    "CREATE DATABASE IF NOT EXISTS _revdoor",
-    "CREATE TABLE IF NOT EXISTS _revdoor.stream_state (
-        workflow     VARCHAR(64)  NOT NULL,
-        direction    VARCHAR(16)  NOT NULL,
-        `partition`  INT          NOT NULL,
-        kafka_offset BIGINT       NOT NULL,
-        source_gtid  VARCHAR(4096) NOT NULL DEFAULT '',
-        fence_token  BIGINT UNSIGNED NOT NULL DEFAULT 0,
-        updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (workflow, direction, `partition`)
-    ) ENGINE=InnoDB",
-    // Messages an operator chose to skip (`revdoor stream skip`).
-    "CREATE TABLE IF NOT EXISTS _revdoor.stream_skips (
-        workflow     VARCHAR(64)  NOT NULL,
-        direction    VARCHAR(16)  NOT NULL,
-        `partition`  INT          NOT NULL,
-        kafka_offset BIGINT       NOT NULL,
-        reason       VARCHAR(1024) NOT NULL DEFAULT '',
-        created_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
-    ) ENGINE=InnoDB",
-    // Transactions committed by parallel apply beyond the checkpoint
-    // (identified by the offset of their last event); deleted when the
-    // checkpoint passes them.
-    "CREATE TABLE IF NOT EXISTS _revdoor.applied_txns (
-        workflow     VARCHAR(64)  NOT NULL,
-        direction    VARCHAR(16)  NOT NULL,
-        `partition`  INT          NOT NULL,
-        kafka_offset BIGINT       NOT NULL,
-        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
-    ) ENGINE=InnoDB",
-    // DDL records run by apply (`on_ddl=exec`): the intent (with a
-    // fingerprint of the changed tables before the statement) is committed
-    // before the statement runs, the outcome with the checkpoint that
-    // passes it — so a restart knows whether it ran (docs/streams.md).
-    "CREATE TABLE IF NOT EXISTS _revdoor.ddls (
-        workflow     VARCHAR(64)  NOT NULL,
-        direction    VARCHAR(16)  NOT NULL,
-        `partition`  INT          NOT NULL,
-        kafka_offset BIGINT       NOT NULL,
-        gtid         VARCHAR(255) NOT NULL,
-        statement    LONGTEXT     NOT NULL,
-        fingerprint  VARCHAR(32)  NOT NULL,
-        state        VARCHAR(32)  NOT NULL,
-        updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
-        PRIMARY KEY (workflow, direction, `partition`, kafka_offset)
-    ) ENGINE=InnoDB",
-    // Holds asked for by a vdiff (`revdoor_coordinator::vdiff`): apply
-    // nothing outside `hold_gtid` until `until`; `held_gtid` reports that
-    // the stream stopped exactly there.
-    "CREATE TABLE IF NOT EXISTS _revdoor.holds (
-        workflow     VARCHAR(64)  NOT NULL,
-        direction    VARCHAR(16)  NOT NULL,
-        `partition`  INT          NOT NULL,
-        hold_gtid    VARCHAR(4096) NOT NULL,
-        until        DATETIME(6)  NOT NULL,
-        held_gtid    VARCHAR(4096) NULL,
-        held_at      DATETIME(6)  NULL,
-        PRIMARY KEY (workflow, direction, `partition`)
-    ) ENGINE=InnoDB",
-];
+use crate::{ApplyError, ApplyStream};
 
 /// Register that the message at `offset` of a stream's partition is to be
 /// skipped by its apply (which must not have applied past it). The skip is
@@ -88,11 +26,9 @@ pub async fn register_skip(
     let mut conn = Conn::new(target.clone())
         .await
         .map_err(|e| ApplyError::transient("connect to destination", e))?;
-    for ddl in STREAM_STATE_DDL {
-        conn.query_drop(ddl)
-            .await
-            .map_err(|e| ApplyError::transient("create _revdoor schema", e))?;
-    }
+    schema::ensure_destination(&mut conn)
+        .await
+        .map_err(|e| ApplyError::Transient(e.to_string()))?;
     let applied: Option<i64> = conn
         .exec_first(
             "SELECT kafka_offset FROM _revdoor.stream_state WHERE workflow = ? AND direction = ? AND `partition` = ?",
@@ -121,11 +57,9 @@ impl ApplyStream {
     /// (fence token); return the offset of the last applied event (-1 if
     /// none) and the transactions parallel apply committed beyond it.
     pub(crate) async fn prepare(&self, conn: &mut Conn) -> Result<(i64, HashSet<i64>), ApplyError> {
-        for ddl in STREAM_STATE_DDL {
-            conn.query_drop(ddl)
-                .await
-                .map_err(|e| ApplyError::transient("create _revdoor schema", e))?;
-        }
+        schema::ensure_destination(conn)
+            .await
+            .map_err(|e| ApplyError::Transient(e.to_string()))?;
         conn.exec_drop(
             "INSERT IGNORE INTO _revdoor.stream_state (workflow, direction, `partition`, kafka_offset) \
              VALUES (?, ?, ?, -1)",

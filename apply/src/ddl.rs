@@ -9,13 +9,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::classify_mysql;
 use crate::keys::KeyCache;
-use crate::sql::quote_ident;
 use crate::{ApplyError, ApplyStream};
-
-/// Server errors after which a DDL's effect is already there (duplicate
-/// column / key / table, nothing to drop): when a sibling stream of the
-/// same destination ran the same statement, this stream's copy is done.
-pub(crate) const DDL_ALREADY_DONE: [u16; 6] = [1050, 1051, 1060, 1061, 1091, 1146];
+use revdoor_mysql::{codes, quote_ident};
 
 impl ApplyStream {
     /// Run a DDL record (`on_ddl=exec`) on the destination, exactly once,
@@ -168,7 +163,7 @@ impl ApplyStream {
                     "ran"
                 }
                 Err(mysql_async::Error::Server(se))
-                    if DDL_ALREADY_DONE.contains(&se.code)
+                    if codes::DDL_ALREADY_DONE.contains(&se.code)
                         && self.sibling_ran(conn, &ddl.statement).await? =>
                 {
                     tracing::info!(at = %at, gtid = %ddl.gtid, error = %se.message,
@@ -263,7 +258,7 @@ pub(crate) async fn tables_fingerprint(
         );
         let def: Option<(String, String)> = match conn.query_first(sql).await {
             Ok(row) => row,
-            Err(mysql_async::Error::Server(se)) if se.code == 1146 || se.code == 1049 => None,
+            Err(e) if codes::is_missing_table(&e) => None,
             Err(e) => return Err(ApplyError::transient("read table definition", e)),
         };
         text.push_str(t);

@@ -28,7 +28,7 @@ impl ApplyError {
 pub(crate) fn classify_mysql(where_: &str, offset: i64, e: mysql_async::Error) -> ApplyError {
     match &e {
         // Deadlock, lock wait timeout: retry.
-        mysql_async::Error::Server(se) if se.code == 1213 || se.code == 1205 => {
+        mysql_async::Error::Server(se) if revdoor_mysql::codes::is_transient(se.code) => {
             ApplyError::Transient(format!("{where_}: {e}"))
         }
         // The destination refuses the change (missing column or table,

@@ -52,10 +52,12 @@ use mysql_async::Opts;
 use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
 
-pub use checkpoint::{register_skip, STREAM_STATE_DDL};
+pub use checkpoint::register_skip;
 pub use error::ApplyError;
 use fetch::Fetcher;
 use group::Batch;
+/// revdoor's tables on every destination (kept under its old name).
+pub use revdoor_mysql::schema::DESTINATION_DDL as STREAM_STATE_DDL;
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -2,7 +2,9 @@
 //! multi-row statements for runs of row changes into one table.
 
 use mysql_async::Value;
-use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
+use revdoor_core::event::{ChangeEvent, Op, Row};
+
+pub(crate) use revdoor_mysql::{quote_ident, to_param};
 
 use crate::keys::{key_hash, KeyCache};
 
@@ -146,22 +148,6 @@ pub(crate) fn multi_statement(
         params.extend(ev.after.as_ref()?.values.iter().map(to_param));
     }
     Some((sql, params))
-}
-
-pub(crate) fn quote_ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
-pub(crate) fn to_param(v: &ColumnValue) -> Value {
-    match v {
-        ColumnValue::Null => Value::NULL,
-        ColumnValue::Int(i) => Value::Int(*i),
-        ColumnValue::UInt(u) => Value::UInt(*u),
-        ColumnValue::Float(f) => Value::Float(*f),
-        ColumnValue::Double(d) => Value::Double(*d),
-        ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
-        ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
-    }
 }
 
 /// One statement to run for a row change.
