@@ -1,13 +1,24 @@
+use std::collections::HashSet;
 use std::io::Write as _;
 use std::net::Ipv6Addr;
 use std::process::{Command, Stdio};
 
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use num_bigint::BigInt;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
+use serde_json::{json, Value as Json};
 
+use super::codec::op_str;
+use super::values::{
+    decimal_value, parse_civil, set_pack_len, time_micros, timestamp_micros_from_civil,
+    timestamp_text, MAX_TIME_MICROS,
+};
 use super::*;
-use crate::sqltype::{BinaryKind, StringKind};
+use crate::event::{ChangeEvent, ColumnValue, Op, Row, Source, TxnInfo};
+use crate::sqltype::{BinaryKind, ColumnDef, SqlType, StringKind, TableSchema};
 
 // ---------------------------------------------------------------------------
 // Fixture: a table with every column type.
