@@ -33,7 +33,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::{value_from_mysql, WATERMARKS_DDL};
+use crate::binlog::WATERMARKS_DDL;
+use crate::values::value_from_mysql;
 use crate::CaptureError;
 
 /// Copy progress of one table.

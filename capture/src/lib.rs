@@ -20,6 +20,7 @@ pub mod publish;
 pub mod route;
 pub mod rows;
 pub mod schema;
+mod values;
 
 use std::str::FromStr;
 use std::sync::Arc;
