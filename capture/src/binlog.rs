@@ -219,6 +219,14 @@ pub enum BinlogItem {
     Heartbeat,
 }
 
+/// The replica server id a capture registers with: derived from the
+/// stream's transactional id so that two streams reading one server never
+/// share an id (a server drops the older of two replicas with the same id),
+/// and kept out of the range real servers use (high bit set).
+pub fn replica_server_id(transactional_id: &str) -> u32 {
+    0x4000_0000 | (xxhash_rust::xxh3::xxh3_64(transactional_id.as_bytes()) as u32 & 0x3fff_ffff)
+}
+
 /// Reads one MariaDB server's binlog.
 #[derive(Debug, Clone)]
 pub struct BinlogReader {

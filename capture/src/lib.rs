@@ -13,14 +13,20 @@
 //! the source's current position.
 
 pub mod binlog;
+mod checkpoint;
 pub mod copy;
 pub mod ddl;
+mod error;
 pub mod failpoints;
 pub mod publish;
 pub mod route;
 pub mod rows;
 pub mod schema;
 mod values;
+
+pub use binlog::replica_server_id;
+pub use checkpoint::Checkpoint;
+pub use error::CaptureError;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -44,39 +50,6 @@ use crate::ddl::OnDdl;
 use crate::publish::{Codecs, KafkaTxn, Publisher, StreamId, TxnEncoder};
 use crate::route::Router;
 use revdoor_core::avro::EventCodec;
-
-/// Errors of a capture stream, classified by what happens next.
-#[derive(Debug, thiserror::Error)]
-pub enum CaptureError {
-    /// The data or configuration is wrong: stop the stream, tell the operator.
-    #[error("{0}")]
-    Definite(String),
-    /// I/O, connection, broker: retry with backoff.
-    #[error("{0}")]
-    Transient(String),
-    /// A newer owner of the stream exists: stop, never retry.
-    #[error("fenced: {0}")]
-    Fenced(String),
-}
-
-impl CaptureError {
-    pub(crate) fn transient(what: &str, e: impl std::fmt::Display) -> Self {
-        CaptureError::Transient(format!("{what}: {e}"))
-    }
-
-    /// Whether retrying could help.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, CaptureError::Transient(_))
-    }
-}
-
-/// The replica server id a capture registers with: derived from the
-/// stream's transactional id so that two streams reading one server never
-/// share an id (a server drops the older of two replicas with the same id),
-/// and kept out of the range real servers use (high bit set).
-pub fn replica_server_id(transactional_id: &str) -> u32 {
-    0x4000_0000 | (xxhash_rust::xxh3::xxh3_64(transactional_id.as_bytes()) as u32 & 0x3fff_ffff)
-}
 
 /// Everything one capture stream needs.
 #[derive(Debug, Clone)]
@@ -412,31 +385,6 @@ async fn stream(
         t.abort();
     }
     Ok(())
-}
-
-/// What capture stores in `revdoor.<wf>.offsets`, in the same Kafka
-/// transaction as the events it covers: the GTID position published so far
-/// and, during the copy phase, the copy progress.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Checkpoint {
-    pub position: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub copy: Option<CopyState>,
-}
-
-impl Checkpoint {
-    /// Parse a stored checkpoint (JSON; a bare position is accepted too).
-    pub fn parse(text: &str) -> Checkpoint {
-        serde_json::from_str(text).unwrap_or_else(|_| Checkpoint {
-            position: text.to_string(),
-            copy: None,
-        })
-    }
-
-    /// The stored form.
-    pub fn to_text(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|_| self.position.clone())
-    }
 }
 
 /// Keys changed in the binlog between a low and a high watermark.
