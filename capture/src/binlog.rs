@@ -38,11 +38,10 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use mysql_async::binlog::events::{Event, EventData, RowsEventData, TableMapEvent};
 use mysql_async::binlog::row::BinlogRow;
-use mysql_async::binlog::value::BinlogValue;
 use mysql_async::binlog::{BinlogChecksumAlg, EventType};
 use mysql_async::consts::ColumnFlags;
 use mysql_async::prelude::Queryable;
-use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid, Value};
+use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
 use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
 use std::sync::Arc;
@@ -51,6 +50,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ddl::{captured_tables_changed, Ddl};
 use crate::rows::{decode_rows, RowLayout};
+use crate::values::convert_value;
 use crate::CaptureError;
 
 /// MariaDB's GTID event (not decoded by mysql_common).
@@ -217,6 +217,14 @@ pub enum BinlogItem {
     /// The server had nothing to send for a heartbeat period: everything
     /// committed so far has been read.
     Heartbeat,
+}
+
+/// The replica server id a capture registers with: derived from the
+/// stream's transactional id so that two streams reading one server never
+/// share an id (a server drops the older of two replicas with the same id),
+/// and kept out of the range real servers use (high bit set).
+pub fn replica_server_id(transactional_id: &str) -> u32 {
+    0x4000_0000 | (xxhash_rust::xxh3::xxh3_64(transactional_id.as_bytes()) as u32 & 0x3fff_ffff)
 }
 
 /// Reads one MariaDB server's binlog.
@@ -821,28 +829,6 @@ impl Framer<'_> {
     }
 }
 
-/// A MySQL protocol or binlog value as a [`ColumnValue`] (temporal values as
-/// text, TIME hours beyond 24 kept).
-pub(crate) fn value_from_mysql(v: Value, unsigned: bool) -> ColumnValue {
-    match v {
-        Value::NULL => ColumnValue::Null,
-        Value::Int(i) if unsigned => ColumnValue::UInt(i as u64),
-        Value::Int(i) => ColumnValue::Int(i),
-        Value::UInt(u) => ColumnValue::UInt(u),
-        Value::Float(f) => ColumnValue::Float(f),
-        Value::Double(d) => ColumnValue::Double(d),
-        Value::Bytes(b) => ColumnValue::Bytes(b),
-        Value::Date(y, m, d, h, i, s, us) => {
-            ColumnValue::DateTime(format!("{y:04}-{m:02}-{d:02} {h:02}:{i:02}:{s:02}.{us:06}"))
-        }
-        Value::Time(neg, days, h, i, s, us) => {
-            let hours = u64::from(days) * 24 + u64::from(h);
-            let sign = if neg { "-" } else { "" };
-            ColumnValue::Time(format!("{sign}{hours:02}:{i:02}:{s:02}.{us:06}"))
-        }
-    }
-}
-
 /// Convert a binlog row image into the event's row type.
 fn convert_row(row: BinlogRow) -> Result<Row, String> {
     let columns = row.columns();
@@ -865,22 +851,6 @@ fn convert_row(row: BinlogRow) -> Result<Row, String> {
     Ok(Row {
         columns: names.into(),
         values,
-    })
-}
-
-pub(crate) fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, String> {
-    Ok(match value {
-        BinlogValue::Value(v) => value_from_mysql(v, unsigned),
-        BinlogValue::Jsonb(j) => {
-            let json: serde_json::Value = j
-                .parse()
-                .map_err(|e| format!("decode binary JSON: {e}"))?
-                .into();
-            ColumnValue::Bytes(json.to_string().into_bytes())
-        }
-        BinlogValue::JsonDiff(_) => {
-            return Err("partial JSON update: set binlog_row_value_options='' on the source".into())
-        }
     })
 }
 

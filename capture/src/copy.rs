@@ -23,17 +23,21 @@
 //! that was published; a chunk whose high watermark was not processed is
 //! simply read again under a new watermark sequence number.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, Value};
-use revdoor_core::event::{ColumnValue, Row};
+use revdoor_core::avro::{self, EventCodec};
+use revdoor_core::event::{ColumnValue, Op, Row};
+use revdoor_core::progress::Progress;
 use revdoor_core::sqltype::{is_utf8_charset, SqlType, TableSchema};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::{value_from_mysql, WATERMARKS_DDL};
+use crate::binlog::{BinlogReader, RowChange, SourceTxn, WATERMARKS_DDL};
+use crate::publish::Codecs;
+use crate::values::value_from_mysql;
 use crate::CaptureError;
 
 /// Copy progress of one table.
@@ -247,4 +251,140 @@ fn to_param(v: &ColumnValue) -> Value {
         ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
         ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
     }
+}
+
+/// Keys changed in the binlog between a low and a high watermark.
+pub(crate) struct Window {
+    pub(crate) seq: u64,
+    /// `(db, table, canonical key as text)`.
+    changed: HashSet<(String, String, String)>,
+}
+
+impl Window {
+    pub(crate) fn new(seq: u64) -> Self {
+        Window {
+            seq,
+            changed: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn note_changes(&mut self, codecs: &Codecs, txn: &SourceTxn) {
+        for ch in &txn.changes {
+            let Some(codec) = codecs.get(&(ch.db.clone(), ch.table.clone())) else {
+                continue;
+            };
+            for row in [ch.before.as_ref(), ch.after.as_ref()]
+                .into_iter()
+                .flatten()
+            {
+                if let Some(k) = canonical_key(codec, row, true) {
+                    self.changed
+                        .insert((ch.db.clone(), ch.table.clone(), format!("{k:?}")));
+                }
+            }
+        }
+    }
+
+    /// The chunk's rows not changed inside the window, as `op=r` events
+    /// at the high watermark's place in the stream; advances `copy`.
+    pub(crate) fn chunk_txn(
+        self,
+        codecs: &Codecs,
+        chunk: Chunk,
+        gtid: String,
+        copy: Option<&mut CopyState>,
+    ) -> (SourceTxn, usize) {
+        let codec = codecs.get(&(chunk.db.clone(), chunk.table.clone()));
+        let mut changes = Vec::with_capacity(chunk.rows.len());
+        for row in chunk.rows {
+            let key = codec.and_then(|c| canonical_key(c, &row, false));
+            if key.is_some_and(|k| {
+                self.changed
+                    .contains(&(chunk.db.clone(), chunk.table.clone(), format!("{k:?}")))
+            }) {
+                continue; // the binlog holds a newer image of this row
+            }
+            changes.push(RowChange {
+                db: chunk.db.clone(),
+                table: chunk.table.clone(),
+                op: Op::Read,
+                before: None,
+                after: Some(row),
+            });
+        }
+        if let Some(state) = copy {
+            let t = state
+                .tables
+                .entry(format!("{}.{}", chunk.db, chunk.table))
+                .or_default();
+            t.rows += changes.len() as u64;
+            t.last_key = chunk.last_key;
+            t.done = chunk.done;
+        }
+        let kept = changes.len();
+        (
+            SourceTxn {
+                gtid,
+                timestamp: 0,
+                changes,
+                looped: false,
+                ddl: None,
+                watermark: None,
+                marker: false,
+            },
+            kept,
+        )
+    }
+}
+
+/// The primary-key values of `row` in canonical form (binlog values are
+/// first made unambiguous), or `None` if a key column is missing.
+fn canonical_key(codec: &EventCodec, row: &Row, from_binlog: bool) -> Option<Vec<ColumnValue>> {
+    let table = codec.table();
+    table
+        .primary_key
+        .iter()
+        .map(|k| {
+            let col = table.column(k)?;
+            let v = row.get(k)?.clone();
+            let v = if from_binlog {
+                avro::from_binlog(&col.sql_type, v).ok()?
+            } else {
+                v
+            };
+            avro::canonicalize(&col.sql_type, &v).ok()
+        })
+        .collect()
+}
+
+pub(crate) fn report_copy(progress: &Progress, copy: Option<&CopyState>) {
+    progress.update(|p| match copy {
+        Some(c) => {
+            p.copy_rows = c.tables.values().map(|t| t.rows).sum();
+            p.copy_done = c.done();
+        }
+        None => p.copy_done = true,
+    });
+}
+
+/// The captured tables' row count estimate (`information_schema`), for
+/// copy progress; 0 when unknown.
+pub(crate) async fn estimate_rows(reader: &BinlogReader) -> u64 {
+    let Ok(mut conn) = mysql_async::Conn::new(reader.opts.clone()).await else {
+        return 0;
+    };
+    let mut total = 0u64;
+    for (db, table) in &reader.tables {
+        let n: Option<Option<u64>> = conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .ok()
+            .flatten();
+        total += n.flatten().unwrap_or(0);
+    }
+    let _ = conn.disconnect().await;
+    total
 }

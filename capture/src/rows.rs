@@ -17,7 +17,7 @@ use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 use revdoor_core::event::Row;
 
-use crate::binlog::convert_value;
+use crate::values::convert_value;
 
 /// What the rows of one table map decode with.
 #[derive(Debug, Clone, PartialEq)]

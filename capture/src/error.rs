@@ -1,0 +1,26 @@
+//! Errors of capture, classified by what happens next.
+
+/// Errors of a capture stream, classified by what happens next.
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    /// The data or configuration is wrong: stop the stream, tell the operator.
+    #[error("{0}")]
+    Definite(String),
+    /// I/O, connection, broker: retry with backoff.
+    #[error("{0}")]
+    Transient(String),
+    /// A newer owner of the stream exists: stop, never retry.
+    #[error("fenced: {0}")]
+    Fenced(String),
+}
+
+impl CaptureError {
+    pub(crate) fn transient(what: &str, e: impl std::fmt::Display) -> Self {
+        CaptureError::Transient(format!("{what}: {e}"))
+    }
+
+    /// Whether retrying could help.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, CaptureError::Transient(_))
+    }
+}
