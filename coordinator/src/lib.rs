@@ -14,6 +14,8 @@
 //! - [`vdiff`]: `revdoor vdiff` — compare source and target at one
 //!   consistent point.
 
+mod assign;
+mod config;
 pub mod create;
 pub mod leader;
 pub mod lock;

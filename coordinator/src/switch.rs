@@ -50,8 +50,9 @@ use revdoor_core::workflow::{
     StreamKind, StreamSpec, StreamStatus, SwitchSummary, WorkflowSpec, WorkflowState,
 };
 
+use crate::assign::assign;
+use crate::config::Config;
 use crate::create::{keyspace, routing_ops};
-use crate::leader::Config;
 use crate::registry::{Guard, Registry};
 use crate::shard;
 use crate::Error;
@@ -934,7 +935,7 @@ async fn wait_streams_stopped(ctx: &Ctx<'_>) -> Result<(), Error> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         // The assignment pass runs in this same loop: run it here.
-        crate::leader::assign(ctx.reg, ctx.guard).await?;
+        assign(ctx.reg, ctx.guard).await?;
         let left = ctx.reg.keys(&ctx.reg.prefix.statuses(&ctx.wf)).await?;
         if left.is_empty() {
             return Ok(());

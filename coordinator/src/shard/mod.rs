@@ -1,0 +1,95 @@
+//! What the coordinator does on a shard's server: fences, positions,
+//! applied positions, table copies.
+//!
+//! # Fences (DESIGN §6 step 2, way (b))
+//!
+//! `workflow create` installs, on every moved table of both keyspaces,
+//! `BEFORE INSERT/UPDATE/DELETE` triggers that read the table's row in
+//! `_revdoor.fences` with `LOCK IN SHARE MODE` and `SIGNAL SQLSTATE '45000'`
+//! with the row's message when it is fenced. revdoor's own account (the user
+//! of the shard's URL, which apply writes through) is exempt. Fencing a
+//! shard is then one `UPDATE` of its workflow's rows: it waits for every
+//! in-flight writer of a moved table (each holds the shared lock until it
+//! commits), so no write to a moved table can commit after the fence's own
+//! GTID; writers that come later read `fenced = 1` and fail with the message.
+//! The target is fenced from `create` on; the source until a switch.
+
+mod fence;
+mod positions;
+mod tables;
+
+pub use fence::{install_fences, mark, remove_fences, set_fenced, set_read_only};
+pub use positions::{applied_position, delete_stream_state, has_stream_state, position};
+pub use tables::{create_table, drop_table, has_rows, show_create};
+
+use mysql_async::{Conn, Opts};
+
+use crate::Error;
+
+fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
+    let what = format!("{what} on {}", redact(url));
+    move |e| Error::Sql(format!("{what}: {e}"))
+}
+
+/// The table (or its database) does not exist: an idempotent step that
+/// finds nothing to do.
+fn no_table(e: &mysql_async::Error) -> bool {
+    matches!(e, mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049)
+}
+
+/// A URL without its password.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.find(':') {
+                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Connect to a shard's server.
+pub async fn connect(url: &str) -> Result<Conn, Error> {
+    let opts = Opts::from_url(url)
+        .map_err(|e| Error::Refused(format!("bad MySQL URL '{}': {e}", redact(url))))?;
+    let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
+        .conn_ttl(None)
+        .into();
+    Conn::new(opts)
+        .await
+        .map_err(|e| Error::Sql(format!("cannot connect to {}: {e}", redact(url))))
+}
+
+/// The account apply writes through (exempt from fences).
+pub fn account(url: &str) -> Result<String, Error> {
+    let opts = Opts::from_url(url)
+        .map_err(|e| Error::Refused(format!("bad MySQL URL '{}': {e}", redact(url))))?;
+    Ok(opts.user().unwrap_or("root").to_string())
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("it's"), "'it''s'");
+        assert_eq!(ident("a`b"), "`a``b`");
+        assert_eq!(redact("mysql://u:pw@h:1"), "mysql://u:***@h:1");
+        assert_eq!(
+            account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),
+            "revdoor"
+        );
+    }
+}

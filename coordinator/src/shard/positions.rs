@@ -1,0 +1,75 @@
+//! GTID positions: the server's own, and what apply checkpointed on a
+//! destination (`_revdoor.stream_state`, read; deleted with apply's other
+//! rows when a workflow ends).
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::{no_table, sql};
+use crate::Error;
+
+/// The server's binlog GTID position (MariaDB `@@gtid_binlog_pos`, MySQL
+/// `@@gtid_executed`).
+pub async fn position(conn: &mut Conn, url: &str) -> Result<String, Error> {
+    let pos: Option<String> = match conn.query_first("SELECT @@global.gtid_binlog_pos").await {
+        Ok(p) => p,
+        Err(_) => conn
+            .query_first("SELECT @@global.gtid_executed")
+            .await
+            .map_err(sql("read GTID position", url))?,
+    };
+    Ok(pos.unwrap_or_default())
+}
+
+/// The source position stream `(workflow, direction, partition)` has
+/// applied on this destination (`_revdoor.stream_state.source_gtid`).
+pub async fn applied_position(
+    conn: &mut Conn,
+    url: &str,
+    workflow: &str,
+    direction: &str,
+    partition: i32,
+) -> Result<Option<String>, Error> {
+    conn.exec_first(
+        "SELECT source_gtid FROM _revdoor.stream_state \
+         WHERE workflow = ? AND direction = ? AND `partition` = ?",
+        (workflow, direction, partition),
+    )
+    .await
+    .or_else(|e| if no_table(&e) { Ok(None) } else { Err(e) })
+    .map_err(sql("read stream_state", url))
+}
+
+/// Whether `_revdoor.stream_state` holds rows of `workflow` (a workflow of
+/// that name ran here before).
+pub async fn has_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<bool, Error> {
+    let n: Option<u8> = conn
+        .exec_first(
+            "SELECT 1 FROM _revdoor.stream_state WHERE workflow = ? LIMIT 1",
+            (workflow,),
+        )
+        .await
+        .or_else(|e| if no_table(&e) { Ok(None) } else { Err(e) })
+        .map_err(sql("read stream_state", url))?;
+    Ok(n.is_some())
+}
+
+/// Delete `workflow`'s checkpoint and skip rows (after complete / cancel).
+pub async fn delete_stream_state(conn: &mut Conn, url: &str, workflow: &str) -> Result<(), Error> {
+    for table in [
+        "stream_state",
+        "stream_skips",
+        "applied_txns",
+        "holds",
+        "ddls",
+    ] {
+        conn.exec_drop(
+            format!("DELETE FROM _revdoor.{table} WHERE workflow = ?"),
+            (workflow,),
+        )
+        .await
+        .or_else(|e| if no_table(&e) { Ok(()) } else { Err(e) })
+        .map_err(sql("delete stream state", url))?;
+    }
+    Ok(())
+}

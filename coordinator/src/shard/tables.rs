@@ -1,0 +1,82 @@
+//! The moved tables on a server: their `CREATE TABLE`, creating, checking
+//! for rows, dropping or renaming them.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use super::{ident, no_table, sql};
+use crate::Error;
+
+/// `CREATE TABLE` of `db.table` as the server has it, if the table exists.
+pub async fn show_create(
+    conn: &mut Conn,
+    url: &str,
+    db: &str,
+    table: &str,
+) -> Result<Option<String>, Error> {
+    let row: Result<Option<(String, String)>, _> = conn
+        .query_first(format!("SHOW CREATE TABLE {}.{}", ident(db), ident(table)))
+        .await;
+    match row {
+        Ok(r) => Ok(r.map(|(_, ddl)| ddl)),
+        Err(e) if no_table(&e) => Ok(None),
+        Err(e) => Err(sql("SHOW CREATE TABLE", url)(e)),
+    }
+}
+
+/// Create `db` if absent and run `create_table` in it.
+pub async fn create_table(
+    conn: &mut Conn,
+    url: &str,
+    db: &str,
+    create_table: &str,
+) -> Result<(), Error> {
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", ident(db)))
+        .await
+        .map_err(sql("create database", url))?;
+    conn.query_drop(format!("USE {}", ident(db)))
+        .await
+        .map_err(sql("use database", url))?;
+    conn.query_drop(create_table)
+        .await
+        .map_err(sql(&format!("create table in {db}"), url))
+}
+
+/// Whether `db.table` has at least one row.
+pub async fn has_rows(conn: &mut Conn, url: &str, db: &str, table: &str) -> Result<bool, Error> {
+    let one: Option<u8> = conn
+        .query_first(format!(
+            "SELECT 1 FROM {}.{} LIMIT 1",
+            ident(db),
+            ident(table)
+        ))
+        .await
+        .map_err(sql("read table", url))?;
+    Ok(one.is_some())
+}
+
+/// Drop, or rename to `_<table>_old`, a moved table.
+pub async fn drop_table(
+    conn: &mut Conn,
+    url: &str,
+    db: &str,
+    table: &str,
+    rename: bool,
+) -> Result<(), Error> {
+    let stmt = if rename {
+        format!(
+            "RENAME TABLE {db_}.{t} TO {db_}.{old}",
+            db_ = ident(db),
+            t = ident(table),
+            old = ident(&format!("_{table}_old"))
+        )
+    } else {
+        format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(table))
+    };
+    match conn.query_drop(stmt).await {
+        Ok(()) => Ok(()),
+        // Renamed or dropped already (idempotent retry).
+        Err(e) if no_table(&e) => Ok(()),
+        Err(e) => Err(sql("drop table", url)(e)),
+    }
+}

@@ -1,0 +1,278 @@
+//! How a table's columns are read, ordered, checksummed and placed: the
+//! SQL of the comparison rule ([`super`] docs) and the values it reads.
+
+use mysql_async::Value;
+use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
+use revdoor_core::sqltype::SqlType;
+
+use super::record::KeyPart;
+
+/// How a column is read, ordered and checksummed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Int {
+        unsigned: bool,
+    },
+    /// Character data: compared as utf8mb4, ordered by `WEIGHT_STRING`.
+    Text,
+    Binary,
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+    Temporal,
+    /// Compared by its text; cannot be part of an ordered key here.
+    Other,
+}
+
+pub(super) fn kind(t: &SqlType) -> Kind {
+    match t {
+        SqlType::TinyInt { unsigned }
+        | SqlType::SmallInt { unsigned }
+        | SqlType::MediumInt { unsigned }
+        | SqlType::Int { unsigned }
+        | SqlType::BigInt { unsigned } => Kind::Int {
+            unsigned: *unsigned,
+        },
+        SqlType::Year => Kind::Int { unsigned: true },
+        SqlType::String { .. } | SqlType::Json => Kind::Text,
+        SqlType::Binary { .. } | SqlType::Geometry => Kind::Binary,
+        SqlType::Decimal { precision, scale } => Kind::Decimal {
+            precision: *precision,
+            scale: *scale,
+        },
+        SqlType::Date | SqlType::DateTime { .. } | SqlType::Timestamp { .. } => Kind::Temporal,
+        _ => Kind::Other,
+    }
+}
+
+pub(super) fn q(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+pub(super) struct TableDef {
+    /// `db`.`table`, quoted.
+    pub(super) from: String,
+    pub(super) names: Vec<String>,
+    pub(super) kinds: Vec<Kind>,
+    pub(super) pk: Vec<usize>,
+    pub(super) sharding: Vec<usize>,
+    /// Several destination shards: check placement.
+    pub(super) placement: bool,
+}
+
+impl TableDef {
+    /// `SELECT` list: the order keys of the primary key, then `extra`.
+    pub(super) fn order_exprs(&self) -> Vec<String> {
+        self.pk
+            .iter()
+            .map(|&i| match self.kinds[i] {
+                Kind::Text => format!("WEIGHT_STRING({})", q(&self.names[i])),
+                _ => q(&self.names[i]),
+            })
+            .collect()
+    }
+
+    pub(super) fn pk_cols(&self) -> String {
+        self.pk
+            .iter()
+            .map(|&i| q(&self.names[i]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The sharding key as canonical values (keyspace_id module docs).
+    pub(super) fn sharding_exprs(&self) -> Vec<String> {
+        self.sharding
+            .iter()
+            .map(|&i| {
+                let c = q(&self.names[i]);
+                match self.kinds[i] {
+                    Kind::Int { .. } => c,
+                    Kind::Text | Kind::Binary => format!("CAST({c} AS BINARY)"),
+                    Kind::Temporal => format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
+                    Kind::Decimal { .. } | Kind::Other => format!("CAST({c} AS CHAR)"),
+                }
+            })
+            .collect()
+    }
+
+    /// One row's checksum input: every column, unambiguous, as the
+    /// comparison rule ([`super`] docs) sees it.
+    pub(super) fn row_text(&self) -> String {
+        let parts: Vec<String> = self
+            .names
+            .iter()
+            .zip(&self.kinds)
+            .map(|(n, k)| {
+                let c = q(n);
+                let e = match k {
+                    Kind::Text => format!("HEX(CONVERT({c} USING utf8mb4))"),
+                    Kind::Binary => format!("HEX({c})"),
+                    Kind::Temporal => format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
+                    _ => format!("HEX(CAST({c} AS CHAR))"),
+                };
+                format!("IFNULL({e}, 'N')")
+            })
+            .collect();
+        format!("CONCAT_WS(',', {})", parts.join(", "))
+    }
+
+    /// `key > last` (or `<= upper`) over the primary key, lexicographic.
+    fn compare(
+        &self,
+        key: &[KeyPart],
+        after: bool,
+        sql: &mut Vec<String>,
+        params: &mut Vec<Value>,
+    ) {
+        let n = self.pk.len();
+        let mut ors = Vec::new();
+        for i in 0..n {
+            let mut ands = Vec::new();
+            for (j, &col) in self.pk.iter().enumerate().take(i + 1) {
+                let op = if j < i {
+                    "="
+                } else if after {
+                    ">"
+                } else if i + 1 < n {
+                    "<"
+                } else {
+                    "<="
+                };
+                let param = match self.kinds[col] {
+                    Kind::Decimal { precision, scale } => {
+                        format!("CAST(? AS DECIMAL({precision},{scale}))")
+                    }
+                    _ => "?".to_string(),
+                };
+                ands.push(format!("{} {op} {param}", q(&self.names[col])));
+                params.push(key[j].param());
+            }
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        sql.push(format!("({})", ors.join(" OR ")));
+    }
+
+    pub(super) fn range(
+        &self,
+        after: Option<&[KeyPart]>,
+        upto: Option<&[KeyPart]>,
+    ) -> (String, Vec<Value>) {
+        let mut conds = Vec::new();
+        let mut params = Vec::new();
+        if let Some(k) = after {
+            self.compare(k, true, &mut conds, &mut params);
+        }
+        if let Some(k) = upto {
+            self.compare(k, false, &mut conds, &mut params);
+        }
+        if conds.is_empty() {
+            ("TRUE".to_string(), params)
+        } else {
+            (conds.join(" AND "), params)
+        }
+    }
+}
+
+/// A value as text (NULL = `None`); temporal values with six fraction
+/// digits.
+pub(super) fn text(v: &Value) -> Option<Vec<u8>> {
+    Some(match v {
+        Value::NULL => return None,
+        Value::Bytes(b) => b.clone(),
+        Value::Int(i) => i.to_string().into_bytes(),
+        Value::UInt(u) => u.to_string().into_bytes(),
+        Value::Float(f) => f.to_string().into_bytes(),
+        Value::Double(d) => d.to_string().into_bytes(),
+        Value::Date(y, mo, d, h, mi, s, us) => {
+            format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}.{us:06}").into_bytes()
+        }
+        Value::Time(neg, d, h, mi, s, us) => format!(
+            "{}{:02}:{mi:02}:{s:02}.{us:06}",
+            if *neg { "-" } else { "" },
+            u64::from(*d) * 24 + u64::from(*h)
+        )
+        .into_bytes(),
+    })
+}
+
+pub(super) fn shown(b: &Option<Vec<u8>>) -> Option<String> {
+    b.as_ref().map(|b| match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => format!(
+            "0x{}",
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        ),
+    })
+}
+
+/// Order of one key column.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum OrdPart {
+    Int(i128),
+    Bytes(Vec<u8>),
+}
+
+pub(super) fn ord_part(kind: Kind, v: &Value) -> Result<OrdPart, String> {
+    let t = text(v).ok_or("NULL in a primary key")?;
+    let s = String::from_utf8_lossy(&t);
+    match kind {
+        Kind::Int { .. } => s
+            .parse::<i128>()
+            .map(OrdPart::Int)
+            .map_err(|e| format!("key value {s}: {e}")),
+        Kind::Decimal { scale, .. } => {
+            let (neg, digits) = s.strip_prefix('-').map_or((false, &*s), |d| (true, d));
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+            let mut frac = frac.to_string();
+            while frac.len() < usize::from(scale) {
+                frac.push('0');
+            }
+            let n: i128 = format!("{int}{frac}")
+                .parse()
+                .map_err(|e| format!("key value {s}: {e}"))?;
+            Ok(OrdPart::Int(if neg { -n } else { n }))
+        }
+        _ => Ok(OrdPart::Bytes(t)),
+    }
+}
+
+pub(super) fn key_part(kind: Kind, v: &Value) -> Result<KeyPart, String> {
+    let t = text(v).ok_or("NULL in a primary key")?;
+    Ok(match kind {
+        Kind::Int { unsigned: false } => KeyPart::Int(
+            String::from_utf8_lossy(&t)
+                .parse()
+                .map_err(|e| format!("key value: {e}"))?,
+        ),
+        Kind::Int { unsigned: true } => KeyPart::UInt(
+            String::from_utf8_lossy(&t)
+                .parse()
+                .map_err(|e| format!("key value: {e}"))?,
+        ),
+        _ => KeyPart::Bytes(t),
+    })
+}
+
+/// The keyspace id of a row from its sharding expressions' values.
+pub(super) fn ksid(def: &TableDef, vals: &[Value]) -> u64 {
+    let texts: Vec<Option<Vec<u8>>> = vals.iter().map(text).collect();
+    let keys: Vec<KeyValue<'_>> = def
+        .sharding
+        .iter()
+        .zip(&texts)
+        .map(|(&i, t)| match (def.kinds[i], t) {
+            (_, None) => KeyValue::Null,
+            (Kind::Int { unsigned: false }, Some(t)) => {
+                KeyValue::Int(String::from_utf8_lossy(t).parse().unwrap_or_default())
+            }
+            (Kind::Int { unsigned: true }, Some(t)) => {
+                KeyValue::UInt(String::from_utf8_lossy(t).parse().unwrap_or_default())
+            }
+            (Kind::Text | Kind::Binary, Some(t)) => KeyValue::Bytes(t),
+            (_, Some(t)) => KeyValue::Other(String::from_utf8_lossy(t)),
+        })
+        .collect();
+    keyspace_id(&keys)
+}
