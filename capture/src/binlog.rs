@@ -51,6 +51,9 @@ use tokio_util::sync::CancellationToken;
 use crate::ddl::{captured_tables_changed, Ddl};
 use crate::rows::{decode_rows, RowLayout};
 use crate::values::convert_value;
+use revdoor_mysql::engine::Flavor;
+use revdoor_mysql::preflight;
+
 use crate::CaptureError;
 
 /// MariaDB's GTID event (not decoded by mysql_common).
@@ -123,13 +126,6 @@ pub struct Watermark {
     /// High (true) or low (false).
     pub high: bool,
 }
-
-/// The table holding copy watermarks on every origin.
-pub const WATERMARKS_DDL: &str = "CREATE TABLE IF NOT EXISTS _revdoor.watermarks (
-    stream VARCHAR(255) NOT NULL PRIMARY KEY,
-    seq    BIGINT UNSIGNED NOT NULL,
-    kind   VARCHAR(4) NOT NULL
-) ENGINE=InnoDB";
 
 /// Row changes the reader may have framed and handed on that the publisher
 /// has not taken yet: with the publisher's own batch limit this bounds
@@ -243,120 +239,7 @@ pub struct BinlogReader {
     pub watermark_stream: Option<String>,
 }
 
-/// The server's engine, which decides the GTID protocol.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flavor {
-    Mariadb,
-    Mysql,
-}
-
-impl Flavor {
-    /// MariaDB if `@@version` says so, MySQL otherwise.
-    pub async fn of(conn: &mut Conn) -> Result<Flavor, CaptureError> {
-        let version: Option<String> = conn
-            .query_first("SELECT @@version")
-            .await
-            .map_err(|e| CaptureError::transient("read server version", e))?;
-        Ok(Flavor::from_version(&version.unwrap_or_default()))
-    }
-
-    fn from_version(version: &str) -> Flavor {
-        if version.to_ascii_lowercase().contains("mariadb") {
-            Flavor::Mariadb
-        } else {
-            Flavor::Mysql
-        }
-    }
-}
-
 impl BinlogReader {
-    /// Check the settings capture depends on. Each failure names the setting,
-    /// its value and the value needed.
-    pub async fn preflight(conn: &mut Conn) -> Result<(), CaptureError> {
-        let row: Option<(String, String, String, String)> = conn
-            .query_first(
-                "SELECT @@global.binlog_format, @@global.binlog_row_image, \
-                 @@global.binlog_row_metadata, CAST(@@global.log_bin AS CHAR)",
-            )
-            .await
-            .map_err(|e| CaptureError::transient("read binlog settings", e))?;
-        let Some((format, image, metadata, log_bin)) = row else {
-            return Err(CaptureError::Definite(
-                "binlog settings query returned no row".into(),
-            ));
-        };
-        // log_bin reads as 1 or ON depending on server and cast.
-        let log_bin = if log_bin == "1" {
-            "ON".to_string()
-        } else {
-            log_bin
-        };
-        let checks = [
-            ("log_bin", log_bin, "ON"),
-            ("binlog_format", format, "ROW"),
-            ("binlog_row_image", image, "FULL"),
-            ("binlog_row_metadata", metadata, "FULL"),
-        ];
-        for (name, have, want) in checks {
-            check_setting(name, &have, want)?;
-        }
-        if Flavor::of(conn).await? == Flavor::Mysql {
-            // Each of these exists from some 8.0 release on; a server
-            // without the variable cannot have the feature.
-            for (name, want) in [
-                ("gtid_mode", "ON"),
-                ("enforce_gtid_consistency", "ON"),
-                ("binlog_transaction_compression", "0"),
-                ("binlog_row_value_options", ""),
-            ] {
-                let have: Option<Option<String>> = conn
-                    .query_first(format!("SELECT CAST(@@global.{name} AS CHAR)"))
-                    .await
-                    .ok();
-                if let Some(Some(have)) = have {
-                    let have = match (name, have.as_str()) {
-                        ("binlog_transaction_compression", "1") => "ON".to_string(),
-                        ("binlog_transaction_compression", "0") => "0".to_string(),
-                        _ => have,
-                    };
-                    let want_text = if name == "binlog_transaction_compression" {
-                        "OFF"
-                    } else {
-                        want
-                    };
-                    let have_text = if have == "0" {
-                        "OFF".to_string()
-                    } else {
-                        have.clone()
-                    };
-                    if !have.eq_ignore_ascii_case(want) {
-                        check_setting(name, &have_text, want_text)?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The server's current GTID position (MariaDB `@@gtid_binlog_pos`,
-    /// MySQL `@@gtid_executed`).
-    pub async fn current_position(conn: &mut Conn) -> Result<String, CaptureError> {
-        let var = match Flavor::of(conn).await? {
-            Flavor::Mariadb => "gtid_binlog_pos",
-            Flavor::Mysql => "gtid_executed",
-        };
-        let pos: Option<String> = conn
-            .query_first(format!("SELECT @@global.{var}"))
-            .await
-            .map_err(|e| CaptureError::transient(&format!("read {var}"), e))?;
-        // MySQL breaks long sets over lines.
-        Ok(pos
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect())
-    }
-
     /// Stream committed transactions after `start` (a MariaDB GTID list) into
     /// `out` until `cancel` fires or an error occurs.
     pub async fn run(
@@ -368,7 +251,7 @@ impl BinlogReader {
         let mut conn = Conn::new(self.opts.clone())
             .await
             .map_err(|e| CaptureError::transient("connect to source", e))?;
-        Self::preflight(&mut conn).await?;
+        preflight::binlog_settings(&mut conn).await?;
         let flavor = Flavor::of(&mut conn).await?;
         let heartbeat_ns = self.heartbeat.as_nanos().max(1_000_000);
         let session = match flavor {
@@ -452,16 +335,6 @@ fn mysql_sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
             )
         })
         .collect()
-}
-
-fn check_setting(name: &str, have: &str, want: &str) -> Result<(), CaptureError> {
-    if have.eq_ignore_ascii_case(want) {
-        return Ok(());
-    }
-    Err(CaptureError::Definite(format!(
-        "server setting {name} is '{have}', revdoor needs '{want}' \
-         (set it in the server's config and restart, or SET GLOBAL where dynamic)"
-    )))
 }
 
 fn classify_stream_error(start: &str, last: &str, e: mysql_async::Error) -> CaptureError {
@@ -861,16 +734,6 @@ fn sql_escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn flavor_from_version() {
-        assert_eq!(
-            Flavor::from_version("10.11.6-MariaDB-0+deb12u1-log"),
-            Flavor::Mariadb
-        );
-        assert_eq!(Flavor::from_version("8.0.36"), Flavor::Mysql);
-        assert_eq!(Flavor::from_version("8.4.0-commercial"), Flavor::Mysql);
-    }
 
     #[test]
     fn gtid_set_becomes_the_dump_requests_sid_list() {

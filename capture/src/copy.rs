@@ -35,7 +35,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::binlog::{BinlogReader, RowChange, SourceTxn, WATERMARKS_DDL};
+use revdoor_mysql::schema::WATERMARKS_DDL;
+
+use crate::binlog::{BinlogReader, RowChange, SourceTxn};
 use crate::publish::Codecs;
 use crate::values::value_from_mysql;
 use crate::CaptureError;

@@ -24,3 +24,20 @@ impl CaptureError {
         matches!(self, CaptureError::Transient(_))
     }
 }
+
+impl From<revdoor_mysql::MysqlError> for CaptureError {
+    /// A failed statement is retried; a refusal stops the stream.
+    fn from(e: revdoor_mysql::MysqlError) -> Self {
+        match e {
+            revdoor_mysql::MysqlError::Query { .. } => CaptureError::Transient(e.to_string()),
+            revdoor_mysql::MysqlError::Refused(m) => CaptureError::Definite(m),
+        }
+    }
+}
+
+impl From<revdoor_kafka::KafkaError> for CaptureError {
+    /// Topic administration failed: retried.
+    fn from(e: revdoor_kafka::KafkaError) -> Self {
+        CaptureError::Transient(e.0)
+    }
+}

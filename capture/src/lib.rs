@@ -21,7 +21,6 @@ pub mod failpoints;
 pub mod publish;
 pub mod route;
 pub mod rows;
-pub mod schema;
 mod stream;
 mod values;
 

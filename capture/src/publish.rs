@@ -20,8 +20,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -152,99 +150,6 @@ impl StreamId {
     pub fn checkpoint_key(&self) -> String {
         format!("{}.{}", self.direction, self.shard)
     }
-}
-
-/// Create the stream topic and the compacted offsets topic if absent.
-pub async fn ensure_topics(
-    brokers: &str,
-    id: &StreamId,
-    partitions: i32,
-) -> Result<(), CaptureError> {
-    let admin = admin_client(brokers)?;
-    let topic = id.topic();
-    let offsets = id.offsets_topic();
-    let topics = [
-        NewTopic::new(&topic, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&offsets, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
-        NewTopic::new(SCHEMAS_TOPIC, 1, TopicReplication::Fixed(1))
-            .set("cleanup.policy", "compact"),
-    ];
-    let results = admin
-        .create_topics(
-            &topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|e| CaptureError::transient("create topics", e))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => {
-                return Err(CaptureError::Transient(format!("create topic {t}: {code}")));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, CaptureError> {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .create()
-        .map_err(|e| CaptureError::transient("create Kafka admin client", e))
-}
-
-/// Which of a workflow's topics (`revdoor.<workflow>.forward|reverse|offsets`)
-/// exist.
-pub async fn workflow_topics(brokers: &str, workflow: &str) -> Result<Vec<String>, CaptureError> {
-    let brokers = brokers.to_string();
-    let prefix = format!("revdoor.{workflow}.");
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .create()
-            .map_err(|e| CaptureError::transient("create Kafka client", e))?;
-        let md = consumer
-            .fetch_metadata(None, Duration::from_secs(10))
-            .map_err(|e| CaptureError::transient("read Kafka metadata", e))?;
-        Ok(md
-            .topics()
-            .iter()
-            .map(|t| t.name().to_string())
-            .filter(|n| {
-                n.strip_prefix(&prefix)
-                    .is_some_and(|rest| ["forward", "reverse", "offsets"].contains(&rest))
-            })
-            .collect())
-    })
-    .await
-    .map_err(|e| CaptureError::Transient(format!("metadata task: {e}")))?
-}
-
-/// Delete a workflow's topics (after `complete` or `cancel`).
-pub async fn delete_workflow_topics(brokers: &str, workflow: &str) -> Result<(), CaptureError> {
-    let topics = workflow_topics(brokers, workflow).await?;
-    if topics.is_empty() {
-        return Ok(());
-    }
-    let admin = admin_client(brokers)?;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let results = admin
-        .delete_topics(
-            &names,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        )
-        .await
-        .map_err(|e| CaptureError::transient("delete topics", e))?;
-    for r in results {
-        match r {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((t, code)) => {
-                return Err(CaptureError::Transient(format!("delete topic {t}: {code}")))
-            }
-        }
-    }
-    Ok(())
 }
 
 /// Read this stream's last committed checkpoint (GTID position) from the

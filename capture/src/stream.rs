@@ -18,8 +18,8 @@ use crate::copy::{estimate_rows, report_copy, Chunk, Copier, CopyState, Window};
 use crate::ddl::OnDdl;
 use crate::publish::{self, Codecs, KafkaTxn, Publisher, StreamId, TxnEncoder};
 use crate::route::Router;
-use crate::schema;
 use crate::{CaptureError, Checkpoint};
+use revdoor_mysql::{preflight, tables};
 
 /// Everything one capture stream needs.
 #[derive(Debug, Clone)]
@@ -63,7 +63,13 @@ pub struct Capture {
 impl Capture {
     /// Create the topics if absent and take ownership of the stream.
     pub async fn open(cfg: CaptureConfig) -> Result<Self, CaptureError> {
-        publish::ensure_topics(&cfg.brokers, &cfg.id, cfg.partitions).await?;
+        revdoor_kafka::ensure_topics(
+            &cfg.brokers,
+            &cfg.id.topic(),
+            &cfg.id.offsets_topic(),
+            cfg.partitions,
+        )
+        .await?;
         let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.router.clone()).await?;
         Ok(Capture { cfg, publisher })
     }
@@ -538,7 +544,7 @@ async fn start_position(
                 let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
                     .await
                     .map_err(|e| CaptureError::transient("connect to source", e))?;
-                BinlogReader::current_position(&mut conn).await?
+                preflight::current_position(&mut conn).await?
             }
         },
     })
@@ -585,7 +591,7 @@ async fn on_ddl(
                 if !cfg.reader.tables.contains(&(db.clone(), table.clone())) {
                     continue;
                 }
-                match schema::load_table_schema(&mut conn, db, table).await {
+                match tables::load_table_schema(&mut conn, db, table).await {
                     Ok(def) => {
                         let codec = EventCodec::new(def)
                             .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
@@ -612,10 +618,10 @@ async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
     let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
         .await
         .map_err(|e| CaptureError::transient("connect to source", e))?;
-    schema::check_privileges(&mut conn).await?;
+    preflight::check_privileges(&mut conn).await?;
     let mut codecs = Codecs::new();
     for (db, table) in &cfg.reader.tables {
-        let def = schema::load_table_schema(&mut conn, db, table).await?;
+        let def = tables::load_table_schema(&mut conn, db, table).await?;
         let codec = EventCodec::new(def)
             .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
         cfg.router.check_table(&codec)?;

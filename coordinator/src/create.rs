@@ -3,8 +3,6 @@
 
 use std::collections::BTreeMap;
 
-use revdoor_capture::binlog::BinlogReader;
-use revdoor_capture::schema;
 use revdoor_core::avro::EventCodec;
 use revdoor_core::keyrange::{check_partition, KeyRange};
 use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
@@ -12,6 +10,7 @@ use revdoor_core::workflow::{
     now_ms, plan_streams, KeyspaceSpec, Phase, RoutingRule, ShardSpec, StreamKind, WorkflowSpec,
     WorkflowState,
 };
+use revdoor_mysql::{preflight, tables};
 
 use crate::registry::Registry;
 use crate::shard::{self, redact};
@@ -92,7 +91,7 @@ fn split_table(t: &str) -> Result<(String, String), Error> {
     }
 }
 
-fn refused(where_: String) -> impl FnOnce(revdoor_capture::CaptureError) -> Error {
+fn refused(where_: String) -> impl FnOnce(revdoor_mysql::MysqlError) -> Error {
     move |e| Error::Refused(format!("{where_}: {e}"))
 }
 
@@ -159,14 +158,14 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         let mut conn = shard::connect(&s.url)
             .await
             .map_err(|e| Error::Refused(format!("{at}: {e}")))?;
-        BinlogReader::preflight(&mut conn)
+        preflight::binlog_settings(&mut conn)
             .await
             .map_err(refused(at.clone()))?;
-        schema::check_privileges(&mut conn)
+        preflight::check_privileges(&mut conn)
             .await
             .map_err(refused(at.clone()))?;
         for ((db, t), name) in pairs.iter().zip(&tables) {
-            let def = schema::load_table_schema(&mut conn, db, t)
+            let def = tables::load_table_schema(&mut conn, db, t)
                 .await
                 .map_err(refused(at.clone()))?;
             EventCodec::new(def.clone())
@@ -202,10 +201,10 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         let mut conn = shard::connect(&s.url)
             .await
             .map_err(|e| Error::Refused(format!("{at}: {e}")))?;
-        BinlogReader::preflight(&mut conn)
+        preflight::binlog_settings(&mut conn)
             .await
             .map_err(refused(format!("{at} (needed for the reverse stream)")))?;
-        schema::check_privileges(&mut conn)
+        preflight::check_privileges(&mut conn)
             .await
             .map_err(refused(at.clone()))?;
         for ((db, t), name) in pairs.iter().zip(&tables) {
@@ -226,7 +225,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
 
     // A workflow of this name that ran before left its topics or
     // checkpoints: they would be read as this one's.
-    let leftovers = revdoor_capture::publish::workflow_topics(&req.brokers, wf.as_str())
+    let leftovers = revdoor_kafka::workflow_topics(&req.brokers, wf.as_str())
         .await
         .map_err(|e| Error::Kafka(format!("{e}")))?;
     if !leftovers.is_empty() {

@@ -527,18 +527,15 @@ async fn cutover(
     .first()
     .map(|s| s.partitions)
     .unwrap_or(1);
-    let topic_id = revdoor_capture::publish::StreamId {
-        workflow: ctx.wf.to_string(),
-        direction: new_dir.as_str().to_string(),
-        shard: new_origin
-            .shards
-            .first()
-            .map(|s| s.range.to_string())
-            .unwrap_or_default(),
-    };
-    revdoor_capture::publish::ensure_topics(&ctx.cfg.brokers, &topic_id, new_partitions)
-        .await
-        .map_err(|err| Error::Kafka(format!("create topic {}: {err}", topic_id.topic())))?;
+    let topic = revdoor_core::names::topic(&ctx.wf, new_dir);
+    revdoor_kafka::ensure_topics(
+        &ctx.cfg.brokers,
+        &topic,
+        &revdoor_core::names::offsets_topic(&ctx.wf),
+        new_partitions,
+    )
+    .await
+    .map_err(|err| Error::Kafka(format!("create topic {topic}: {err}")))?;
     let mut conns: BTreeMap<String, mysql_async::Conn> = BTreeMap::new();
     for a in &applies {
         if !conns.contains_key(&a.url) {
@@ -672,10 +669,7 @@ async fn cutover(
         }
         let n = ops.len();
         ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
-        Ok((
-            (),
-            format!("{n} {new_dir} streams on topic {}", topic_id.topic()),
-        ))
+        Ok(((), format!("{n} {new_dir} streams on topic {topic}")))
     })
     .await?;
     fail::fail_point!(failpoints::AFTER_REVERSE_CREATED);
@@ -991,7 +985,7 @@ async fn stop_and_unfence(
             shard::delete_stream_state(&mut c, &s.url, ctx.wf.as_str()).await?;
             let _ = c.disconnect().await;
         }
-        revdoor_capture::publish::delete_workflow_topics(&ctx.cfg.brokers, ctx.wf.as_str())
+        revdoor_kafka::delete_workflow_topics(&ctx.cfg.brokers, ctx.wf.as_str())
             .await
             .map_err(|err| Error::Kafka(format!("{err}")))?;
         Ok(((), "checkpoints and topics deleted".to_string()))

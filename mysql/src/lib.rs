@@ -4,6 +4,11 @@
 //! - [`ident`]: quoting identifiers and string literals;
 //! - [`param`]: change-event values as statement parameters;
 //! - [`codes`]: the server error codes revdoor reacts to, by name;
+//! - [`engine`]: MariaDB or MySQL;
+//! - [`preflight`]: server settings, the account's privileges, the current
+//!   GTID position;
+//! - [`tables`]: table definitions from `information_schema`, refused
+//!   when revdoor cannot carry them;
 //! - [`schema`]: revdoor's own `_revdoor` schema on every server — one place
 //!   for its table names and DDL, used by capture (watermarks, the loop
 //!   filter's checkpoint rows), apply (checkpoints, skips, parallel apply,
@@ -11,38 +16,46 @@
 //!
 //! # Errors
 //!
-//! [`MysqlError`] says what was being done and keeps the server's error as
-//! its source; [`MysqlError::is_transient`] tells whether a retry can help.
+//! [`MysqlError::Query`] says what was being done and keeps the server's
+//! error as its source; [`MysqlError::Refused`] is definite: the settings,
+//! privileges or definitions must change.
 
 pub mod codes;
+pub mod engine;
 pub mod ident;
 pub mod param;
+pub mod preflight;
 pub mod schema;
+pub mod tables;
 
 pub use ident::{quote_ident, quote_str};
 pub use param::to_param;
 
-/// A statement of revdoor's own failed.
+/// What went wrong talking to a server.
 #[derive(Debug, thiserror::Error)]
-#[error("{what}: {source}")]
-pub struct MysqlError {
-    /// What was being done (`"create _revdoor schema"`).
-    pub what: &'static str,
-    #[source]
-    pub source: mysql_async::Error,
+pub enum MysqlError {
+    /// A statement failed (connection, server): the caller decides whether
+    /// to retry (capture and the coordinator retry; [`codes`] names the
+    /// refusals a retry can get past).
+    #[error("{what}: {source}")]
+    Query {
+        /// What was being done (`"read binlog settings"`).
+        what: String,
+        #[source]
+        source: mysql_async::Error,
+    },
+    /// The server's settings, the account's privileges or a table's
+    /// definition are wrong for revdoor: the message says which and what to
+    /// do.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl MysqlError {
-    pub fn new(what: &'static str, source: mysql_async::Error) -> Self {
-        MysqlError { what, source }
-    }
-
-    /// Whether retrying could help: anything but a server's refusal, and
-    /// of refusals only the ones [`codes::is_transient`] names.
-    pub fn is_transient(&self) -> bool {
-        match &self.source {
-            mysql_async::Error::Server(se) => codes::is_transient(se.code),
-            _ => true,
+    pub fn query(what: impl Into<String>, source: mysql_async::Error) -> Self {
+        MysqlError::Query {
+            what: what.into(),
+            source,
         }
     }
 }

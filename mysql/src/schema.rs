@@ -114,7 +114,7 @@ pub async fn ensure_destination(conn: &mut Conn) -> Result<(), MysqlError> {
     for ddl in DESTINATION_DDL {
         conn.query_drop(ddl)
             .await
-            .map_err(|e| MysqlError::new("create _revdoor schema", e))?;
+            .map_err(|e| MysqlError::query("create _revdoor schema", e))?;
     }
     Ok(())
 }

@@ -6,7 +6,10 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
 use super::positions::position;
-use super::{account, ident, no_table, quote, sql};
+use revdoor_mysql::schema::FENCES_DDL;
+use revdoor_mysql::{quote_ident, quote_str};
+
+use super::{account, no_table, sql};
 use crate::Error;
 
 /// Trigger name for (workflow, table, op): `_revdoor_fence_<op>_<hash>`
@@ -15,18 +18,6 @@ fn trigger_name(workflow: &str, db: &str, table: &str, op: &str) -> String {
     let h = xxhash_rust::xxh3::xxh3_64(format!("{workflow}\0{db}\0{table}").as_bytes());
     format!("_revdoor_fence_{op}_{h:016x}")
 }
-
-const FENCES_DDL: [&str; 2] = [
-    "CREATE DATABASE IF NOT EXISTS _revdoor",
-    "CREATE TABLE IF NOT EXISTS _revdoor.fences (
-        workflow VARCHAR(64) NOT NULL,
-        db       VARCHAR(64) NOT NULL,
-        tbl      VARCHAR(64) NOT NULL,
-        fenced   TINYINT NOT NULL,
-        message  VARCHAR(400) NOT NULL,
-        PRIMARY KEY (workflow, db, tbl)
-    ) ENGINE=InnoDB",
-];
 
 /// Install the fence rows and triggers of `workflow` on `tables` of this
 /// server, fenced or not, with `message`. Idempotent: existing triggers
@@ -77,13 +68,13 @@ pub async fn install_fences(
                      IF f <> 0 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = m; END IF; \
                    END IF; \
                  END",
-                db_ = ident(db),
-                name_ = ident(&name),
-                table_ = ident(table),
-                exempt_ = quote(&exempt),
-                wf_ = quote(workflow),
-                dbq = quote(db),
-                tq = quote(table),
+                db_ = quote_ident(db),
+                name_ = quote_ident(&name),
+                table_ = quote_ident(table),
+                exempt_ = quote_str(&exempt),
+                wf_ = quote_str(workflow),
+                dbq = quote_str(db),
+                tq = quote_str(table),
             );
             conn.query_drop(body)
                 .await
@@ -105,8 +96,8 @@ pub async fn remove_fences(
             let name = trigger_name(workflow, db, table, op);
             conn.query_drop(format!(
                 "DROP TRIGGER IF EXISTS {}.{}",
-                ident(db),
-                ident(&name)
+                quote_ident(db),
+                quote_ident(&name)
             ))
             .await
             .map_err(sql("drop fence trigger", url))?;

@@ -31,11 +31,9 @@ fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
     move |e| Error::Sql(format!("{what}: {e}"))
 }
 
-/// The table (or its database) does not exist: an idempotent step that
-/// finds nothing to do.
-fn no_table(e: &mysql_async::Error) -> bool {
-    matches!(e, mysql_async::Error::Server(s) if s.code == 1146 || s.code == 1049)
-}
+// The table (or its database) does not exist: an idempotent step that
+// finds nothing to do.
+use revdoor_mysql::codes::is_missing_table as no_table;
 
 /// A URL without its password.
 pub fn redact(url: &str) -> String {
@@ -70,22 +68,15 @@ pub fn account(url: &str) -> Result<String, Error> {
     Ok(opts.user().unwrap_or("root").to_string())
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
-}
-
-fn ident(s: &str) -> String {
-    format!("`{}`", s.replace('`', "``"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use revdoor_mysql::{quote_ident, quote_str};
 
     #[test]
     fn quoting() {
-        assert_eq!(quote("it's"), "'it''s'");
-        assert_eq!(ident("a`b"), "`a``b`");
+        assert_eq!(quote_str("it's"), "'it''s'");
+        assert_eq!(quote_ident("a`b"), "`a``b`");
         assert_eq!(redact("mysql://u:pw@h:1"), "mysql://u:***@h:1");
         assert_eq!(
             account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),

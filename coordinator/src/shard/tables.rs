@@ -4,7 +4,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::{ident, no_table, sql};
+use revdoor_mysql::quote_ident;
+
+use super::{no_table, sql};
 use crate::Error;
 
 /// `CREATE TABLE` of `db.table` as the server has it, if the table exists.
@@ -15,7 +17,11 @@ pub async fn show_create(
     table: &str,
 ) -> Result<Option<String>, Error> {
     let row: Result<Option<(String, String)>, _> = conn
-        .query_first(format!("SHOW CREATE TABLE {}.{}", ident(db), ident(table)))
+        .query_first(format!(
+            "SHOW CREATE TABLE {}.{}",
+            quote_ident(db),
+            quote_ident(table)
+        ))
         .await;
     match row {
         Ok(r) => Ok(r.map(|(_, ddl)| ddl)),
@@ -31,10 +37,10 @@ pub async fn create_table(
     db: &str,
     create_table: &str,
 ) -> Result<(), Error> {
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", ident(db)))
+    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(db)))
         .await
         .map_err(sql("create database", url))?;
-    conn.query_drop(format!("USE {}", ident(db)))
+    conn.query_drop(format!("USE {}", quote_ident(db)))
         .await
         .map_err(sql("use database", url))?;
     conn.query_drop(create_table)
@@ -47,8 +53,8 @@ pub async fn has_rows(conn: &mut Conn, url: &str, db: &str, table: &str) -> Resu
     let one: Option<u8> = conn
         .query_first(format!(
             "SELECT 1 FROM {}.{} LIMIT 1",
-            ident(db),
-            ident(table)
+            quote_ident(db),
+            quote_ident(table)
         ))
         .await
         .map_err(sql("read table", url))?;
@@ -66,12 +72,16 @@ pub async fn drop_table(
     let stmt = if rename {
         format!(
             "RENAME TABLE {db_}.{t} TO {db_}.{old}",
-            db_ = ident(db),
-            t = ident(table),
-            old = ident(&format!("_{table}_old"))
+            db_ = quote_ident(db),
+            t = quote_ident(table),
+            old = quote_ident(&format!("_{table}_old"))
         )
     } else {
-        format!("DROP TABLE IF EXISTS {}.{}", ident(db), ident(table))
+        format!(
+            "DROP TABLE IF EXISTS {}.{}",
+            quote_ident(db),
+            quote_ident(table)
+        )
     };
     match conn.query_drop(stmt).await {
         Ok(()) => Ok(()),

@@ -65,7 +65,7 @@ impl Point {
             .sources
             .first_mut()
             .ok_or_else(|| Error::Refused("source keyspace has no shards".into()))?;
-        let schema: TableSchema = revdoor_capture::schema::load_table_schema(c, db, table)
+        let schema: TableSchema = revdoor_mysql::tables::load_table_schema(c, db, table)
             .await
             .map_err(|e| Error::Refused(format!("vdiff of {name} on {}: {e}", redact(&s.url))))?;
         let names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();

@@ -127,7 +127,7 @@ pub(super) async fn consistent_point(
     for a in &applies {
         if let std::collections::btree_map::Entry::Vacant(e) = ctl.entry(a.shard.to_string()) {
             let mut c = shard::connect(&a.url).await?;
-            for ddl in revdoor_apply::STREAM_STATE_DDL {
+            for ddl in revdoor_mysql::schema::DESTINATION_DDL {
                 c.query_drop(ddl)
                     .await
                     .map_err(sql("create _revdoor.holds", &a.url))?;

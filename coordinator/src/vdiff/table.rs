@@ -46,9 +46,7 @@ pub(super) fn kind(t: &SqlType) -> Kind {
     }
 }
 
-pub(super) fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
+pub(super) use revdoor_mysql::quote_ident as q;
 
 pub(super) struct TableDef {
     /// `db`.`table`, quoted.

@@ -18,14 +18,14 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use revdoor_core::sqltype::{ColumnDef, SqlType, TableSchema};
 
-use crate::CaptureError;
+use crate::MysqlError;
 
 /// Load and check the definition of `db.table`.
 pub async fn load_table_schema(
     conn: &mut Conn,
     db: &str,
     table: &str,
-) -> Result<TableSchema, CaptureError> {
+) -> Result<TableSchema, MysqlError> {
     type ColRow = (String, String, String, Option<String>, String);
     let cols: Vec<ColRow> = conn
         .exec(
@@ -35,9 +35,9 @@ pub async fn load_table_schema(
             (db, table),
         )
         .await
-        .map_err(|e| CaptureError::transient("read table columns", e))?;
+        .map_err(|e| MysqlError::query("read table columns", e))?;
     if cols.is_empty() {
-        return Err(CaptureError::Definite(format!(
+        return Err(MysqlError::Refused(format!(
             "table {db}.{table} does not exist on the source (or the revdoor account cannot see it: \
              grant it SELECT on {db}.*)"
         )));
@@ -50,9 +50,9 @@ pub async fn load_table_schema(
             (db, table),
         )
         .await
-        .map_err(|e| CaptureError::transient("read primary key", e))?;
+        .map_err(|e| MysqlError::query("read primary key", e))?;
     if primary_key.is_empty() {
-        return Err(CaptureError::Definite(format!(
+        return Err(MysqlError::Refused(format!(
             "table {db}.{table} has no primary key: revdoor needs one to apply every change exactly \
              once; add a PRIMARY KEY (or a NOT NULL UNIQUE key promoted to primary) and retry"
         )));
@@ -80,7 +80,7 @@ pub async fn load_table_schema(
             is_json,
         )
         .map_err(|e| {
-            CaptureError::Definite(format!(
+            MysqlError::Refused(format!(
                 "column {db}.{table}.{name} ({column_type}) cannot be moved by revdoor: {e}; \
                  change its type or leave the table out of the workflow"
             ))
@@ -95,43 +95,6 @@ pub async fn load_table_schema(
     };
     schema
         .validate()
-        .map_err(|e| CaptureError::Definite(format!("table {db}.{table}: {e}")))?;
+        .map_err(|e| MysqlError::Refused(format!("table {db}.{table}: {e}")))?;
     Ok(schema)
-}
-
-/// Check that the connected account may read the binlog and positions.
-/// The error names each missing privilege.
-pub async fn check_privileges(conn: &mut Conn) -> Result<(), CaptureError> {
-    let grants: Vec<String> = conn
-        .query("SHOW GRANTS FOR CURRENT_USER()")
-        .await
-        .map_err(|e| CaptureError::transient("read grants", e))?;
-    let text = grants.join("\n").to_ascii_uppercase();
-    if text.contains("ALL PRIVILEGES ON *.*") {
-        return Ok(());
-    }
-    // Either name is accepted: MariaDB renamed REPLICATION CLIENT to BINLOG MONITOR.
-    let needed: [(&str, &[&str]); 2] = [
-        (
-            "REPLICATION SLAVE (to read the binlog)",
-            &["REPLICATION SLAVE", "REPLICATION REPLICA"],
-        ),
-        (
-            "BINLOG MONITOR or REPLICATION CLIENT (to read positions)",
-            &["BINLOG MONITOR", "REPLICATION CLIENT"],
-        ),
-    ];
-    let missing: Vec<&str> = needed
-        .iter()
-        .filter(|(_, names)| !names.iter().any(|n| text.contains(n)))
-        .map(|(what, _)| *what)
-        .collect();
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(CaptureError::Definite(format!(
-            "the revdoor account lacks {}: GRANT them ON *.* to it",
-            missing.join(" and ")
-        )))
-    }
 }

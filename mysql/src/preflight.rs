@@ -1,0 +1,143 @@
+//! Checks before any work: the server settings capture depends on, the
+//! account's privileges, and the server's current GTID position. Each
+//! refusal names the setting or privilege, what it is and what it must be.
+
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+
+use crate::engine::Flavor;
+use crate::MysqlError;
+
+/// Check the settings capture depends on. Each failure names the setting,
+/// its value and the value needed.
+pub async fn binlog_settings(conn: &mut Conn) -> Result<(), MysqlError> {
+    let row: Option<(String, String, String, String)> = conn
+        .query_first(
+            "SELECT @@global.binlog_format, @@global.binlog_row_image, \
+             @@global.binlog_row_metadata, CAST(@@global.log_bin AS CHAR)",
+        )
+        .await
+        .map_err(|e| MysqlError::query("read binlog settings", e))?;
+    let Some((format, image, metadata, log_bin)) = row else {
+        return Err(MysqlError::Refused(
+            "binlog settings query returned no row".into(),
+        ));
+    };
+    // log_bin reads as 1 or ON depending on server and cast.
+    let log_bin = if log_bin == "1" {
+        "ON".to_string()
+    } else {
+        log_bin
+    };
+    let checks = [
+        ("log_bin", log_bin, "ON"),
+        ("binlog_format", format, "ROW"),
+        ("binlog_row_image", image, "FULL"),
+        ("binlog_row_metadata", metadata, "FULL"),
+    ];
+    for (name, have, want) in checks {
+        check_setting(name, &have, want)?;
+    }
+    if Flavor::of(conn).await? == Flavor::Mysql {
+        // Each of these exists from some 8.0 release on; a server
+        // without the variable cannot have the feature.
+        for (name, want) in [
+            ("gtid_mode", "ON"),
+            ("enforce_gtid_consistency", "ON"),
+            ("binlog_transaction_compression", "0"),
+            ("binlog_row_value_options", ""),
+        ] {
+            let have: Option<Option<String>> = conn
+                .query_first(format!("SELECT CAST(@@global.{name} AS CHAR)"))
+                .await
+                .ok();
+            if let Some(Some(have)) = have {
+                let have = match (name, have.as_str()) {
+                    ("binlog_transaction_compression", "1") => "ON".to_string(),
+                    ("binlog_transaction_compression", "0") => "0".to_string(),
+                    _ => have,
+                };
+                let want_text = if name == "binlog_transaction_compression" {
+                    "OFF"
+                } else {
+                    want
+                };
+                let have_text = if have == "0" {
+                    "OFF".to_string()
+                } else {
+                    have.clone()
+                };
+                if !have.eq_ignore_ascii_case(want) {
+                    check_setting(name, &have_text, want_text)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The server's current GTID position (MariaDB `@@gtid_binlog_pos`,
+/// MySQL `@@gtid_executed`).
+pub async fn current_position(conn: &mut Conn) -> Result<String, MysqlError> {
+    let var = match Flavor::of(conn).await? {
+        Flavor::Mariadb => "gtid_binlog_pos",
+        Flavor::Mysql => "gtid_executed",
+    };
+    let pos: Option<String> = conn
+        .query_first(format!("SELECT @@global.{var}"))
+        .await
+        .map_err(|e| MysqlError::query(format!("read {var}"), e))?;
+    // MySQL breaks long sets over lines.
+    Ok(pos
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect())
+}
+
+fn check_setting(name: &str, have: &str, want: &str) -> Result<(), MysqlError> {
+    if have.eq_ignore_ascii_case(want) {
+        return Ok(());
+    }
+    Err(MysqlError::Refused(format!(
+        "server setting {name} is '{have}', revdoor needs '{want}' \
+         (set it in the server's config and restart, or SET GLOBAL where dynamic)"
+    )))
+}
+
+/// Check that the connected account may read the binlog and positions.
+/// The error names each missing privilege.
+pub async fn check_privileges(conn: &mut Conn) -> Result<(), MysqlError> {
+    let grants: Vec<String> = conn
+        .query("SHOW GRANTS FOR CURRENT_USER()")
+        .await
+        .map_err(|e| MysqlError::query("read grants", e))?;
+    let text = grants.join("\n").to_ascii_uppercase();
+    if text.contains("ALL PRIVILEGES ON *.*") {
+        return Ok(());
+    }
+    // Either name is accepted: MariaDB renamed REPLICATION CLIENT to BINLOG MONITOR.
+    let needed: [(&str, &[&str]); 2] = [
+        (
+            "REPLICATION SLAVE (to read the binlog)",
+            &["REPLICATION SLAVE", "REPLICATION REPLICA"],
+        ),
+        (
+            "BINLOG MONITOR or REPLICATION CLIENT (to read positions)",
+            &["BINLOG MONITOR", "REPLICATION CLIENT"],
+        ),
+    ];
+    let missing: Vec<&str> = needed
+        .iter()
+        .filter(|(_, names)| !names.iter().any(|n| text.contains(n)))
+        .map(|(what, _)| *what)
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MysqlError::Refused(format!(
+            "the revdoor account lacks {}: GRANT them ON *.* to it",
+            missing.join(" and ")
+        )))
+    }
+}
