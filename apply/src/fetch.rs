@@ -69,7 +69,10 @@ impl Fetcher {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = Arc::clone(&stop);
+        // The thread logs inside the stream's span.
+        let span = tracing::info_span!("fetch");
         std::thread::spawn(move || {
+            let _span = span.enter();
             while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut chunk = Vec::new();
                 let mut wait = Duration::from_millis(100);

@@ -51,6 +51,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::Opts;
 use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use checkpoint::register_skip;
 pub use error::ApplyError;
@@ -125,11 +126,14 @@ impl ApplyStream {
         // the next is read and decoded. Groups stay in order.
         let mut fetcher = fetcher;
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
-        let applier = tokio::spawn(Box::pin({
-            let me = self.clone();
-            let cancel = cancel.clone();
-            async move { me.applier(conn, rx, cancel).await }
-        }));
+        let applier = tokio::spawn(Box::pin(
+            {
+                let me = self.clone();
+                let cancel = cancel.clone();
+                async move { me.applier(conn, rx, cancel).await }
+            }
+            .instrument(tracing::info_span!("applier")),
+        ));
         let produced = self
             .produce(&mut fetcher, &tx, &skips, &done, &cancel)
             .await;

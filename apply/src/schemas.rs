@@ -58,9 +58,11 @@ impl SchemaCache {
             }
             reads += 1;
             let brokers = brokers.to_string();
-            let (records, pending) = tokio::task::spawn_blocking(move || read_registry(&brokers))
-                .await
-                .map_err(|e| ApplyError::Transient(format!("schema reader task: {e}")))??;
+            let span = tracing::Span::current();
+            let (records, pending) =
+                tokio::task::spawn_blocking(move || span.in_scope(|| read_registry(&brokers)))
+                    .await
+                    .map_err(|e| ApplyError::Transient(format!("schema reader task: {e}")))??;
             self.raw.extend(records);
             if self.build(fingerprint) || !pending {
                 break;

@@ -157,7 +157,8 @@ impl StreamId {
 pub async fn read_checkpoint(brokers: &str, id: &StreamId) -> Result<Option<String>, CaptureError> {
     let brokers = brokers.to_string();
     let id = id.clone();
-    tokio::task::spawn_blocking(move || read_checkpoint_blocking(&brokers, &id))
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| read_checkpoint_blocking(&brokers, &id)))
         .await
         .map_err(|e| CaptureError::Transient(format!("checkpoint reader task: {e}")))?
 }
@@ -684,9 +685,13 @@ async fn blocking<F>(f: F) -> Result<(), KafkaError>
 where
     F: FnOnce() -> Result<(), KafkaError> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
-        Err(KafkaError::Canceled).inspect_err(|_| tracing::error!("kafka task: {e}"))
-    })
+    // The blocking thread logs inside the caller's span.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f))
+        .await
+        .unwrap_or_else(|e| {
+            Err(KafkaError::Canceled).inspect_err(|_| tracing::error!("kafka task: {e}"))
+        })
 }
 
 /// Fencing is its own kind: the stream has a newer owner and must stop.

@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Interval;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::binlog::{self, BinlogItem, BinlogReader, ItemReceiver, SourceTxn, Watermark};
 use crate::copy::{estimate_rows, report_copy, Chunk, Copier, CopyState, Window};
@@ -180,7 +181,11 @@ impl<'a> Stream<'a> {
             };
             let c = cancel.child_token();
             tracing::info!(stream = %cfg.id.transactional_id(), "copy phase running");
-            Some(tokio::spawn(copier.run(state, chunk_tx, ack_rx, c)))
+            Some(tokio::spawn(
+                copier
+                    .run(state, chunk_tx, ack_rx, c)
+                    .instrument(tracing::info_span!("copier")),
+            ))
         } else {
             drop((chunk_tx, ack_rx));
             None
@@ -193,8 +198,10 @@ impl<'a> Stream<'a> {
         }
         let reader_cancel = cancel.child_token();
         let start_text = start.clone();
-        let reader_task =
-            tokio::spawn(async move { reader.run(&start_text, tx, reader_cancel).await });
+        let reader_task = tokio::spawn(
+            async move { reader.run(&start_text, tx, reader_cancel).await }
+                .instrument(tracing::info_span!("binlog_reader")),
+        );
 
         Ok(Stream {
             cfg,

@@ -20,6 +20,7 @@ use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
 use revdoor_core::fence::FenceToken;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Errors talking to etcd.
 #[derive(Debug, thiserror::Error)]
@@ -95,13 +96,10 @@ impl LeaseLock {
         let token = FenceToken::from_revision(revision)
             .ok_or_else(|| LockError::NoRevision(key.to_string()))?;
         let lost = CancellationToken::new();
-        let keepalive = tokio::spawn(keep_alive(
-            c.clone(),
-            lease_id,
-            ttl,
-            lost.clone(),
-            key.to_string(),
-        ));
+        let keepalive = tokio::spawn(
+            keep_alive(c.clone(), lease_id, ttl, lost.clone(), key.to_string())
+                .instrument(tracing::info_span!("lease_keepalive", key = %key)),
+        );
         Ok(Some(LeaseLock {
             client: c,
             key: key.to_string(),
