@@ -166,12 +166,14 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         },
         cancel.clone(),
     )));
-    let worker = tokio::spawn(Box::pin(crate::worker::run(
+    let worker = tokio::spawn(Box::pin(revdoor_worker::run(
         reg.clone(),
-        kafka.to_string(),
-        "demo-worker".into(),
-        Duration::from_secs(5),
-        crate::DEFAULT_APPLY_PARALLELISM,
+        revdoor_worker::Config {
+            id: "demo-worker".into(),
+            lease_ttl: Duration::from_secs(5),
+            brokers: kafka.to_string(),
+            apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
+        },
         cancel.clone(),
     )));
     let spec = create::create_workflow(

@@ -4,20 +4,17 @@ mod demo;
 mod load;
 mod ops;
 mod vdiff;
-mod worker;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use revdoor_apply::{ApplyError, ApplyStream};
-use revdoor_capture::binlog::{BinlogReader, LoopFilter};
-use revdoor_capture::publish::StreamId;
+use revdoor_apply::ApplyStream;
 use revdoor_capture::route::Router;
-use revdoor_capture::{Capture, CaptureConfig, CaptureError};
-use revdoor_coordinator::lock::LeaseLock;
 use revdoor_core::keyrange::KeyRange;
+use revdoor_worker::config::{mysql_opts, parse_tables, CaptureSettings, DEFAULT_COPY_CHUNK_ROWS};
+use revdoor_worker::{ownership, RunError, Stream, StreamRun};
 use tokio_util::sync::CancellationToken;
 
 /// Move MySQL/MariaDB tables between databases with no downtime and no
@@ -233,7 +230,7 @@ struct CaptureArgs {
     #[arg(long)]
     copy: bool,
     /// Rows per copy chunk.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = DEFAULT_COPY_CHUNK_ROWS)]
     copy_chunk_rows: usize,
     /// What a DDL on a captured table does: `stop` (halt before it),
     /// `ignore` (reload the table's definition and go on) or `exec` (as
@@ -318,62 +315,9 @@ fn shutdown_token() -> CancellationToken {
     token
 }
 
-pub(crate) fn mysql_opts(url: &str) -> anyhow::Result<mysql_async::Opts> {
-    mysql_async::Opts::from_url(url).with_context(|| format!("bad MySQL URL '{}'", redact(url)))
-}
-
 /// A URL with its password replaced, for messages.
 pub(crate) fn redact(url: &str) -> String {
     revdoor_coordinator::shard::redact(url)
-}
-
-pub(crate) fn parse_tables(tables: &[String]) -> anyhow::Result<HashSet<(String, String)>> {
-    tables
-        .iter()
-        .map(|t| match t.split_once('.') {
-            Some((db, table)) if !db.is_empty() && !table.is_empty() => {
-                Ok((db.to_string(), table.to_string()))
-            }
-            _ => bail!("table '{t}' must be written as database.table"),
-        })
-        .collect()
-}
-
-/// Wait for and take the stream's ownership key in etcd; losing its lease
-/// cancels the stream.
-async fn take_ownership(
-    a: &ApplyArgs,
-    name: &str,
-    cancel: &CancellationToken,
-) -> anyhow::Result<LeaseLock> {
-    let client = etcd_client::Client::connect([a.etcd.as_str()], None)
-        .await
-        .with_context(|| format!("connect to etcd at {}", a.etcd))?;
-    let prefix = a.etcd_prefix.trim_end_matches('/');
-    let key = format!(
-        "{prefix}/workflows/{}/streams/{}/{}/apply-owner",
-        a.workflow, a.direction, a.partition
-    );
-    let holder = format!("apply pid {}", std::process::id());
-    tracing::info!(stream = name, key = %key, "waiting for stream ownership");
-    let lock = LeaseLock::acquire(
-        &client,
-        &key,
-        &holder,
-        a.lease_ttl,
-        Duration::from_secs(600),
-    )
-    .await
-    .with_context(|| format!("take ownership of {name}"))?;
-    tracing::info!(stream = name, fence_token = %lock.token(), "stream owned");
-    let (lost, c) = (lock.lost(), cancel.clone());
-    let stream = name.to_string();
-    tokio::spawn(async move {
-        lost.cancelled().await;
-        tracing::warn!(stream = %stream, "ownership lease lost: stopping");
-        c.cancel();
-    });
-    Ok(lock)
 }
 
 fn router(a: &CaptureArgs) -> anyhow::Result<Router> {
@@ -412,85 +356,24 @@ fn router(a: &CaptureArgs) -> anyhow::Result<Router> {
     Ok(Router::by_range(routes, keys)?)
 }
 
-fn capture_config(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureConfig> {
-    let id = StreamId {
+/// The capture stream the flags describe.
+fn capture_settings(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureSettings> {
+    Ok(CaptureSettings {
+        brokers: kafka.to_string(),
         workflow: a.workflow.clone(),
         direction: a.direction.clone(),
         shard: a.shard.clone(),
-    };
-    Ok(CaptureConfig {
-        brokers: kafka.to_string(),
-        id: id.clone(),
+        source: a.source.clone(),
+        tables: a.tables.clone(),
         router: router(a)?,
         partitions: a.partitions,
-        reader: BinlogReader {
-            opts: mysql_opts(&a.source)?,
-            server_id: a
-                .server_id
-                .unwrap_or_else(|| revdoor_capture::replica_server_id(&id.transactional_id())),
-            tables: parse_tables(&a.tables)?,
-            heartbeat: Duration::from_secs(1),
-            watermark_stream: None,
-            loop_filter: Some(LoopFilter {
-                workflow: a.workflow.clone(),
-                direction: if a.direction == "reverse" {
-                    "forward"
-                } else {
-                    "reverse"
-                }
-                .to_string(),
-            }),
-        },
         start_position: a.start_position.clone(),
-        batch_max_txns: 500,
-        batch_interval: Duration::from_millis(10),
         on_ddl: a.on_ddl,
         copy: a.copy,
         copy_chunk_rows: a.copy_chunk_rows,
+        server_id: a.server_id,
         progress: Default::default(),
     })
-}
-
-/// Run a stream, retrying transient errors with capped backoff.
-pub(crate) async fn with_retries<F, Fut, E>(
-    name: &str,
-    cancel: &CancellationToken,
-    mut f: F,
-) -> Result<(), E>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display + Transient,
-{
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match f().await {
-            Ok(()) => return Ok(()),
-            Err(e) if e.transient() && !cancel.is_cancelled() => {
-                tracing::warn!(stream = name, error = %e, retry_in = ?backoff, "transient error");
-                tokio::select! {
-                    _ = cancel.cancelled() => return Ok(()),
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-pub(crate) trait Transient {
-    fn transient(&self) -> bool;
-}
-impl Transient for CaptureError {
-    fn transient(&self) -> bool {
-        self.is_transient()
-    }
-}
-impl Transient for ApplyError {
-    fn transient(&self) -> bool {
-        self.is_transient()
-    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -498,16 +381,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Capture {
             cmd: CaptureCmd::Run(a),
         } => {
-            let cfg = capture_config(&cli.kafka, &a)?;
+            let cfg = capture_settings(&cli.kafka, &a)?.config()?;
             let cancel = shutdown_token();
             let name = cfg.id.transactional_id();
-            // Open (and fence earlier owners) once; retry only the streaming.
-            let Some(capture) = open_capture(cfg, &cancel).await? else {
-                return Ok(());
+            let run = StreamRun {
+                name: name.clone(),
+                stream: Stream::Capture(Box::new(cfg)),
+                owner: None,
+                cancel,
             };
-            with_retries(&name, &cancel, || capture.stream(cancel.clone()))
-                .await
-                .with_context(|| format!("capture stream {name}"))
+            match run.run().await {
+                Err(e @ RunError::Open { .. }) => Err(e.into()),
+                r => r.with_context(|| format!("capture stream {name}")),
+            }
         }
         Command::Apply {
             cmd: ApplyCmd::Run(a),
@@ -524,23 +410,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let cancel = shutdown_token();
             let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
-            let mut stream = stream;
-            let lock = if a.own {
-                Some(take_ownership(&a, &name, &cancel).await?)
+            let owner = if a.own {
+                let key = ownership::apply_owner_key(
+                    &a.etcd_prefix,
+                    &a.workflow,
+                    &a.direction,
+                    a.partition,
+                );
+                Some(ownership::wait(&a.etcd, &key, a.lease_ttl, &name).await?)
             } else {
                 None
             };
-            if let Some(lock) = &lock {
-                stream.fence_token = lock.token().get();
+            let run = StreamRun {
+                name: name.clone(),
+                stream: Stream::Apply(stream),
+                owner,
+                cancel,
+            };
+            match run.run().await {
+                Err(RunError::LeaseLost { .. }) => anyhow::bail!(
+                    "apply stream {name}: fenced: lost the ownership lease; a newer owner may apply now"
+                ),
+                r => r.with_context(|| format!("apply stream {name}")),
             }
-            let result = with_retries(&name, &cancel, || stream.run(cancel.clone())).await;
-            if lock.as_ref().is_some_and(|l| l.lost().is_cancelled()) {
-                anyhow::bail!("apply stream {name}: fenced: lost the ownership lease; a newer owner may apply now");
-            }
-            if let Some(lock) = lock {
-                let _ = lock.release().await;
-            }
-            result.with_context(|| format!("apply stream {name}"))
         }
         Command::Stream {
             cmd:
@@ -623,15 +515,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 },
         } => {
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
-            Box::pin(worker::run(
-                reg,
-                cli.kafka.clone(),
-                id.unwrap_or_else(|| default_id("worker")),
+            let cfg = revdoor_worker::Config {
+                id: id.unwrap_or_else(|| default_id("worker")),
                 lease_ttl,
+                brokers: cli.kafka.clone(),
                 apply_parallelism,
-                shutdown_token(),
-            ))
-            .await
+            };
+            Box::pin(revdoor_worker::run(reg, cfg, shutdown_token())).await?;
+            Ok(())
         }
         Command::Load {
             cmd: LoadCmd::Bank(a),
@@ -661,26 +552,6 @@ async fn registry(
 fn default_id(kind: &str) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{kind}-{}-{}", host.trim(), std::process::id())
-}
-
-/// Open a capture (fencing earlier owners), retrying transient errors;
-/// `None` when cancelled first.
-pub(crate) async fn open_capture(
-    cfg: CaptureConfig,
-    cancel: &CancellationToken,
-) -> anyhow::Result<Option<Capture>> {
-    let name = cfg.id.transactional_id();
-    loop {
-        match Capture::open(cfg.clone()).await {
-            Ok(c) => return Ok(Some(c)),
-            Err(e) if e.is_transient() && !cancel.is_cancelled() => {
-                tracing::warn!(stream = %name, error = %e, "open capture; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(_) if cancel.is_cancelled() => return Ok(None),
-            Err(e) => return Err(e).with_context(|| format!("open capture stream {name}")),
-        }
-    }
 }
 
 fn main() {
@@ -737,12 +608,5 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("mysql://u:secret@h:1"), "mysql://u:***@h:1");
         assert_eq!(redact("mysql://h:1"), "mysql://h:1");
-    }
-
-    #[test]
-    fn tables_need_a_database() {
-        assert!(parse_tables(&["t".into()]).is_err());
-        let t = parse_tables(&["d.t".into()]).expect("valid");
-        assert!(t.contains(&("d".to_string(), "t".to_string())));
     }
 }

@@ -25,6 +25,17 @@ impl ApplyError {
     }
 }
 
+impl revdoor_core::policy::Classify for ApplyError {
+    fn kind(&self) -> revdoor_core::policy::ErrorKind {
+        use revdoor_core::policy::ErrorKind;
+        match self {
+            ApplyError::Definite(_) => ErrorKind::Definite,
+            ApplyError::Transient(_) => ErrorKind::Transient,
+            ApplyError::Fenced(_) => ErrorKind::Fenced,
+        }
+    }
+}
+
 pub(crate) fn classify_mysql(where_: &str, offset: i64, e: mysql_async::Error) -> ApplyError {
     match &e {
         // Deadlock, lock wait timeout: retry.

@@ -41,3 +41,14 @@ impl From<revdoor_kafka::KafkaError> for CaptureError {
         CaptureError::Transient(e.0)
     }
 }
+
+impl revdoor_core::policy::Classify for CaptureError {
+    fn kind(&self) -> revdoor_core::policy::ErrorKind {
+        use revdoor_core::policy::ErrorKind;
+        match self {
+            CaptureError::Definite(_) => ErrorKind::Definite,
+            CaptureError::Transient(_) => ErrorKind::Transient,
+            CaptureError::Fenced(_) => ErrorKind::Fenced,
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The retry loops of a stream, both decided by `revdoor_core::policy`.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use revdoor_capture::{Capture, CaptureConfig, CaptureError};
+use revdoor_core::policy::{decide, Backoff, Classify, Decision};
+use tokio_util::sync::CancellationToken;
+
+/// Transient errors of a running stream: 100 ms, doubling up to 10 s.
+const STREAM_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
+
+/// Opening a capture: every second.
+const OPEN_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
+
+/// Run `attempt` again after each error the policy retries; stop when it
+/// succeeds, when `cancel` fires during a wait (`Ok`), or with the error
+/// the policy halts or stops on.
+pub(crate) async fn with_retries<F, Fut, E>(
+    name: &str,
+    cancel: &CancellationToken,
+    mut attempt: F,
+) -> Result<(), E>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+    E: Display + Classify,
+{
+    let mut backoff = STREAM_RETRY;
+    loop {
+        let Err(e) = attempt().await else {
+            return Ok(());
+        };
+        match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
+            Decision::Retry(after) => {
+                tracing::warn!(stream = name, error = %e, retry_in = ?after, "transient error");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(after) => {}
+                }
+            }
+            Decision::Halt | Decision::Stop => return Err(e),
+        }
+    }
+}
+
+/// Open a capture (fencing earlier owners), retrying transient errors;
+/// `None` when cancelled first.
+pub(crate) async fn open_capture(
+    cfg: CaptureConfig,
+    cancel: &CancellationToken,
+) -> Result<Option<Capture>, CaptureError> {
+    let name = cfg.id.transactional_id();
+    let mut backoff = OPEN_RETRY;
+    loop {
+        let e = match Capture::open(cfg.clone()).await {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) => e,
+        };
+        let shutdown = cancel.is_cancelled();
+        match decide(e.kind(), shutdown, &mut backoff) {
+            Decision::Retry(after) => {
+                tracing::warn!(stream = %name, error = %e, "open capture; retrying");
+                tokio::time::sleep(after).await;
+            }
+            Decision::Stop if shutdown => return Ok(None),
+            Decision::Halt | Decision::Stop => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use revdoor_core::policy::ErrorKind;
+
+    struct Failure(ErrorKind);
+
+    impl Classify for Failure {
+        fn kind(&self) -> ErrorKind {
+            self.0
+        }
+    }
+
+    impl Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{:?}", self.0)
+        }
+    }
+
+    /// Fails with `kinds` in turn, then succeeds; counts the attempts.
+    async fn run(
+        kinds: &[ErrorKind],
+        cancel: &CancellationToken,
+    ) -> (Result<(), ErrorKind>, usize) {
+        let attempts = AtomicUsize::new(0);
+        let result = with_retries("test", cancel, || {
+            let n = attempts.fetch_add(1, Ordering::SeqCst);
+            let r = kinds.get(n).map_or(Ok(()), |k| Err(Failure(*k)));
+            async move { r }
+        })
+        .await;
+        (result.map_err(|e| e.0), attempts.load(Ordering::SeqCst))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_errors_are_retried_with_backoff() {
+        let start = tokio::time::Instant::now();
+        let transient = [ErrorKind::Transient; 3];
+        let (result, attempts) = run(&transient, &CancellationToken::new()).await;
+        assert_eq!((result, attempts), (Ok(()), 4));
+        assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn definite_and_fenced_errors_end_the_run() {
+        let cancel = CancellationToken::new();
+        for kind in [ErrorKind::Definite, ErrorKind::Fenced] {
+            let (result, attempts) = run(&[ErrorKind::Transient, kind], &cancel).await;
+            assert_eq!((result, attempts), (Err(kind), 2));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_during_a_retry_wait_ends_quietly() {
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c.cancel();
+        });
+        let (result, attempts) = run(&[ErrorKind::Transient; 5], &cancel).await;
+        assert_eq!((result, attempts), (Ok(()), 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_error_after_shutdown_is_not_retried() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let (result, attempts) = run(&[ErrorKind::Transient], &cancel).await;
+        assert_eq!((result, attempts), (Err(ErrorKind::Transient), 1));
+    }
+}

@@ -1,0 +1,130 @@
+//! The one stream runner: `revdoor capture run`, `revdoor apply run` and
+//! every stream task of a worker run their stream through [`StreamRun`].
+//!
+//! # Errors
+//!
+//! Transient errors are retried inside with capped backoff
+//! (`revdoor_core::policy`); a definite or fenced one ends the run. A
+//! capture is opened (fencing its earlier owners) once, and only its
+//! streaming is retried.
+//!
+//! # Fencing
+//!
+//! With an [`owner`](StreamRun::owner), an apply stream writes with the
+//! owner's token, and losing the owner's lease stops the run with
+//! [`RunError::LeaseLost`]: a newer owner may run the stream now.
+
+use revdoor_apply::{ApplyError, ApplyStream};
+use revdoor_capture::{CaptureConfig, CaptureError};
+use revdoor_coordinator::lock::LeaseLock;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::retry::{open_capture, with_retries};
+
+/// One stream to run.
+pub struct StreamRun {
+    /// How logs and errors name the stream.
+    pub name: String,
+    pub stream: Stream,
+    /// The stream's ownership lock, when it has one: its token replaces an
+    /// apply stream's `fence_token`, and losing its lease stops the run.
+    pub owner: Option<LeaseLock>,
+    /// Stops the run (shutdown, or the stream was unassigned).
+    pub cancel: CancellationToken,
+}
+
+/// What a [`StreamRun`] runs.
+pub enum Stream {
+    Capture(Box<CaptureConfig>),
+    Apply(ApplyStream),
+}
+
+/// How a run ended other than by being cancelled.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The capture could not be opened.
+    #[error("open capture stream {id}")]
+    Open {
+        /// The stream's transactional id.
+        id: String,
+        #[source]
+        source: CaptureError,
+    },
+    #[error(transparent)]
+    Capture(CaptureError),
+    #[error(transparent)]
+    Apply(ApplyError),
+    /// The owner's lease expired or could not be renewed.
+    #[error("{name}: lost the ownership lease; a newer owner may run it now")]
+    LeaseLost { name: String },
+}
+
+impl StreamRun {
+    /// Run until the stream ends, `cancel` fires or the owner's lease is
+    /// lost.
+    pub async fn run(self) -> Result<(), RunError> {
+        let StreamRun {
+            name,
+            stream,
+            owner,
+            cancel,
+        } = self;
+        let run_cancel = cancel.child_token();
+        if let Some(lock) = &owner {
+            let (lost, stop, stream) = (lock.lost(), run_cancel.clone(), name.clone());
+            let watch = async move {
+                tokio::select! {
+                    _ = lost.cancelled() => {
+                        tracing::warn!(stream = %stream, "ownership lease lost: stopping");
+                        stop.cancel();
+                    }
+                    _ = stop.cancelled() => {}
+                }
+            };
+            tokio::spawn(watch.in_current_span());
+        }
+        // Boxed: the streams' futures are large.
+        let result = match stream {
+            Stream::Capture(cfg) => Box::pin(capture(&name, *cfg, &run_cancel)).await,
+            Stream::Apply(mut apply) => {
+                if let Some(lock) = &owner {
+                    apply.fence_token = lock.token().get();
+                }
+                Box::pin(with_retries(&name, &run_cancel, || {
+                    apply.run(run_cancel.clone())
+                }))
+                .await
+                .map_err(RunError::Apply)
+            }
+        };
+        // Ends the lease watch.
+        run_cancel.cancel();
+        if let Some(lock) = owner {
+            if lock.lost().is_cancelled() {
+                return Err(RunError::LeaseLost { name });
+            }
+            // Boxed: etcd's future is large.
+            let _ = Box::pin(lock.release()).await;
+        }
+        result
+    }
+}
+
+/// Open the capture once (fencing its earlier owners), then stream,
+/// retrying.
+async fn capture(
+    name: &str,
+    cfg: CaptureConfig,
+    cancel: &CancellationToken,
+) -> Result<(), RunError> {
+    let id = cfg.id.transactional_id();
+    let capture = match open_capture(cfg, cancel).await {
+        Ok(Some(capture)) => capture,
+        Ok(None) => return Ok(()),
+        Err(source) => return Err(RunError::Open { id, source }),
+    };
+    with_retries(name, cancel, || capture.stream(cancel.clone()))
+        .await
+        .map_err(RunError::Capture)
+}

@@ -1,0 +1,338 @@
+//! The worker: registers with a lease, runs the capture and apply streams
+//! the coordinator assigns to it, and reports their progress.
+//!
+//! - Registration: `workers/<id>` under the worker's lease. If the worker
+//!   dies, the key expires after the TTL and the coordinator moves its
+//!   streams to live workers.
+//! - Each stream first takes its ownership key `workflows/<wf>/owners/<id>`
+//!   (a lease lock). Its revision is the apply stream's fence token; a
+//!   capture's transactional producer fences the previous owner by itself.
+//!   A successor therefore waits until the old owner let go or its lease
+//!   expired, and a paused old owner can no longer write.
+//! - Status: `workflows/<wf>/status/<id>` (position, lag source, events/s,
+//!   copy progress, error), under the worker's lease, every 500 ms.
+//! - A stream that stops, whatever stopped it, is reported and restarted
+//!   while it is still assigned, with capped backoff (2 s → 30 s): an
+//!   operator may have fixed what halted it, and a fenced one waits for its
+//!   ownership key again. Transient errors are retried inside
+//!   ([`StreamRun`]).
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use revdoor_apply::ApplyStream;
+use revdoor_coordinator::lock::{LeaseLock, LockError};
+use revdoor_coordinator::registry::Registry;
+use revdoor_core::names::WorkflowName;
+use revdoor_core::policy::Backoff;
+use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::config::{mysql_opts, CaptureSettings};
+use crate::ownership;
+use crate::status::Status;
+use crate::stream::{Stream, StreamRun};
+
+/// Restarts of a stopped stream: 2 s, doubling up to 30 s.
+const RESTART: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
+
+/// How often the worker reads its assignments.
+const TICK: Duration = Duration::from_millis(200);
+
+/// How often it reports its streams' status.
+const REPORT_EVERY: Duration = Duration::from_millis(500);
+
+/// How long an unassigned stream may take to stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Unique name: the worker registers as `workers/<id>`.
+    pub id: String,
+    /// TTL of its registration and of its streams' ownership leases.
+    pub lease_ttl: Duration,
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Connections each apply stream writes through.
+    pub apply_parallelism: usize,
+}
+
+/// Why a worker stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("register the worker in etcd")]
+    Register(#[source] LockError),
+    #[error("worker id {id} is registered by another live worker ({key}); pick another --id")]
+    Taken { id: String, key: String },
+    #[error(
+        "worker {id} lost its registration lease; its streams move to other workers — stopping"
+    )]
+    LeaseLost { id: String },
+}
+
+/// Run a worker until `cancel` fires or its registration lease is lost.
+pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Result<(), WorkerError> {
+    let registration = register(&reg, &cfg).await?;
+    tracing::info!(worker = %cfg.id, ttl = ?cfg.lease_ttl, "worker registered");
+    let worker = Worker {
+        shared: Shared {
+            reg,
+            cfg: Arc::new(cfg),
+        },
+        lease: registration.lease_id(),
+        cancel,
+        tasks: HashMap::new(),
+        last_report: Instant::now() - Duration::from_secs(1),
+    };
+    let result = worker.run(registration.lost()).await;
+    let _ = registration.release().await;
+    result
+}
+
+/// Take `workers/<id>`. A restarted worker may find its previous
+/// registration still leased: wait it out (TTL), then give up with a clear
+/// error.
+async fn register(reg: &Registry, cfg: &Config) -> Result<LeaseLock, WorkerError> {
+    let key = reg.prefix.worker(&cfg.id);
+    let info = format!(
+        "{{\"pid\":{},\"started_ms\":{}}}",
+        std::process::id(),
+        now_ms()
+    );
+    let since = Instant::now();
+    loop {
+        let r = LeaseLock::try_acquire(&reg.client, &key, &info, cfg.lease_ttl)
+            .await
+            .map_err(WorkerError::Register)?;
+        match r {
+            Some(r) => return Ok(r),
+            None if since.elapsed() < cfg.lease_ttl * 2 + Duration::from_secs(1) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            None => {
+                return Err(WorkerError::Taken {
+                    id: cfg.id.clone(),
+                    key,
+                })
+            }
+        }
+    }
+}
+
+/// What every stream task of a worker shares.
+#[derive(Clone)]
+struct Shared {
+    reg: Registry,
+    cfg: Arc<Config>,
+}
+
+struct Worker {
+    shared: Shared,
+    /// The registration's lease: status reports live under it.
+    lease: i64,
+    cancel: CancellationToken,
+    tasks: HashMap<String, Task>,
+    last_report: Instant,
+}
+
+/// One assigned stream.
+struct Task {
+    spec: StreamSpec,
+    cancel: CancellationToken,
+    handle: Option<JoinHandle<Result<(), String>>>,
+    status: Status,
+    /// When to restart after an error; with the next backoff.
+    restart_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+impl Worker {
+    async fn run(mut self, lost: CancellationToken) -> Result<(), WorkerError> {
+        let result = loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break Ok(()),
+                _ = lost.cancelled() => break Err(WorkerError::LeaseLost {
+                    id: self.shared.cfg.id.clone(),
+                }),
+                _ = tokio::time::sleep(TICK) => {}
+            }
+            self.follow_assignments().await;
+            if self.last_report.elapsed() >= REPORT_EVERY {
+                self.last_report = Instant::now();
+                self.report().await;
+            }
+        };
+        for (_, t) in self.tasks.drain() {
+            stop_task(&self.shared.reg, t).await;
+        }
+        result
+    }
+
+    /// Stop what is no longer assigned (or changed), start what is new,
+    /// restart what stopped once its backoff has passed.
+    async fn follow_assignments(&mut self) {
+        let reg = &self.shared.reg;
+        let assigned: Vec<(String, StreamSpec)> =
+            match reg.list(&reg.prefix.assignments(&self.shared.cfg.id)).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "read assignments");
+                    return;
+                }
+            };
+        let wanted: HashMap<String, StreamSpec> = assigned.into_iter().collect();
+        let stale: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(k, t)| wanted.get(*k) != Some(&t.spec))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            if let Some(t) = self.tasks.remove(&k) {
+                stop_task(reg, t).await;
+            }
+        }
+        for (k, spec) in wanted {
+            let t = self.tasks.entry(k.clone()).or_insert_with(|| Task {
+                spec,
+                cancel: CancellationToken::new(),
+                handle: None,
+                status: Status::new(),
+                restart_at: Some(Instant::now()),
+                backoff: RESTART,
+            });
+            if let Some(h) = t.handle.take_if(|h| h.is_finished()) {
+                let r = h.await.unwrap_or_else(|e| Err(format!("task: {e}")));
+                let err = r.err().unwrap_or_else(|| "stopped".into());
+                let after = t.backoff.next_delay();
+                tracing::error!(stream = %k, error = %err, retry_in = ?after, "stream stopped");
+                t.status.state.set("error", &err);
+                t.restart_at = Some(Instant::now() + after);
+            }
+            if t.handle.is_none() && t.restart_at.is_some_and(|at| Instant::now() >= at) {
+                t.restart_at = None;
+                t.cancel = CancellationToken::new();
+                let span = tracing::info_span!(
+                    "stream",
+                    workflow = %t.spec.workflow,
+                    direction = t.spec.direction.as_str(),
+                    stream = %t.spec.id(),
+                );
+                let fut = run_assigned(
+                    self.shared.clone(),
+                    t.spec.clone(),
+                    &t.status,
+                    t.cancel.clone(),
+                );
+                t.handle = Some(tokio::spawn(fut.instrument(span)));
+            }
+        }
+    }
+
+    async fn report(&mut self) {
+        let reg = &self.shared.reg;
+        let worker = &self.shared.cfg.id;
+        for t in self.tasks.values_mut() {
+            let Ok(wf) = t.spec.workflow.parse::<WorkflowName>() else {
+                continue;
+            };
+            let status = t.status.report(worker);
+            if let Err(e) = reg
+                .put(
+                    &reg.prefix.status(&wf, &t.spec.id()),
+                    &status,
+                    Some(self.lease),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "report stream status");
+            }
+        }
+    }
+}
+
+async fn stop_task(reg: &Registry, t: Task) {
+    t.cancel.cancel();
+    if let Some(h) = t.handle {
+        match tokio::time::timeout(STOP_TIMEOUT, h).await {
+            Ok(_) => {}
+            Err(_) => tracing::warn!(stream = %t.spec.id(), "stream did not stop within 30s"),
+        }
+    }
+    if let Ok(wf) = t.spec.workflow.parse::<WorkflowName>() {
+        let _ = reg
+            .client
+            .clone()
+            .delete(reg.prefix.status(&wf, &t.spec.id()), None)
+            .await;
+    }
+    tracing::info!(workflow = %t.spec.workflow, stream = %t.spec.id(), "stream stopped (unassigned)");
+}
+
+/// One run of an assigned stream: take its ownership key, then run it.
+/// The error is the status report's text.
+fn run_assigned(
+    shared: Shared,
+    spec: StreamSpec,
+    status: &Status,
+    cancel: CancellationToken,
+) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+    let progress = Arc::clone(&status.progress);
+    let state = status.state.clone();
+    async move {
+        let Shared { reg, cfg } = shared;
+        let wf: WorkflowName = spec.workflow.parse().map_err(|e| format!("{e}"))?;
+        let name = format!("{}/{}", spec.workflow, spec.id());
+        state.set("starting", "");
+        let key = reg.prefix.stream_owner(&wf, &spec.id());
+        let Some(lock) =
+            ownership::poll(&reg.client, &key, &cfg.id, cfg.lease_ttl, &name, &cancel).await
+        else {
+            return Ok(());
+        };
+        state.set("running", "");
+        let stream = match spec.kind {
+            StreamKind::Capture => Stream::Capture(Box::new(
+                CaptureSettings::from_spec(&cfg.brokers, &spec, progress)
+                    .and_then(CaptureSettings::config)
+                    .map_err(|e| with_causes(&e))?,
+            )),
+            StreamKind::Apply => Stream::Apply(ApplyStream {
+                brokers: cfg.brokers.clone(),
+                workflow: spec.workflow.clone(),
+                direction: spec.direction.as_str().to_string(),
+                partition: spec.partition,
+                target: mysql_opts(&spec.url).map_err(|e| with_causes(&e))?,
+                // The owner's: set by the runner.
+                fence_token: 0,
+                progress,
+                parallelism: cfg.apply_parallelism.max(1),
+            }),
+        };
+        let run = StreamRun {
+            name,
+            stream,
+            owner: Some(lock),
+            cancel,
+        };
+        run.run().await.map_err(|e| with_causes(&e))
+    }
+}
+
+/// An error and its causes, `: `-separated, as the binary prints errors.
+fn with_causes(e: &dyn Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
