@@ -4,6 +4,7 @@
 //! - [`ident`]: quoting identifiers and string literals;
 //! - [`param`]: change-event values as statement parameters;
 //! - [`codes`]: the server error codes revdoor reacts to, by name;
+//! - [`conn`]: shard URLs as connection options, shown without password;
 //! - [`engine`]: MariaDB or MySQL;
 //! - [`preflight`]: server settings, the account's privileges, the current
 //!   GTID position;
@@ -21,6 +22,7 @@
 //! privileges or definitions must change.
 
 pub mod codes;
+pub mod conn;
 pub mod engine;
 pub mod ident;
 pub mod param;
@@ -43,6 +45,13 @@ pub enum MysqlError {
         what: String,
         #[source]
         source: mysql_async::Error,
+    },
+    /// A shard URL that does not parse (shown without its password).
+    #[error("bad MySQL URL '{url}': {source}")]
+    Url {
+        url: String,
+        #[source]
+        source: mysql_async::UrlError,
     },
     /// The server's settings, the account's privileges or a table's
     /// definition are wrong for revdoor: the message says which and what to

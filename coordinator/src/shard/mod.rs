@@ -34,25 +34,13 @@ fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
 // The table (or its database) does not exist: an idempotent step that
 // finds nothing to do.
 use revdoor_mysql::codes::is_missing_table as no_table;
+use revdoor_mysql::conn;
 
-/// A URL without its password.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use revdoor_mysql::conn::redact;
 
 /// Connect to a shard's server.
 pub async fn connect(url: &str) -> Result<Conn, Error> {
-    let opts = Opts::from_url(url)
-        .map_err(|e| Error::Refused(format!("bad MySQL URL '{}': {e}", redact(url))))?;
+    let opts = conn::opts(url).map_err(|e| Error::Refused(e.to_string()))?;
     let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
         .conn_ttl(None)
         .into();
@@ -63,9 +51,7 @@ pub async fn connect(url: &str) -> Result<Conn, Error> {
 
 /// The account apply writes through (exempt from fences).
 pub fn account(url: &str) -> Result<String, Error> {
-    let opts = Opts::from_url(url)
-        .map_err(|e| Error::Refused(format!("bad MySQL URL '{}': {e}", redact(url))))?;
-    Ok(opts.user().unwrap_or("root").to_string())
+    conn::account(url).map_err(|e| Error::Refused(e.to_string()))
 }
 
 #[cfg(test)]
