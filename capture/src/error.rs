@@ -26,11 +26,13 @@ impl CaptureError {
 }
 
 impl From<revdoor_mysql::MysqlError> for CaptureError {
-    /// A failed statement is retried; a refusal stops the stream.
+    /// A failed statement is retried; a refusal or a bad URL stops the
+    /// stream.
     fn from(e: revdoor_mysql::MysqlError) -> Self {
         match e {
             revdoor_mysql::MysqlError::Query { .. } => CaptureError::Transient(e.to_string()),
             revdoor_mysql::MysqlError::Refused(m) => CaptureError::Definite(m),
+            revdoor_mysql::MysqlError::Url { .. } => CaptureError::Definite(e.to_string()),
         }
     }
 }
