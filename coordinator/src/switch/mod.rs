@@ -20,42 +20,36 @@
 //! `switch-traffic` moves serving from the source keyspace to the target,
 //! `reverse-traffic` back; both run the same steps with the roles given by
 //! the phase: the *old* side serves now and is fenced, the *new* side takes
-//! over. Steps (journal names, [`Step`]), and DESIGN §6's numbered steps
-//! each covers:
+//! over. Steps, by journal name ([`Step`]), each with the numbered steps of
+//! DESIGN §6's fenced cutover it carries out:
 //!
-//! | journal step | DESIGN §6 | here |
-//! |---|---|---|
-//! | `check` (+ warm-up) | 1 | streams running, lag ≤ `--max-lag`, every shard answers; the new direction's topic (6) created before the fence |
-//! | `fence` | 2, 3 | the fence transaction's GTID is the final position |
-//! | `catch-up` | 4 | |
-//! | `record-positions` | 5 | |
-//! | `create-streams` | 6 | |
-//! | `flip-routing` | 7, 9 | the phase flip in the same transaction freezes the old direction and starts the new one |
-//! | `unfence` | 8 | |
-//!
-//! 1. `check` — every stream of the running direction is reported running
-//!    by a live worker with lag ≤ `--max-lag`; every shard of both sides
-//!    answers. A failure here is a refusal: nothing was changed.
-//! 2. `fence` — one `UPDATE` of the workflow's `_revdoor.fences` rows per
-//!    old shard (waits for in-flight writers; see [`crate::shard`]). The
-//!    fence transaction's GTID is that shard's final position (step 3,
-//!    `positions`): no write to a moved table commits after it. Capture
-//!    flushes and heartbeats at once when it reads the fence.
-//! 3. `catch-up` — wait until every apply stream of the running direction
-//!    checkpointed a source position including its origin's fence GTID
-//!    (read from `_revdoor.stream_state` on the destination), at most
-//!    `--timeout`.
-//! 4. `record-positions` — each new shard's GTID position: where the
-//!    opposite direction's captures start.
-//! 5. `create-streams` — the opposite direction's topic and stream specs
-//!    (captures start at the recorded positions).
-//! 6. `flip-routing` — in one guarded etcd transaction: routing rules (both
-//!    keyspaces) serve the new side, the next epoch; the phase flips
-//!    (`switched` / `reversed`), which freezes the old direction's streams
-//!    and starts the new ones (the assignment pass); the journal records the
-//!    step done.
-//! 7. `unfence` — one `UPDATE` per new shard: applications may write there.
-//!    The write-unavailability window is fence start → unfence end.
+//! - `check` — §6 step 1: every stream of the running direction is
+//!   reported running by a live worker with lag ≤ `--max-lag`; every shard
+//!   of both sides answers. A failure here is a refusal: nothing was
+//!   changed. Then, unjournaled and still unfenced: the new direction's
+//!   topic is created (the topic half of §6 step 6) and a warm-up catch-up
+//!   to a mark on each old shard runs.
+//! - `fence` — §6 steps 2 and 3: one `UPDATE` of the workflow's
+//!   `_revdoor.fences` rows per old shard (waits for in-flight writers; see
+//!   [`crate::shard`]). The fence transaction's GTID is that shard's final
+//!   position: no write to a moved table commits after it. Capture flushes
+//!   and heartbeats at once when it reads the fence.
+//! - `catch-up` — §6 step 4: wait until every apply stream of the running
+//!   direction checkpointed a source position including its origin's fence
+//!   GTID (read from `_revdoor.stream_state` on the destination), within
+//!   `--timeout`.
+//! - `record-positions` — §6 step 5: each new shard's GTID position: where
+//!   the opposite direction's captures start.
+//! - `create-streams` — §6 step 6: the opposite direction's stream specs
+//!   (captures start at the recorded positions).
+//! - `flip-routing` — §6 steps 7 and 9: in one guarded etcd transaction,
+//!   routing rules (both keyspaces) serve the new side at the next epoch;
+//!   the phase flips (`switched` / `reversed`), which freezes the old
+//!   direction's streams and starts the new ones (the assignment pass); the
+//!   journal records the step done. (So step 9 happens before step 8 here.)
+//! - `unfence` — §6 step 8: one `UPDATE` per new shard: applications may
+//!   write there. The write-unavailability window is fence start → unfence
+//!   end.
 //!
 //! A failure before `flip-routing` rolls back: the old side is unfenced,
 //! streams created by this request are deleted, and the journal says why.
