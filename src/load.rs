@@ -35,7 +35,7 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_core::names::KeyspaceName;
-use revdoor_core::workflow::{now_ms, KeyspaceSpec, RoutingRule, WorkflowSpec};
+use revdoor_core::workflow::{now_ms, Epoch, KeyspaceSpec, RoutingRule, WorkflowSpec};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Args, Clone)]
@@ -92,7 +92,7 @@ pub struct Summary {
 /// Routing as the client sees it.
 #[derive(Clone)]
 struct Route {
-    epoch: u64,
+    epoch: Epoch,
     serving: KeyspaceSpec,
     other: KeyspaceSpec,
 }

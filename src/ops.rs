@@ -15,11 +15,12 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
-use revdoor_coordinator::{shard, switch};
+use revdoor_coordinator::shard;
+use revdoor_coordinator::switch::{self, SwitchPlan};
 use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::{KeyspaceName, WorkflowName};
 use revdoor_core::workflow::{
-    now_ms, Action, JournalEntry, KeyspaceSpec, Outcome, Phase, Request, RoutingRule, StreamKind,
+    now_ms, Action, JournalEntry, KeyspaceSpec, Outcome, Request, RoutingRule, StreamKind,
     StreamSpec, StreamStatus, WorkflowSpec, WorkflowState,
 };
 
@@ -459,61 +460,30 @@ async fn dry_run(
         .value(&reg.prefix.workflow_state(&wf))
         .await?
         .with_context(|| format!("workflow {wf} has no state"))?;
-    let ok_phase = if to_target {
-        matches!(state.phase, Phase::Running | Phase::Reversed)
-    } else {
-        state.phase == Phase::Switched
-    };
-    let (old, new) = if state.phase.serving_target() {
-        (&spec.target, &spec.source)
-    } else {
-        (&spec.source, &spec.target)
-    };
-    println!(
-        "plan for {} of workflow {wf} (phase {}):",
-        if to_target {
-            "switch-traffic"
-        } else {
-            "reverse-traffic"
-        },
-        state.phase
+    let source = create::keyspace(reg, &spec.source).await?;
+    let target = create::keyspace(reg, &spec.target).await?;
+    let plan = SwitchPlan::new(&state, &source, &target, to_target);
+    let check = switch::check_streams(reg, &wf, plan.old_dir, max_lag_ms)
+        .await
+        .map_err(|e| e.to_string());
+    let mut old_positions = Vec::new();
+    for s in &plan.old.shards {
+        old_positions.push(position_text(&s.url).await);
+    }
+    let mut new_positions = Vec::new();
+    for s in &plan.new.shards {
+        new_positions.push(position_text(&s.url).await);
+    }
+    print!(
+        "{}",
+        plan.describe(
+            &wf,
+            &spec,
+            check.as_deref().map_err(String::as_str),
+            &old_positions,
+            &new_positions,
+        )
     );
-    if !ok_phase {
-        println!(
-            "  would be refused: phase {} does not allow it",
-            state.phase
-        );
-    }
-    let active = state
-        .phase
-        .active()
-        .unwrap_or(revdoor_core::names::Direction::Forward);
-    match switch::check_streams(reg, &wf, active, max_lag_ms).await {
-        Ok(detail) => println!("  1. check      {detail}"),
-        Err(e) => println!("  1. check      would be refused: {e}"),
-    }
-    let old_ks = create::keyspace(reg, old).await?;
-    for s in &old_ks.shards {
-        let pos = position_text(&s.url).await;
-        println!("  2. fence      {old} shard {} (now at {pos})", s.range);
-    }
-    println!("  3. catch-up   {active} apply streams to the fence positions");
-    let new_ks = create::keyspace(reg, new).await?;
-    for s in &new_ks.shards {
-        let pos = position_text(&s.url).await;
-        println!("  4. positions  {new} shard {} (now at {pos})", s.range);
-    }
-    println!(
-        "  5. streams    {} direction starts there",
-        active.opposite()
-    );
-    println!(
-        "  6. routing    {} tables served by {new}, epoch {}",
-        spec.tables.len(),
-        state.epoch + 1
-    );
-    println!("  7. unfence    {new}");
-    println!("dry run: nothing changed");
     Ok(())
 }
 

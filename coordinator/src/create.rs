@@ -7,8 +7,8 @@ use revdoor_core::avro::EventCodec;
 use revdoor_core::keyrange::{check_partition, KeyRange};
 use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
 use revdoor_core::workflow::{
-    now_ms, plan_streams, KeyspaceSpec, Phase, RoutingRule, ShardSpec, StreamKind, WorkflowSpec,
-    WorkflowState,
+    now_ms, plan_streams, Epoch, KeyspaceSpec, Phase, RoutingRule, ShardSpec, StreamKind,
+    WorkflowSpec, WorkflowState,
 };
 use revdoor_mysql::{preflight, tables};
 
@@ -285,7 +285,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
     };
     let state = WorkflowState {
         phase: Phase::Copying,
-        epoch: 0,
+        epoch: Epoch::INITIAL,
         resume: BTreeMap::new(),
         reverse_created: false,
         switches: Vec::new(),
@@ -301,7 +301,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         s.copy = s.kind == StreamKind::Capture;
         ops.push(Registry::op_put(&reg.prefix.stream(&wf, &s.id()), &s));
     }
-    ops.extend(routing_ops(reg, &spec, &source.name, 0)?);
+    ops.extend(routing_ops(reg, &spec, &source.name, Epoch::INITIAL)?);
     if !reg.create(std::slice::from_ref(&spec_key), ops).await? {
         return Err(Error::Refused(format!(
             "workflow {wf} was created concurrently"
@@ -315,7 +315,7 @@ pub fn routing_ops(
     reg: &Registry,
     spec: &WorkflowSpec,
     serving: &str,
-    epoch: u64,
+    epoch: Epoch,
 ) -> Result<Vec<etcd_client::TxnOp>, Error> {
     let mut ops = Vec::new();
     for ks in [&spec.source, &spec.target] {

@@ -185,6 +185,15 @@ pub async fn current_holder(client: &Client, key: &str) -> Result<String, LockEr
         .unwrap_or_default())
 }
 
+/// Why a lease's keep-alive stopped (logged; the lock is then lost).
+#[derive(Debug, thiserror::Error)]
+enum KeepAliveError {
+    #[error("{0}")]
+    Etcd(#[from] etcd_client::Error),
+    #[error("lease expired")]
+    Expired,
+}
+
 async fn keep_alive(
     mut client: Client,
     lease_id: i64,
@@ -193,16 +202,13 @@ async fn keep_alive(
     key: String,
 ) {
     let period = (ttl / 3).max(Duration::from_millis(200));
-    let result: Result<(), String> = async {
-        let (mut keeper, mut stream) = client
-            .lease_keep_alive(lease_id)
-            .await
-            .map_err(|e| e.to_string())?;
+    let result: Result<(), KeepAliveError> = async {
+        let (mut keeper, mut stream) = client.lease_keep_alive(lease_id).await?;
         loop {
-            keeper.keep_alive().await.map_err(|e| e.to_string())?;
-            match stream.message().await.map_err(|e| e.to_string())? {
+            keeper.keep_alive().await?;
+            match stream.message().await? {
                 Some(resp) if resp.ttl() > 0 => {}
-                _ => return Err("lease expired".to_string()),
+                _ => return Err(KeepAliveError::Expired),
             }
             tokio::time::sleep(period).await;
         }

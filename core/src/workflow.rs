@@ -107,12 +107,47 @@ impl std::fmt::Display for Phase {
     }
 }
 
+/// The routing epoch: bumped by every routing flip (and by `complete`), so
+/// a reader of a routing rule can tell whether serving moved under it.
+/// A fencing number: compared and advanced with [`Epoch::next`], never
+/// added to by hand. Serialised as the bare number.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct Epoch(u64);
+
+impl Epoch {
+    /// The epoch of a workflow just created.
+    pub const INITIAL: Epoch = Epoch(0);
+
+    pub const fn new(n: u64) -> Self {
+        Epoch(n)
+    }
+
+    /// The epoch after this one.
+    #[must_use]
+    pub const fn next(self) -> Self {
+        Epoch(self.0 + 1)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0, f)
+    }
+}
+
 /// One finished switch, as `status` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SwitchSummary {
     pub request: String,
     pub action: String,
-    pub epoch: u64,
+    pub epoch: Epoch,
     /// Write-unavailability window: fence installed → other side unfenced.
     pub window_ms: u64,
     pub finished_ms: u64,
@@ -122,8 +157,8 @@ pub struct SwitchSummary {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowState {
     pub phase: Phase,
-    /// Routing epoch: + 1 at every flip.
-    pub epoch: u64,
+    /// Routing epoch: the next one at every flip.
+    pub epoch: Epoch,
     /// Where each origin shard's capture of a direction resumes when that
     /// direction is next started (recorded by the switch that froze it):
     /// `direction → shard → GTID position`.
@@ -246,8 +281,8 @@ pub struct RoutingRule {
     pub table: String,
     /// The keyspace that serves the table now.
     pub serving: String,
-    /// + 1 at every switch.
-    pub epoch: u64,
+    /// The next one at every switch.
+    pub epoch: Epoch,
     pub workflow: String,
     /// Sharding key columns (empty: the primary key).
     #[serde(default)]
@@ -312,12 +347,85 @@ pub enum Outcome {
     Refused,
 }
 
+/// A step of a journaled operation, by its journal name. Recovery decides
+/// from which steps began and finished; the names are part of the journal's
+/// stored form (and `workflow status` prints them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    // The cutover (switch-traffic, reverse-traffic), in order.
+    Check,
+    Fence,
+    CatchUp,
+    RecordPositions,
+    CreateStreams,
+    FlipRouting,
+    Unfence,
+    /// A cutover undone before the flip.
+    Rollback,
+    // complete and cancel.
+    StopStreams,
+    RemoveFences,
+    RemoveStreams,
+    RenameSource,
+    DropSource,
+}
+
+impl Step {
+    /// The journal name (as serialised).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Check => "check",
+            Step::Fence => "fence",
+            Step::CatchUp => "catch-up",
+            Step::RecordPositions => "record-positions",
+            Step::CreateStreams => "create-streams",
+            Step::FlipRouting => "flip-routing",
+            Step::Unfence => "unfence",
+            Step::Rollback => "rollback",
+            Step::StopStreams => "stop-streams",
+            Step::RemoveFences => "remove-fences",
+            Step::RemoveStreams => "remove-streams",
+            Step::RenameSource => "rename-source",
+            Step::DropSource => "drop-source",
+        }
+    }
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a step is: every step is journaled when it begins and when done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Begin,
+    Done,
+}
+
+impl StepState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepState::Begin => "begin",
+            StepState::Done => "done",
+        }
+    }
+}
+
+impl std::fmt::Display for StepState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// One step of a journaled operation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StepRecord {
-    pub step: String,
-    /// `begin` or `done`.
-    pub state: String,
+    pub step: Step,
+    pub state: StepState,
     pub at_ms: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
@@ -351,15 +459,31 @@ pub struct JournalEntry {
 
 impl JournalEntry {
     /// Whether `step` finished.
-    pub fn done(&self, step: &str) -> bool {
-        self.steps
-            .iter()
-            .any(|s| s.step == step && s.state == "done")
+    pub fn done(&self, step: Step) -> bool {
+        self.finished_at(step).is_some()
     }
 
     /// Whether `step` started.
-    pub fn begun(&self, step: &str) -> bool {
+    pub fn begun(&self, step: Step) -> bool {
         self.steps.iter().any(|s| s.step == step)
+    }
+
+    /// When `step` finished, by the journal.
+    pub fn finished_at(&self, step: Step) -> Option<u64> {
+        self.steps
+            .iter()
+            .find(|s| s.step == step && s.state == StepState::Done)
+            .map(|s| s.at_ms)
+    }
+
+    /// Append a record of `step` reaching `state` now.
+    pub fn record(&mut self, step: Step, state: StepState, detail: String) {
+        self.steps.push(StepRecord {
+            step,
+            state,
+            at_ms: now_ms(),
+            detail,
+        });
     }
 }
 
@@ -510,7 +634,7 @@ mod tests {
         assert_eq!(serde_json::from_str::<Request>(&text).expect("parse"), req);
         let state = WorkflowState {
             phase: Phase::Switched,
-            epoch: 3,
+            epoch: Epoch::new(3),
             resume: BTreeMap::new(),
             reverse_created: true,
             switches: Vec::new(),
@@ -525,5 +649,61 @@ mod tests {
         );
         assert_eq!(Phase::Switched.active(), Some(Direction::Reverse));
         assert!(Phase::Switched.serving_target() && !Phase::Reversed.serving_target());
+    }
+
+    /// A journal entry and a state as today's code writes them load and
+    /// serialise back byte for byte (steps and epochs are typed now).
+    #[test]
+    fn journal_and_state_keep_their_stored_form() {
+        let names = [
+            "check",
+            "fence",
+            "catch-up",
+            "record-positions",
+            "create-streams",
+            "flip-routing",
+            "unfence",
+            "rollback",
+            "stop-streams",
+            "remove-fences",
+            "remove-streams",
+            "rename-source",
+            "drop-source",
+        ];
+        let steps: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let state = if i % 2 == 0 { "begin" } else { "done" };
+                let detail = if i == 1 {
+                    r#","detail":"{\"-\": \"0-1-5\"}""#
+                } else {
+                    ""
+                };
+                format!(r#"{{"step":"{n}","state":"{state}","at_ms":{i}{detail}}}"#)
+            })
+            .collect();
+        let journal = format!(
+            r#"{{"request":{{"id":4,"action":"reverse-traffic","max_lag_ms":5000,"timeout_ms":30000,"read_only":true,"requested_ms":9}},"outcome":"rolled-back","steps":[{}],"reason":"why","fence_positions":{{"-":"0-1-5"}},"start_positions":{{}},"fenced_at_ms":10,"unfenced_at_ms":null,"window_ms":null,"coordinator":"c1"}}"#,
+            steps.join(",")
+        );
+        let e: JournalEntry = serde_json::from_str(&journal).expect("journal");
+        assert_eq!(serde_json::to_string(&e).expect("json"), journal);
+        for (i, n) in names.iter().enumerate() {
+            assert_eq!(e.steps[i].step.as_str(), *n);
+            assert_eq!(e.steps[i].step.to_string(), *n);
+        }
+        assert!(e.begun(Step::Check) && !e.done(Step::Check));
+        assert!(e.done(Step::Fence) && e.finished_at(Step::Fence) == Some(1));
+
+        let state = r#"{"phase":"reversed","epoch":7,"resume":{"forward":{"-80":"0-1-9"}},"reverse_created":true,"switches":[{"request":"3","action":"switch-traffic","epoch":6,"window_ms":31,"finished_ms":5}],"read_only":["a"],"updated_ms":8}"#;
+        let st: WorkflowState = serde_json::from_str(state).expect("state");
+        assert_eq!(st.epoch, Epoch::new(6).next());
+        assert!(st.switches[0].epoch < st.epoch);
+        assert_eq!(serde_json::to_string(&st).expect("json"), state);
+        let rule = r#"{"table":"d.t","serving":"b","epoch":2,"workflow":"wf","sharding_key":[]}"#;
+        let r: RoutingRule = serde_json::from_str(rule).expect("rule");
+        assert_eq!(r.epoch.to_string(), "2");
+        assert_eq!(serde_json::to_string(&r).expect("json"), rule);
     }
 }

@@ -173,8 +173,8 @@ impl Point {
             let mut ord = Vec::with_capacity(n);
             let mut key = Vec::with_capacity(n);
             for (j, &col) in def.pk.iter().enumerate() {
-                ord.push(ord_part(def.kinds[col], &vals[j]).map_err(Error::Sql)?);
-                key.push(key_part(def.kinds[col], &vals[n + j]).map_err(Error::Sql)?);
+                ord.push(ord_part(def.kinds[col], &vals[j])?);
+                key.push(key_part(def.kinds[col], &vals[n + j])?);
             }
             if best.as_ref().is_none_or(|(b, _)| ord < *b) {
                 best = Some((ord, key));
@@ -399,7 +399,7 @@ fn row_data(
     let cols = def.names.len();
     let mut ord = Vec::with_capacity(n);
     for (j, &col) in def.pk.iter().enumerate() {
-        ord.push(ord_part(def.kinds[col], &vals[j]).map_err(Error::Sql)?);
+        ord.push(ord_part(def.kinds[col], &vals[j])?);
     }
     let owner = if def.placement {
         let id = ksid(def, &vals[n + cols..]);

@@ -6,6 +6,7 @@ use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_core::sqltype::SqlType;
 
 use super::record::KeyPart;
+use crate::Error;
 
 /// How a column is read, ordered and checksummed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -212,14 +213,40 @@ pub(super) enum OrdPart {
     Bytes(Vec<u8>),
 }
 
-pub(super) fn ord_part(kind: Kind, v: &Value) -> Result<OrdPart, String> {
-    let t = text(v).ok_or("NULL in a primary key")?;
+/// A primary-key value that cannot be ordered or keyed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum KeyValueError {
+    #[error("NULL in a primary key")]
+    Null,
+    /// Ordering: the value's text and why it is not a number.
+    #[error("key value {text}: {source}")]
+    Number {
+        text: String,
+        source: std::num::ParseIntError,
+    },
+    /// Keying: why the value is not an integer.
+    #[error("key value: {0}")]
+    Integer(std::num::ParseIntError),
+}
+
+impl From<KeyValueError> for Error {
+    fn from(e: KeyValueError) -> Self {
+        Error::Sql(e.to_string())
+    }
+}
+
+pub(super) fn ord_part(kind: Kind, v: &Value) -> Result<OrdPart, KeyValueError> {
+    let t = text(v).ok_or(KeyValueError::Null)?;
     let s = String::from_utf8_lossy(&t);
     match kind {
-        Kind::Int { .. } => s
-            .parse::<i128>()
-            .map(OrdPart::Int)
-            .map_err(|e| format!("key value {s}: {e}")),
+        Kind::Int { .. } => {
+            s.parse::<i128>()
+                .map(OrdPart::Int)
+                .map_err(|source| KeyValueError::Number {
+                    text: s.to_string(),
+                    source,
+                })
+        }
         Kind::Decimal { scale, .. } => {
             let (neg, digits) = s.strip_prefix('-').map_or((false, &*s), |d| (true, d));
             let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
@@ -227,27 +254,31 @@ pub(super) fn ord_part(kind: Kind, v: &Value) -> Result<OrdPart, String> {
             while frac.len() < usize::from(scale) {
                 frac.push('0');
             }
-            let n: i128 = format!("{int}{frac}")
-                .parse()
-                .map_err(|e| format!("key value {s}: {e}"))?;
+            let n: i128 =
+                format!("{int}{frac}")
+                    .parse()
+                    .map_err(|source| KeyValueError::Number {
+                        text: s.to_string(),
+                        source,
+                    })?;
             Ok(OrdPart::Int(if neg { -n } else { n }))
         }
         _ => Ok(OrdPart::Bytes(t)),
     }
 }
 
-pub(super) fn key_part(kind: Kind, v: &Value) -> Result<KeyPart, String> {
-    let t = text(v).ok_or("NULL in a primary key")?;
+pub(super) fn key_part(kind: Kind, v: &Value) -> Result<KeyPart, KeyValueError> {
+    let t = text(v).ok_or(KeyValueError::Null)?;
     Ok(match kind {
         Kind::Int { unsigned: false } => KeyPart::Int(
             String::from_utf8_lossy(&t)
                 .parse()
-                .map_err(|e| format!("key value: {e}"))?,
+                .map_err(KeyValueError::Integer)?,
         ),
         Kind::Int { unsigned: true } => KeyPart::UInt(
             String::from_utf8_lossy(&t)
                 .parse()
-                .map_err(|e| format!("key value: {e}"))?,
+                .map_err(KeyValueError::Integer)?,
         ),
         _ => KeyPart::Bytes(t),
     })
@@ -273,4 +304,26 @@ pub(super) fn ksid(def: &TableDef, vals: &[Value]) -> u64 {
         })
         .collect();
     keyspace_id(&keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_errors_say_what_value() {
+        let int = Kind::Int { unsigned: false };
+        let err = |r: Result<OrdPart, KeyValueError>| r.expect_err("error").to_string();
+        assert_eq!(err(ord_part(int, &Value::NULL)), "NULL in a primary key");
+        assert_eq!(
+            err(ord_part(int, &Value::Bytes(b"x1".to_vec()))),
+            "key value x1: invalid digit found in string"
+        );
+        let key = key_part(int, &Value::Bytes(b"x1".to_vec())).expect_err("error");
+        assert_eq!(key.to_string(), "key value: invalid digit found in string");
+        assert_eq!(
+            ord_part(int, &Value::Bytes(b"-7".to_vec())).expect("int"),
+            OrdPart::Int(-7)
+        );
+    }
 }

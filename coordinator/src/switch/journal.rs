@@ -1,0 +1,209 @@
+//! The switch journal (`workflows/<wf>/journal/<id>`): written here — every
+//! step journaled when it begins and when it is done, the request closed
+//! with its outcome — and read back here when a request fails or its leader
+//! dies midway: [`rollback`] before the routing flip, [`recover`] finishes
+//! after it.
+
+use revdoor_core::names::Direction;
+use revdoor_core::workflow::{
+    now_ms, Action, JournalEntry, Outcome, Phase, Step, StepState, SwitchSummary, WorkflowState,
+};
+
+use super::complete::{cancel, complete};
+use super::cutover::unfence;
+use super::Ctx;
+use crate::registry::Registry;
+use crate::{shard, Error};
+
+impl Ctx<'_> {
+    pub(super) fn journal_key(&self, id: u64) -> String {
+        self.reg.prefix.journal_entry(&self.wf, id)
+    }
+
+    pub(super) async fn write_journal(&self, e: &JournalEntry) -> Result<(), Error> {
+        self.reg
+            .commit(
+                self.guard,
+                Vec::new(),
+                vec![Registry::op_put(&self.journal_key(e.request.id), e)],
+            )
+            .await
+    }
+
+    /// Run `f` as journal step `step`: journaled begun, run, journaled done
+    /// with the detail `f` returns.
+    pub(super) async fn step<T, F>(
+        &self,
+        e: &mut JournalEntry,
+        step: Step,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<(T, String), Error>>,
+    {
+        e.record(step, StepState::Begin, String::new());
+        self.write_journal(e).await?;
+        let (v, detail) = f.await?;
+        e.record(step, StepState::Done, detail);
+        self.write_journal(e).await?;
+        tracing::info!(workflow = %self.wf, request = e.request.id, step = step.as_str(), "step done");
+        Ok(v)
+    }
+}
+
+/// Close a request: journal outcome, state update, request removed — one
+/// guarded transaction.
+pub(super) async fn finish(
+    ctx: &Ctx<'_>,
+    entry: &mut JournalEntry,
+    outcome: Outcome,
+    reason: String,
+    state: Option<WorkflowState>,
+) -> Result<(), Error> {
+    entry.outcome = outcome;
+    entry.reason = reason;
+    let mut ops = vec![
+        Registry::op_put(&ctx.journal_key(entry.request.id), &*entry),
+        Registry::op_delete(&ctx.reg.prefix.request(&ctx.wf)),
+    ];
+    if let Some(s) = state {
+        ops.push(Registry::op_put(
+            &ctx.reg.prefix.workflow_state(&ctx.wf),
+            &s,
+        ));
+    }
+    ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
+    match outcome {
+        Outcome::Done => tracing::info!(workflow = %ctx.wf, request = entry.request.id,
+            action = entry.request.action.name(), window_ms = entry.window_ms.unwrap_or(0), "request done"),
+        _ => tracing::warn!(workflow = %ctx.wf, request = entry.request.id,
+            action = entry.request.action.name(), outcome = ?outcome, reason = %entry.reason, "request ended"),
+    }
+    Ok(())
+}
+
+/// The summary a finished cutover adds to the workflow's state.
+pub(super) fn summary(e: &JournalEntry, state: &WorkflowState) -> SwitchSummary {
+    SwitchSummary {
+        request: e.request.id.to_string(),
+        action: e.request.action.name().into(),
+        epoch: state.epoch,
+        window_ms: e.window_ms.unwrap_or(0),
+        finished_ms: now_ms(),
+    }
+}
+
+/// Undo a cutover that failed before the routing flip.
+pub(super) async fn rollback(
+    ctx: &Ctx<'_>,
+    e: &mut JournalEntry,
+    reason: String,
+) -> Result<(), Error> {
+    let st = ctx.state().await?;
+    let to_target = matches!(e.request.action, Action::SwitchTraffic { .. });
+    let old = ctx.plan(&st, to_target).old;
+    tracing::warn!(workflow = %ctx.wf, reason = %reason, "rolling back");
+    if e.begun(Step::Fence) {
+        let msg = format!(
+            "revdoor: workflow {} moves this table; it is served here",
+            ctx.wf
+        );
+        let read_only = matches!(
+            e.request.action,
+            Action::SwitchTraffic {
+                read_only: true,
+                ..
+            } | Action::ReverseTraffic {
+                read_only: true,
+                ..
+            }
+        );
+        for s in &old.shards {
+            let mut c = shard::connect(&s.url).await?;
+            shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), false, &msg, 30).await?;
+            if read_only && !st.read_only.contains(&old.name) {
+                shard::set_read_only(&mut c, &s.url, false, 30).await?;
+            }
+            let _ = c.disconnect().await;
+        }
+    }
+    // Streams this request created for a direction that never ran.
+    let mut ops = Vec::new();
+    if e.begun(Step::CreateStreams) && !st.reverse_created {
+        for s in ctx.streams().await? {
+            if s.direction == Direction::Reverse {
+                ops.push(Registry::op_delete(
+                    &ctx.reg.prefix.stream(&ctx.wf, &s.id()),
+                ));
+            }
+        }
+    }
+    if !ops.is_empty() {
+        ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
+    }
+    e.record(Step::Rollback, StepState::Done, String::new());
+    finish(ctx, e, Outcome::RolledBack, reason, None).await
+}
+
+/// Finish or roll back a request found midway (its coordinator died or a
+/// step failed around the flip).
+pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Error> {
+    let st = ctx.state().await?;
+    let previous = std::mem::replace(&mut e.coordinator, ctx.guard.id.clone());
+    let last = e
+        .steps
+        .last()
+        .map(|s| format!("{} ({})", s.step, s.state))
+        .unwrap_or_else(|| "start".into());
+    match e.request.action.clone() {
+        Action::SwitchTraffic { .. } | Action::ReverseTraffic { .. } => {
+            let to_target = matches!(e.request.action, Action::SwitchTraffic { .. });
+            let flipped = if to_target {
+                st.phase == Phase::Switched
+            } else {
+                st.phase == Phase::Reversed
+            };
+            let flipped = flipped && e.begun(Step::FlipRouting);
+            if !flipped {
+                let reason = format!(
+                    "coordinator {} stopped during step {last}; rolled back by {} before the routing flip \
+                     — nothing changed, run the request again",
+                    previous, ctx.guard.id
+                );
+                return rollback(ctx, &mut e, reason).await;
+            }
+            if !e.done(Step::FlipRouting) {
+                e.record(Step::FlipRouting, StepState::Done, "found flipped".into());
+            }
+            // After the flip the phase's serving side is the new side.
+            let serving = if st.phase.serving_target() {
+                ctx.target.clone()
+            } else {
+                ctx.source.clone()
+            };
+            if !e.done(Step::Unfence) {
+                unfence(ctx, &mut e, &serving, None, None).await?;
+            } else {
+                // The dead leader unfenced: its journal has the time.
+                let unfenced = e.unfenced_at_ms.or_else(|| e.finished_at(Step::Unfence));
+                if let (Some(f), Some(u)) = (e.fenced_at_ms, unfenced) {
+                    e.unfenced_at_ms = Some(u);
+                    e.window_ms.get_or_insert(u.saturating_sub(f));
+                }
+            }
+            let mut done_state = st.clone();
+            done_state.read_only.remove(&serving.name);
+            done_state.switches.push(summary(&e, &done_state));
+            let reason = format!(
+                "coordinator {} stopped during step {last}; finished by {}",
+                previous, ctx.guard.id
+            );
+            finish(ctx, &mut e, Outcome::Done, reason, Some(done_state)).await
+        }
+        Action::Complete {
+            drop_source,
+            rename_source,
+        } => Box::pin(complete(ctx, &mut e, drop_source, rename_source)).await,
+        Action::Cancel { keep_data } => Box::pin(cancel(ctx, &mut e, keep_data)).await,
+    }
+}
