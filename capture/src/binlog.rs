@@ -44,6 +44,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
 use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
+use revdoor_core::names::{Direction, WorkflowName};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -71,9 +72,9 @@ const FL_STANDALONE: u8 = 1;
 /// those of other workflows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopFilter {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     /// The direction whose apply must not be echoed (the opposite of ours).
-    pub direction: String,
+    pub direction: Direction,
 }
 
 const STATE_DB: &str = "_revdoor";
@@ -693,7 +694,9 @@ impl Framer<'_> {
                 let row = convert_row(image)
                     .map_err(|e| CaptureError::Definite(format!("{e} in {}", txn.gtid)))?;
                 let is = |col: &str, want: &str| matches!(row.get(col), Some(ColumnValue::Bytes(b)) if b.as_slice() == want.as_bytes());
-                if is("workflow", &filter.workflow) && is("direction", &filter.direction) {
+                if is("workflow", filter.workflow.as_str())
+                    && is("direction", filter.direction.as_str())
+                {
                     txn.looped = true;
                 }
             }
