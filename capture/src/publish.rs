@@ -331,7 +331,11 @@ impl Publisher {
                     codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
                 }
             }
-            let part = |r: &Row| self.router.partition(codec, r, false).map_err(bad);
+            let part = |r: &Row| {
+                self.router
+                    .partition(codec, r, false)
+                    .map_err(|e| bad(e.to_string()))
+            };
             let (pb, pa) = (
                 ch.before.as_ref().map(part).transpose()?,
                 ch.after.as_ref().map(part).transpose()?,
