@@ -269,9 +269,10 @@ struct ApplyArgs {
     /// etcd endpoint (with `--own`).
     #[arg(long, env = "REVDOOR_ETCD", default_value = "http://127.0.0.1:23791")]
     etcd: String,
-    /// Root of revdoor's keys in etcd.
-    #[arg(long, default_value = "/revdoor/", value_parser = etcd_prefix)]
-    etcd_prefix: EtcdPrefix,
+    /// Root of revdoor's keys in etcd (a String like the global flag of
+    /// the same id, which clap shares with it).
+    #[arg(long, default_value = "/revdoor/")]
+    etcd_prefix: String,
     /// Lease TTL of the ownership key.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     lease_ttl: Duration,
@@ -296,11 +297,6 @@ fn fence_token(text: &str) -> Result<FenceToken, String> {
         .ok()
         .and_then(FenceToken::from_revision)
         .ok_or_else(|| format!("'{text}' is not a positive number"))
-}
-
-/// `--etcd-prefix` of `apply run --own`.
-fn etcd_prefix(text: &str) -> Result<EtcdPrefix, names::NameError> {
-    EtcdPrefix::new(text)
 }
 
 fn init_tracing(json: bool) {
@@ -438,8 +434,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cancel = shutdown_token();
             let name = stream.name();
             let owner = if a.own {
-                let key = a
-                    .etcd_prefix
+                let key = EtcdPrefix::new(a.etcd_prefix.as_str())
+                    .map_err(|e| anyhow::anyhow!("--etcd-prefix: {e}"))?
                     .apply_owner(&a.workflow, a.direction, a.partition);
                 Some(ownership::wait(&a.etcd, &key, a.lease_ttl, &name).await?)
             } else {
