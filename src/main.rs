@@ -12,7 +12,9 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use revdoor_apply::ApplyStream;
 use revdoor_capture::route::Router;
+use revdoor_core::fence::FenceToken;
 use revdoor_core::keyrange::KeyRange;
+use revdoor_core::names::{self, Direction, EtcdPrefix, WorkflowName};
 use revdoor_worker::config::{mysql_opts, parse_tables, CaptureSettings, DEFAULT_COPY_CHUNK_ROWS};
 use revdoor_worker::{ownership, RunError, Stream, StreamRun};
 use tokio_util::sync::CancellationToken;
@@ -168,9 +170,9 @@ enum StreamCmd {
     /// destination's `_revdoor.stream_skips` and logged when apply passes it.
     Skip {
         #[arg(long)]
-        workflow: String,
+        workflow: WorkflowName,
         #[arg(long, default_value = "forward")]
-        direction: String,
+        direction: Direction,
         #[arg(long)]
         partition: i32,
         /// Kafka offset of the message to skip.
@@ -189,13 +191,14 @@ enum StreamCmd {
 struct CaptureArgs {
     /// Workflow name (topic `revdoor.<workflow>.<direction>`).
     #[arg(long)]
-    workflow: String,
+    workflow: WorkflowName,
     /// `forward` or `reverse`.
     #[arg(long, default_value = "forward")]
-    direction: String,
-    /// Origin shard name (key range), e.g. `-` or `-80`.
-    #[arg(long, default_value = "-", allow_hyphen_values = true)]
-    shard: String,
+    direction: Direction,
+    /// Origin shard (key range), e.g. `-` or `-80`, written as the
+    /// coordinator writes it (lower-case hex, no trailing zero bytes).
+    #[arg(long, default_value = "-", allow_hyphen_values = true, value_parser = origin_shard)]
+    shard: KeyRange,
     /// Source server URL, `mysql://user:password@host:port`.
     #[arg(long)]
     source: String,
@@ -247,17 +250,18 @@ struct CaptureArgs {
 #[derive(Args, Clone)]
 struct ApplyArgs {
     #[arg(long)]
-    workflow: String,
+    workflow: WorkflowName,
+    /// `forward` or `reverse`.
     #[arg(long, default_value = "forward")]
-    direction: String,
+    direction: Direction,
     #[arg(long, default_value_t = 0)]
     partition: i32,
     /// Destination server URL, `mysql://user:password@host:port`.
     #[arg(long)]
     target: String,
     /// Fencing token of this owner when it does not `--own` the stream.
-    #[arg(long, default_value_t = 1)]
-    fence_token: u64,
+    #[arg(long, default_value = "1", value_parser = fence_token)]
+    fence_token: FenceToken,
     /// Own the stream through an etcd lease: wait for the ownership key,
     /// use its revision as the fence token, stop when the lease is lost.
     #[arg(long)]
@@ -265,7 +269,8 @@ struct ApplyArgs {
     /// etcd endpoint (with `--own`).
     #[arg(long, env = "REVDOOR_ETCD", default_value = "http://127.0.0.1:23791")]
     etcd: String,
-    /// Root of revdoor's keys in etcd.
+    /// Root of revdoor's keys in etcd (a String like the global flag of
+    /// the same id, which clap shares with it).
     #[arg(long, default_value = "/revdoor/")]
     etcd_prefix: String,
     /// Lease TTL of the ownership key.
@@ -274,6 +279,24 @@ struct ApplyArgs {
     /// Connections writing at once (write-set-parallel apply).
     #[arg(long, default_value_t = DEFAULT_APPLY_PARALLELISM)]
     parallelism: usize,
+}
+
+/// `--shard`: a key range in the form the coordinator writes it, so that
+/// the stream's transactional id and checkpoint key are the ones it uses.
+fn origin_shard(text: &str) -> Result<KeyRange, String> {
+    let range: KeyRange = text.parse().map_err(|e| format!("{e}"))?;
+    if range.to_string() != text {
+        return Err(format!("write the key range as {range}"));
+    }
+    Ok(range)
+}
+
+/// `--fence-token`: a positive number.
+fn fence_token(text: &str) -> Result<FenceToken, String> {
+    text.parse::<i64>()
+        .ok()
+        .and_then(FenceToken::from_revision)
+        .ok_or_else(|| format!("'{text}' is not a positive number"))
 }
 
 fn init_tracing(json: bool) {
@@ -361,8 +384,8 @@ fn capture_settings(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureSetti
     Ok(CaptureSettings {
         brokers: kafka.to_string(),
         workflow: a.workflow.clone(),
-        direction: a.direction.clone(),
-        shard: a.shard.clone(),
+        direction: a.direction,
+        shard: a.shard,
         source: a.source.clone(),
         tables: a.tables.clone(),
         router: router(a)?,
@@ -401,7 +424,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let stream = ApplyStream {
                 brokers: cli.kafka.clone(),
                 workflow: a.workflow.clone(),
-                direction: a.direction.clone(),
+                direction: a.direction,
                 partition: a.partition,
                 target: mysql_opts(&a.target)?,
                 fence_token: a.fence_token,
@@ -409,14 +432,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 parallelism: a.parallelism.max(1),
             };
             let cancel = shutdown_token();
-            let name = format!("revdoor.{}.{}/{}", a.workflow, a.direction, a.partition);
+            let name = stream.name();
             let owner = if a.own {
-                let key = ownership::apply_owner_key(
-                    &a.etcd_prefix,
-                    &a.workflow,
-                    &a.direction,
-                    a.partition,
-                );
+                let key = EtcdPrefix::new(a.etcd_prefix.as_str())
+                    .map_err(|e| anyhow::anyhow!("--etcd-prefix: {e}"))?
+                    .apply_owner(&a.workflow, a.direction, a.partition);
                 Some(ownership::wait(&a.etcd, &key, a.lease_ttl, &name).await?)
             } else {
                 None
@@ -445,27 +465,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     reason,
                 },
         } => {
+            let stream = names::topic_partition(&workflow, direction, partition);
             revdoor_apply::register_skip(
                 &mysql_opts(&target)?,
                 &workflow,
-                &direction,
+                direction,
                 partition,
                 offset,
                 &reason,
             )
             .await
-            .with_context(|| {
-                format!("skip offset {offset} of revdoor.{workflow}.{direction}/{partition}")
-            })?;
+            .with_context(|| format!("skip offset {offset} of {stream}"))?;
             tracing::warn!(
-                workflow,
-                direction,
+                workflow = workflow.as_str(),
+                direction = direction.as_str(),
                 partition,
                 offset,
                 reason,
                 "skip registered"
             );
-            println!("skip registered: revdoor.{workflow}.{direction}/{partition}@{offset}; restart its apply");
+            println!("skip registered: {stream}@{offset}; restart its apply");
             Ok(())
         }
         Command::Demo(args) => Box::pin(demo::run(&cli.kafka, &cli.etcd, args)).await,

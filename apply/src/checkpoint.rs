@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
 
+use revdoor_core::names::{self, Direction, WorkflowName};
 use revdoor_mysql::schema;
 
 use crate::{ApplyError, ApplyStream};
@@ -17,8 +18,8 @@ use crate::{ApplyError, ApplyStream};
 /// logged by apply when it passes the message.
 pub async fn register_skip(
     target: &Opts,
-    workflow: &str,
-    direction: &str,
+    workflow: &WorkflowName,
+    direction: Direction,
     partition: i32,
     offset: i64,
     reason: &str,
@@ -32,20 +33,27 @@ pub async fn register_skip(
     let applied: Option<i64> = conn
         .exec_first(
             "SELECT kafka_offset FROM _revdoor.stream_state WHERE workflow = ? AND direction = ? AND `partition` = ?",
-            (workflow, direction, partition),
+            (workflow.as_str(), direction.as_str(), partition),
         )
         .await
         .map_err(|e| ApplyError::transient("read checkpoint", e))?;
     if let Some(applied) = applied.filter(|a| *a >= offset) {
         return Err(ApplyError::Definite(format!(
-            "offset {offset} of revdoor.{workflow}.{direction}/{partition} is already applied \
-             (checkpoint at {applied}); nothing to skip"
+            "offset {offset} of {} is already applied \
+             (checkpoint at {applied}); nothing to skip",
+            names::topic_partition(workflow, direction, partition)
         )));
     }
     conn.exec_drop(
         "INSERT IGNORE INTO _revdoor.stream_skips (workflow, direction, `partition`, kafka_offset, reason) \
          VALUES (?, ?, ?, ?, ?)",
-        (workflow, direction, partition, offset, reason),
+        (
+            workflow.as_str(),
+            direction.as_str(),
+            partition,
+            offset,
+            reason,
+        ),
     )
     .await
     .map_err(|e| ApplyError::transient("register skip", e))?;
@@ -63,7 +71,7 @@ impl ApplyStream {
         conn.exec_drop(
             "INSERT IGNORE INTO _revdoor.stream_state (workflow, direction, `partition`, kafka_offset) \
              VALUES (?, ?, ?, -1)",
-            (&self.workflow, &self.direction, self.partition),
+            (self.workflow.as_str(), self.direction.as_str(), self.partition),
         )
         .await
         .map_err(|e| ApplyError::transient("create checkpoint row", e))?;
@@ -75,11 +83,11 @@ impl ApplyStream {
             "UPDATE _revdoor.stream_state SET fence_token = ? \
              WHERE workflow = ? AND direction = ? AND `partition` = ? AND fence_token <= ?",
             (
-                self.fence_token,
-                &self.workflow,
-                &self.direction,
+                self.fence_token.get(),
+                self.workflow.as_str(),
+                self.direction.as_str(),
                 self.partition,
-                self.fence_token,
+                self.fence_token.get(),
             ),
         )
         .await
@@ -88,13 +96,13 @@ impl ApplyStream {
             .exec_first(
                 "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
                  WHERE workflow = ? AND direction = ? AND `partition` = ?",
-                (&self.workflow, &self.direction, self.partition),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition),
             )
             .await
             .map_err(|e| ApplyError::transient("read checkpoint", e))?;
         let (offset, token) =
             row.ok_or_else(|| ApplyError::Transient("checkpoint row vanished".into()))?;
-        if token > self.fence_token {
+        if token > self.fence_token.get() {
             return Err(ApplyError::Fenced(format!(
                 "stream {}/{}/{} is owned by token {token}, ours is {}",
                 self.workflow, self.direction, self.partition, self.fence_token
@@ -104,7 +112,7 @@ impl ApplyStream {
             .exec(
                 "SELECT kafka_offset FROM _revdoor.applied_txns \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
-                (&self.workflow, &self.direction, self.partition, offset),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition, offset),
             )
             .await
             .map_err(|e| ApplyError::transient("read applied transactions", e))?;
@@ -126,11 +134,11 @@ impl ApplyStream {
             (
                 offset,
                 gtid,
-                self.fence_token,
-                &self.workflow,
-                &self.direction,
+                self.fence_token.get(),
+                self.workflow.as_str(),
+                self.direction.as_str(),
                 self.partition,
-                self.fence_token,
+                self.fence_token.get(),
             ),
         )
         .await
@@ -148,7 +156,7 @@ impl ApplyStream {
             .exec(
                 "SELECT kafka_offset FROM _revdoor.stream_skips \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
-                (&self.workflow, &self.direction, self.partition, last),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition, last),
             )
             .await
             .map_err(|e| ApplyError::transient("read skips", e))?;

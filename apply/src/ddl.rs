@@ -85,7 +85,7 @@ impl ApplyStream {
         ddl: &DdlEvent,
     ) -> Result<(), ApplyError> {
         let at = format!("{}/{}@{offset}", self.topic(), self.partition);
-        let key = (&self.workflow, &self.direction, self.partition, offset);
+        let key = (self.workflow.as_str(), self.direction.as_str(), self.partition, offset);
         let now = tables_fingerprint(conn, &ddl.tables).await?;
         let mut tx = conn
             .start_transaction(TxOpts::default())
@@ -95,13 +95,13 @@ impl ApplyStream {
             .exec_first(
                 "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? FOR UPDATE",
-                (&self.workflow, &self.direction, self.partition),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition),
             )
             .await
             .map_err(|e| ApplyError::transient("read checkpoint", e))?;
         let (applied, token) =
             row.ok_or_else(|| ApplyError::Transient("checkpoint row vanished".into()))?;
-        if token > self.fence_token {
+        if token > self.fence_token.get() {
             let _ = tx.rollback().await;
             return Err(self.fenced());
         }
@@ -124,8 +124,8 @@ impl ApplyStream {
                     "INSERT INTO _revdoor.ddls (workflow, direction, `partition`, kafka_offset, \
                      gtid, statement, fingerprint, state) VALUES (?, ?, ?, ?, ?, ?, ?, 'intent')",
                     (
-                        &self.workflow,
-                        &self.direction,
+                        self.workflow.as_str(),
+                        self.direction.as_str(),
                         self.partition,
                         offset,
                         &ddl.gtid,
@@ -154,7 +154,7 @@ impl ApplyStream {
             }
             let sql = format!(
                 "{}{}",
-                ddl_tag(&self.workflow, &self.direction),
+                ddl_tag(self.workflow.as_str(), self.direction.as_str()),
                 ddl.statement
             );
             match conn.query_drop(&sql).await {
@@ -201,8 +201,8 @@ impl ApplyStream {
              AND direction = ? AND `partition` = ? AND kafka_offset = ?",
             (
                 state,
-                &self.workflow,
-                &self.direction,
+                self.workflow.as_str(),
+                self.direction.as_str(),
                 self.partition,
                 offset,
             ),
@@ -231,7 +231,7 @@ impl ApplyStream {
             .exec_first(
                 "SELECT COUNT(*) FROM _revdoor.ddls WHERE workflow = ? AND direction = ? \
                  AND `partition` <> ? AND statement = ? AND state IN ('intent', 'ran')",
-                (&self.workflow, &self.direction, self.partition, statement),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition, statement),
             )
             .await
             .map_err(|e| ApplyError::transient("look for the DDL of a sibling stream", e))?;

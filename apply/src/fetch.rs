@@ -8,6 +8,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{DDL_HEADER, HEARTBEAT_HEADER};
+use revdoor_core::names::{self, Direction, WorkflowName};
 
 use crate::ApplyError;
 
@@ -35,15 +36,15 @@ impl Fetcher {
     /// offsets: the checkpoint row says where to start), fetching.
     pub(crate) fn open(
         brokers: &str,
-        workflow: &str,
-        direction: &str,
+        workflow: &WorkflowName,
+        direction: Direction,
         topic: &str,
         partition: i32,
         from: i64,
     ) -> Result<Fetcher, ApplyError> {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", brokers)
-            .set("group.id", format!("revdoor.{workflow}.{direction}.apply"))
+            .set("group.id", names::apply_group_id(workflow, direction))
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")

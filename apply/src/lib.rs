@@ -49,6 +49,8 @@ use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Opts;
+use revdoor_core::fence::FenceToken;
+use revdoor_core::names::{self, Direction, WorkflowName};
 use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -71,12 +73,12 @@ fn now_ms() -> u64 {
 #[derive(Debug, Clone)]
 pub struct ApplyStream {
     pub brokers: String,
-    pub workflow: String,
-    pub direction: String,
+    pub workflow: WorkflowName,
+    pub direction: Direction,
     pub partition: i32,
     pub target: Opts,
     /// The owner's fencing token (etcd revision of its ownership key).
-    pub fence_token: u64,
+    pub fence_token: FenceToken,
     /// Live progress, for status reports.
     pub progress: Arc<Progress>,
     /// Connections applying at once (write-set-parallel apply, K); 1 =
@@ -88,15 +90,19 @@ impl ApplyStream {
     /// The error of a stream whose checkpoint row a newer owner took.
     fn fenced(&self) -> ApplyError {
         ApplyError::Fenced(format!(
-            "{}/{}: checkpoint row has a newer fence token than {}",
-            self.topic(),
-            self.partition,
+            "{}: checkpoint row has a newer fence token than {}",
+            self.name(),
             self.fence_token
         ))
     }
 
     fn topic(&self) -> String {
-        format!("revdoor.{}.{}", self.workflow, self.direction)
+        names::topic(&self.workflow, self.direction)
+    }
+
+    /// The stream's name: `revdoor.<workflow>.<direction>/<partition>`.
+    pub fn name(&self) -> String {
+        names::topic_partition(&self.workflow, self.direction, self.partition)
     }
 
     /// Apply until `cancel` fires or an error stops the stream.
@@ -108,7 +114,7 @@ impl ApplyStream {
         let fetcher = Fetcher::open(
             &self.brokers,
             &self.workflow,
-            &self.direction,
+            self.direction,
             &topic,
             self.partition,
             last + 1,
@@ -119,7 +125,7 @@ impl ApplyStream {
             .ok()
             .flatten();
         tracing::info!(topic = %topic, partition = self.partition, from = last + 1,
-            fence_token = self.fence_token, connection_id = connection_id.unwrap_or(0), "apply starting");
+            fence_token = self.fence_token.get(), connection_id = connection_id.unwrap_or(0), "apply starting");
 
         // Decoding (here) and applying (a task of its own, with the
         // connections) overlap: while the destination works on one group,

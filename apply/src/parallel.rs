@@ -148,11 +148,11 @@ impl ApplyStream {
             .exec_first(
                 "SELECT fence_token FROM _revdoor.stream_state WHERE workflow = ? \
                  AND direction = ? AND `partition` = ? LOCK IN SHARE MODE",
-                (&self.workflow, &self.direction, self.partition),
+                (self.workflow.as_str(), self.direction.as_str(), self.partition),
             )
             .await
             .map_err(|e| ApplyError::transient("read fence token", e))?;
-        if token.unwrap_or(u64::MAX) > self.fence_token {
+        if token.unwrap_or(u64::MAX) > self.fence_token.get() {
             return Err(self.fenced());
         }
         self.apply_events(tx, keys, events).await?;

@@ -20,6 +20,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::avro::EventCodec;
+use revdoor_core::names;
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
 
 use crate::ApplyError;
@@ -121,7 +122,7 @@ type RawRecord = (String, Vec<u8>);
 fn read_registry(brokers: &str) -> Result<(Vec<RawRecord>, bool), ApplyError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "revdoor.schema-reader")
+        .set("group.id", names::schema_reader_group_id())
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .set("enable.partition.eof", "true")

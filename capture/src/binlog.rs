@@ -44,12 +44,13 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
 use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
+use revdoor_core::names::{Direction, WorkflowName};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use crate::ddl::{captured_tables_changed, Ddl};
-use crate::rows::{decode_rows, RowLayout};
+use crate::rows::{decode_rows, RowError, RowLayout};
 use crate::values::convert_value;
 use revdoor_mysql::engine::Flavor;
 use revdoor_mysql::preflight;
@@ -71,9 +72,9 @@ const FL_STANDALONE: u8 = 1;
 /// those of other workflows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopFilter {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     /// The direction whose apply must not be echoed (the opposite of ours).
-    pub direction: String,
+    pub direction: Direction,
 }
 
 const STATE_DB: &str = "_revdoor";
@@ -355,7 +356,16 @@ fn classify_stream_error(start: &str, last: &str, e: mysql_async::Error) -> Capt
     CaptureError::transient("read binlog", e)
 }
 
-fn verify_checksum(event: &Event) -> Result<(), String> {
+/// A binlog event whose CRC32 does not match its bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("binlog event checksum mismatch (type {event_type}, stored {stored:08x}, computed {computed:08x})")]
+struct ChecksumMismatch {
+    event_type: u8,
+    stored: u32,
+    computed: u32,
+}
+
+fn verify_checksum(event: &Event) -> Result<(), ChecksumMismatch> {
     let alg = match event.footer().get_checksum_alg() {
         Ok(Some(alg)) => alg,
         _ => return Ok(()),
@@ -367,10 +377,11 @@ fn verify_checksum(event: &Event) -> Result<(), String> {
         let want = u32::from_le_bytes(sum);
         let got = event.calc_checksum(alg);
         if want != got {
-            return Err(format!(
-                "binlog event checksum mismatch (type {}, stored {want:08x}, computed {got:08x})",
-                event.header().event_type_raw()
-            ));
+            return Err(ChecksumMismatch {
+                event_type: event.header().event_type_raw(),
+                stored: want,
+                computed: got,
+            });
         }
     }
     Ok(())
@@ -693,7 +704,9 @@ impl Framer<'_> {
                 let row = convert_row(image)
                     .map_err(|e| CaptureError::Definite(format!("{e} in {}", txn.gtid)))?;
                 let is = |col: &str, want: &str| matches!(row.get(col), Some(ColumnValue::Bytes(b)) if b.as_slice() == want.as_bytes());
-                if is("workflow", &filter.workflow) && is("direction", &filter.direction) {
+                if is("workflow", filter.workflow.as_str())
+                    && is("direction", filter.direction.as_str())
+                {
                     txn.looped = true;
                 }
             }
@@ -703,19 +716,17 @@ impl Framer<'_> {
 }
 
 /// Convert a binlog row image into the event's row type.
-fn convert_row(row: BinlogRow) -> Result<Row, String> {
+fn convert_row(row: BinlogRow) -> Result<Row, RowError> {
     let columns = row.columns();
     let mut names = Vec::with_capacity(columns.len());
     let mut values = Vec::with_capacity(columns.len());
     for (i, value) in row.unwrap().into_iter().enumerate() {
         let col = columns
             .get(i)
-            .ok_or_else(|| format!("row has more values than columns ({i})"))?;
+            .ok_or(RowError::ExtraValue(i))?;
         let name = col.name_str().into_owned();
         if name.is_empty() {
-            return Err(
-                "binlog has no column names: set binlog_row_metadata=FULL on the source".into(),
-            );
+            return Err(RowError::NoColumnNames);
         }
         let unsigned = col.flags().contains(ColumnFlags::UNSIGNED_FLAG);
         names.push(name);
@@ -757,5 +768,52 @@ mod tests {
             .map(|i| (i.start(), i.end()))
             .collect();
         assert_eq!(ivs, [(1, 4), (5, 6)]);
+    }
+
+    /// The stream's error carries these texts; they are what they were
+    /// when they were strings.
+    #[test]
+    fn decode_errors_say_what_they_said() {
+        let checksum = ChecksumMismatch {
+            event_type: 30,
+            stored: 0xab,
+            computed: 0x1234_5678,
+        };
+        assert_eq!(
+            checksum.to_string(),
+            "binlog event checksum mismatch (type 30, stored 000000ab, computed 12345678)"
+        );
+        for (e, text) in [
+            (RowError::NoColumnType(2), "column 2 of the table map has no type"),
+            (
+                RowError::NoColumnNames,
+                "binlog has no column names: set binlog_row_metadata=FULL on the source",
+            ),
+            (
+                RowError::ColumnCount {
+                    event: 3,
+                    table_map: 4,
+                },
+                "rows event has 3 columns, its table map 4",
+            ),
+            (
+                RowError::PartialImage {
+                    present: 2,
+                    columns: 5,
+                },
+                "row image has 2 of 5 columns: binlog_row_image must be FULL",
+            ),
+            (RowError::ExtraValue(7), "row has more values than columns (7)"),
+            (
+                RowError::Convert(crate::values::ValueError::PartialJson),
+                "partial JSON update: set binlog_row_value_options='' on the source",
+            ),
+        ] {
+            assert_eq!(e.to_string(), text);
+        }
+        assert_eq!(
+            crate::route::RouteError::NoShard(0x80).to_string(),
+            "keyspace id 0000000000000080 is in no destination shard"
+        );
     }
 }

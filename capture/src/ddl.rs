@@ -37,16 +37,19 @@ pub enum OnDdl {
     Exec,
 }
 
+/// An `on_ddl` policy that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("on_ddl must be stop, ignore or exec, not '{0}'")]
+pub struct OnDdlError(pub String);
+
 impl FromStr for OnDdl {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = OnDdlError;
+    fn from_str(s: &str) -> Result<Self, OnDdlError> {
         match s {
             "stop" => Ok(OnDdl::Stop),
             "ignore" => Ok(OnDdl::Ignore),
             "exec" => Ok(OnDdl::Exec),
-            other => Err(format!(
-                "on_ddl must be stop, ignore or exec, not '{other}'"
-            )),
+            other => Err(OnDdlError(other.to_owned())),
         }
     }
 }

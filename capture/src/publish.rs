@@ -27,6 +27,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{DdlEvent, Heartbeat, Op, DDL_HEADER, HEARTBEAT_HEADER};
+use revdoor_core::names::StreamId;
 
 use revdoor_core::avro::{EventCodec, EventRef};
 use revdoor_core::registry::{fingerprint_key, SchemaRecord, SCHEMAS_TOPIC};
@@ -125,33 +126,6 @@ use crate::CaptureError;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Identity of one capture stream.
-#[derive(Debug, Clone)]
-pub struct StreamId {
-    pub workflow: String,
-    pub direction: String,
-    pub shard: String,
-}
-
-impl StreamId {
-    pub fn topic(&self) -> String {
-        format!("revdoor.{}.{}", self.workflow, self.direction)
-    }
-    pub fn offsets_topic(&self) -> String {
-        format!("revdoor.{}.offsets", self.workflow)
-    }
-    pub fn transactional_id(&self) -> String {
-        format!(
-            "revdoor.{}.{}.{}",
-            self.workflow, self.direction, self.shard
-        )
-    }
-    /// Key of this stream's checkpoint in the offsets topic.
-    pub fn checkpoint_key(&self) -> String {
-        format!("{}.{}", self.direction, self.shard)
-    }
-}
-
 /// Read this stream's last committed checkpoint (GTID position) from the
 /// offsets topic, or `None` if it never published.
 pub async fn read_checkpoint(brokers: &str, id: &StreamId) -> Result<Option<String>, CaptureError> {
@@ -166,10 +140,7 @@ pub async fn read_checkpoint(brokers: &str, id: &StreamId) -> Result<Option<Stri
 fn read_checkpoint_blocking(brokers: &str, id: &StreamId) -> Result<Option<String>, CaptureError> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set(
-            "group.id",
-            format!("{}.checkpoint-reader", id.transactional_id()),
-        )
+        .set("group.id", id.checkpoint_reader_group())
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
         .create()
@@ -233,6 +204,8 @@ pub struct Publisher {
     router: Router,
     topic: String,
     offsets_topic: String,
+    /// The origin shard's name, as every event carries it.
+    shard: String,
 }
 
 impl Publisher {
@@ -273,6 +246,7 @@ impl Publisher {
             in_txn: std::sync::atomic::AtomicBool::new(false),
             topic: id.topic(),
             offsets_topic: id.offsets_topic(),
+            shard: id.shard.to_string(),
             id,
             producer,
             router,
@@ -357,7 +331,11 @@ impl Publisher {
                     codec.from_binlog_row(row).map_err(|e| bad(e.to_string()))?;
                 }
             }
-            let part = |r: &Row| self.router.partition(codec, r, false).map_err(bad);
+            let part = |r: &Row| {
+                self.router
+                    .partition(codec, r, false)
+                    .map_err(|e| bad(e.to_string()))
+            };
             let (pb, pa) = (
                 ch.before.as_ref().map(part).transpose()?,
                 ch.after.as_ref().map(part).transpose()?,
@@ -471,7 +449,7 @@ impl Publisher {
                 op: ev.op,
                 before: ev.before.as_ref(),
                 after: ev.after.as_ref(),
-                shard: &self.id.shard,
+                shard: &self.shard,
                 db: &ev.db,
                 table: &ev.table,
                 ts_sec: enc.ts_sec,
@@ -588,7 +566,7 @@ impl Publisher {
             default_db: ddl.default_db.clone(),
             statement: ddl.statement.clone(),
             tables: ddl.tables.iter().map(|(d, t)| format!("{d}.{t}")).collect(),
-            shard: self.id.shard.clone(),
+            shard: self.shard.clone(),
             ts_sec: txn.timestamp,
         })
         .map_err(|e| CaptureError::Definite(format!("encode DDL record: {e}")))?;

@@ -30,6 +30,20 @@ use revdoor_core::sqltype::SqlType;
 
 use crate::CaptureError;
 
+/// A row that cannot be routed to a destination shard.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error("keyspace id {0:016x} is in no destination shard")]
+    NoShard(u64),
+    #[error("no column {0}")]
+    NoColumn(String),
+    #[error("row lacks sharding column {0}")]
+    MissingColumn(String),
+    /// A sharding-key value that has no canonical form.
+    #[error(transparent)]
+    Value(#[from] avro::ValueError),
+}
+
 /// Where a stream's row changes go.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -112,7 +126,7 @@ impl Router {
         codec: &EventCodec,
         row: &Row,
         from_binlog: bool,
-    ) -> Result<i32, String> {
+    ) -> Result<i32, RouteError> {
         if self.routes.is_empty() {
             return Ok(self.single);
         }
@@ -121,7 +135,7 @@ impl Router {
             .iter()
             .find(|(r, _)| r.contains(id))
             .map(|(_, p)| *p)
-            .ok_or_else(|| format!("keyspace id {id:016x} is in no destination shard"))
+            .ok_or(RouteError::NoShard(id))
     }
 
     /// `xxh3_64` of the row's canonical sharding-key bytes.
@@ -130,23 +144,23 @@ impl Router {
         codec: &EventCodec,
         row: &Row,
         from_binlog: bool,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, RouteError> {
         let table = codec.table();
         let mut canon = Vec::new();
         for name in self.key_columns(codec) {
             let col = table
                 .column(name)
-                .ok_or_else(|| format!("no column {name}"))?;
+                .ok_or_else(|| RouteError::NoColumn(name.clone()))?;
             let v = row
                 .get(name)
                 .cloned()
-                .ok_or_else(|| format!("row lacks sharding column {name}"))?;
+                .ok_or_else(|| RouteError::MissingColumn(name.clone()))?;
             let v = if from_binlog {
-                avro::from_binlog(&col.sql_type, v).map_err(|e| e.to_string())?
+                avro::from_binlog(&col.sql_type, v)?
             } else {
                 v
             };
-            let v = avro::canonicalize(&col.sql_type, &v).map_err(|e| e.to_string())?;
+            let v = avro::canonicalize(&col.sql_type, &v)?;
             canon.push((col.sql_type.clone(), v));
         }
         let keys: Vec<KeyValue<'_>> = canon.iter().map(|(t, v)| key_value(t, v)).collect();

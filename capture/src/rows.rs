@@ -17,7 +17,42 @@ use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 use revdoor_core::event::Row;
 
-use crate::values::convert_value;
+use crate::values::{convert_value, ValueError};
+
+/// A rows event or row image that does not decode. Each message names
+/// what was being read; the cause is part of it (not a `#[source]`), as
+/// the stream's error carries only the text.
+#[derive(Debug, thiserror::Error)]
+pub enum RowError {
+    #[error("column {column} of the table map: {error}")]
+    ColumnType {
+        column: usize,
+        error: mysql_async::binlog::events::BadColumnType,
+    },
+    #[error("column {0} of the table map has no type")]
+    NoColumnType(usize),
+    #[error("table map metadata: {0}")]
+    Metadata(std::io::Error),
+    #[error("column names: {0}")]
+    ColumnNames(std::io::Error),
+    #[error("binlog has no column names: set binlog_row_metadata=FULL on the source")]
+    NoColumnNames,
+    #[error("rows event has {event} columns, its table map {table_map}")]
+    ColumnCount { event: usize, table_map: usize },
+    #[error("row image has {present} of {columns} columns: binlog_row_image must be FULL")]
+    PartialImage { present: usize, columns: usize },
+    #[error("row null bitmap: {0}")]
+    NullBitmap(std::io::Error),
+    #[error("value of column {column}: {error}")]
+    Value {
+        column: String,
+        error: std::io::Error,
+    },
+    #[error("row has more values than columns ({0})")]
+    ExtraValue(usize),
+    #[error(transparent)]
+    Convert(#[from] ValueError),
+}
 
 /// What the rows of one table map decode with.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,22 +66,22 @@ pub struct RowLayout {
 
 impl RowLayout {
     /// Read a table map event (with `binlog_row_metadata=FULL`).
-    pub fn of(tme: &TableMapEvent<'_>) -> Result<RowLayout, String> {
+    pub fn of(tme: &TableMapEvent<'_>) -> Result<RowLayout, RowError> {
         let n = tme.columns_count() as usize;
         let mut types = Vec::with_capacity(n);
         let mut metas = Vec::with_capacity(n);
         for i in 0..n {
             let ty = tme
                 .get_column_type(i)
-                .map_err(|e| format!("column {i} of the table map: {e}"))?
-                .ok_or_else(|| format!("column {i} of the table map has no type"))?;
+                .map_err(|error| RowError::ColumnType { column: i, error })?
+                .ok_or(RowError::NoColumnType(i))?;
             types.push(ty);
             metas.push(tme.get_column_metadata(i).unwrap_or(&[]).to_vec());
         }
         let mut unsigned = vec![false; n];
         let mut names = Vec::with_capacity(n);
         for field in tme.iter_optional_meta() {
-            match field.map_err(|e| format!("table map metadata: {e}"))? {
+            match field.map_err(RowError::Metadata)? {
                 OptionalMetadataField::Signedness(bits) => {
                     // One bit per numeric column, in column order.
                     let numeric = (0..n).filter(|i| types[*i].is_numeric_type());
@@ -56,7 +91,7 @@ impl RowLayout {
                 }
                 OptionalMetadataField::ColumnName(cols) => {
                     for name in cols.iter_names() {
-                        let name = name.map_err(|e| format!("column names: {e}"))?;
+                        let name = name.map_err(RowError::ColumnNames)?;
                         names.push(name.name().into_owned());
                     }
                 }
@@ -64,9 +99,7 @@ impl RowLayout {
             }
         }
         if names.len() != n {
-            return Err(
-                "binlog has no column names: set binlog_row_metadata=FULL on the source".into(),
-            );
+            return Err(RowError::NoColumnNames);
         }
         Ok(RowLayout {
             types,
@@ -84,23 +117,24 @@ pub type Images = (Option<Row>, Option<Row>);
 pub fn decode_rows<'a>(
     rows: &'a RowsEventData<'_>,
     layout: &'a RowLayout,
-) -> Result<Vec<Images>, String> {
+) -> Result<Vec<Images>, RowError> {
     let n = rows.num_columns() as usize;
     if n != layout.types.len() {
-        return Err(format!(
-            "rows event has {n} columns, its table map {}",
-            layout.types.len()
-        ));
+        return Err(RowError::ColumnCount {
+            event: n,
+            table_map: layout.types.len(),
+        });
     }
     // Which images the event carries; each must have every column (the
     // column bitmaps are per event, so this is checked once, not per row).
-    let present = |cols: Option<usize>| -> Result<bool, String> {
+    let present = |cols: Option<usize>| -> Result<bool, RowError> {
         match cols {
             None => Ok(false),
             Some(count) if count == n => Ok(true),
-            Some(count) => Err(format!(
-                "row image has {count} of {n} columns: binlog_row_image must be FULL"
-            )),
+            Some(count) => Err(RowError::PartialImage {
+                present: count,
+                columns: n,
+            }),
         }
     };
     let has_before = present(
@@ -130,11 +164,9 @@ pub fn decode_rows<'a>(
 }
 
 /// One full row image: the null bitmap, then the values.
-fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, String> {
+fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, RowError> {
     let n = layout.types.len();
-    let nulls: &[u8] = buf
-        .parse(n.div_ceil(8))
-        .map_err(|e| format!("row null bitmap: {e}"))?;
+    let nulls: &[u8] = buf.parse(n.div_ceil(8)).map_err(RowError::NullBitmap)?;
     let mut values = Vec::with_capacity(n);
     for i in 0..n {
         let null = nulls[i / 8] & (1 << (i % 8)) != 0;
@@ -148,7 +180,10 @@ fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, Strin
                 false,
             );
             buf.parse::<BinlogValue<'a>>(ctx)
-                .map_err(|e| format!("value of column {}: {e}", layout.names[i]))?
+                .map_err(|error| RowError::Value {
+                    column: layout.names[i].clone(),
+                    error,
+                })?
         };
         values.push(convert_value(value, layout.unsigned[i])?);
     }

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use revdoor_core::avro::EventCodec;
 use revdoor_core::gtid::Position;
+use revdoor_core::names::StreamId;
 use revdoor_core::progress::Progress;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
@@ -17,7 +18,7 @@ use tracing::Instrument;
 use crate::binlog::{self, BinlogItem, BinlogReader, ItemReceiver, SourceTxn, Watermark};
 use crate::copy::{estimate_rows, report_copy, Chunk, Copier, CopyState, Window};
 use crate::ddl::OnDdl;
-use crate::publish::{self, Codecs, KafkaTxn, Publisher, StreamId, TxnEncoder};
+use crate::publish::{self, Codecs, KafkaTxn, Publisher, TxnEncoder};
 use crate::route::Router;
 use crate::{CaptureError, Checkpoint};
 use revdoor_mysql::{preflight, tables};

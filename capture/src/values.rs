@@ -27,20 +27,28 @@ pub(crate) fn value_from_mysql(v: Value, unsigned: bool) -> ColumnValue {
     }
 }
 
+/// A binlog value revdoor cannot carry.
+#[derive(Debug, thiserror::Error)]
+pub enum ValueError {
+    /// Binary JSON that does not decode (the cause is in the message).
+    #[error("decode binary JSON: {0}")]
+    Json(std::io::Error),
+    #[error("partial JSON update: set binlog_row_value_options='' on the source")]
+    PartialJson,
+}
+
 /// A binlog row value as a [`ColumnValue`] (binary JSON as its text; a
 /// partial JSON update is refused).
-pub(crate) fn convert_value(value: BinlogValue<'_>, unsigned: bool) -> Result<ColumnValue, String> {
+pub(crate) fn convert_value(
+    value: BinlogValue<'_>,
+    unsigned: bool,
+) -> Result<ColumnValue, ValueError> {
     Ok(match value {
         BinlogValue::Value(v) => value_from_mysql(v, unsigned),
         BinlogValue::Jsonb(j) => {
-            let json: serde_json::Value = j
-                .parse()
-                .map_err(|e| format!("decode binary JSON: {e}"))?
-                .into();
+            let json: serde_json::Value = j.parse().map_err(ValueError::Json)?.into();
             ColumnValue::Bytes(json.to_string().into_bytes())
         }
-        BinlogValue::JsonDiff(_) => {
-            return Err("partial JSON update: set binlog_row_value_options='' on the source".into())
-        }
+        BinlogValue::JsonDiff(_) => return Err(ValueError::PartialJson),
     })
 }

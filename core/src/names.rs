@@ -10,7 +10,14 @@
 //! | table schemas               | `revdoor.schemas`                                 |
 //! | producer `transactional.id` | `revdoor.<workflow>.<direction>.<origin shard>`   |
 //!
+//! | capture checkpoint key      | `<direction>.<origin shard>` (in the offsets topic) |
+//! | apply consumer group        | `revdoor.<workflow>.<direction>.apply`            |
+//! | capture checkpoint reader   | `revdoor.<workflow>.<direction>.<origin shard>.checkpoint-reader` |
+//! | schema reader group         | `revdoor.schema-reader`                           |
+//!
 //! The origin shard is written as its key range name (`-80`, `80-`, `-`).
+//! A capture stream is named by its [`StreamId`]; an apply stream by its
+//! topic and partition ([`topic_partition`], `revdoor.<workflow>.<direction>/<partition>`).
 //!
 //! # etcd
 //!
@@ -31,6 +38,8 @@
 //! <root>workers/<id>
 //! <root>locks/<name>
 //! <root>routing/<keyspace>/<table>
+//! <root>workflows/<workflow>/streams/<direction>/<partition>/apply-owner
+//!                                              `apply run --own`'s ownership
 //! ```
 //!
 //! Journal numbers are zero-padded so that etcd's byte-ordered range reads
@@ -200,6 +209,47 @@ impl FromStr for Direction {
     }
 }
 
+// ---------------------------------------------------------------- streams --
+
+/// Identity of one capture stream: a workflow's direction from one origin
+/// shard. Its names (topic, transactional id, checkpoint key) are built
+/// here.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub workflow: WorkflowName,
+    pub direction: Direction,
+    /// The origin shard.
+    pub shard: KeyRange,
+}
+
+impl StreamId {
+    /// The topic it publishes to ([`topic`]).
+    pub fn topic(&self) -> String {
+        topic(&self.workflow, self.direction)
+    }
+
+    /// Its workflow's checkpoint topic ([`offsets_topic`]).
+    pub fn offsets_topic(&self) -> String {
+        offsets_topic(&self.workflow)
+    }
+
+    /// Its producer's `transactional.id` ([`transactional_id`]); also the
+    /// stream's name in logs.
+    pub fn transactional_id(&self) -> String {
+        transactional_id(&self.workflow, self.direction, &self.shard)
+    }
+
+    /// The key of its checkpoint in the offsets topic ([`checkpoint_key`]).
+    pub fn checkpoint_key(&self) -> String {
+        checkpoint_key(self.direction, &self.shard)
+    }
+
+    /// The consumer group that reads its checkpoint back at start.
+    pub fn checkpoint_reader_group(&self) -> String {
+        format!("{}.checkpoint-reader", self.transactional_id())
+    }
+}
+
 // ------------------------------------------------------------------ Kafka --
 
 /// The topic of a workflow's change events in one direction.
@@ -225,6 +275,35 @@ pub fn transactional_id(
     origin_shard: &KeyRange,
 ) -> String {
     format!("revdoor.{workflow}.{direction}.{origin_shard}")
+}
+
+/// Prefix of every topic of a workflow (its direction topics and its
+/// offsets topic).
+pub fn workflow_topics_prefix(workflow: &WorkflowName) -> String {
+    format!("revdoor.{workflow}.")
+}
+
+/// The key of a capture's checkpoint in the offsets topic: one per
+/// direction and origin shard.
+pub fn checkpoint_key(direction: Direction, origin_shard: &KeyRange) -> String {
+    format!("{direction}.{origin_shard}")
+}
+
+/// The consumer group id of an apply stream (its offsets are never
+/// committed: apply's checkpoint lives in the destination).
+pub fn apply_group_id(workflow: &WorkflowName, direction: Direction) -> String {
+    format!("{}.apply", topic(workflow, direction))
+}
+
+/// The consumer group id of apply's reader of `revdoor.schemas`.
+pub fn schema_reader_group_id() -> &'static str {
+    "revdoor.schema-reader"
+}
+
+/// An apply stream's name: its topic and partition,
+/// `revdoor.<workflow>.<direction>/<partition>`.
+pub fn topic_partition(workflow: &WorkflowName, direction: Direction, partition: i32) -> String {
+    format!("{}/{partition}", topic(workflow, direction))
 }
 
 // ------------------------------------------------------------------- etcd --
@@ -353,6 +432,19 @@ impl EtcdPrefix {
     /// Held (leased) by the process running a vdiff.
     pub fn vdiff_run(&self, workflow: &WorkflowName, id: &str) -> String {
         self.key(format_args!("workflows/{workflow}/vdiff_runs/{id}"))
+    }
+
+    /// The ownership key `revdoor apply run --own` waits for (an apply
+    /// stream run by hand, outside the workers).
+    pub fn apply_owner(
+        &self,
+        workflow: &WorkflowName,
+        direction: Direction,
+        partition: i32,
+    ) -> String {
+        self.key(format_args!(
+            "workflows/{workflow}/streams/{direction}/{partition}/apply-owner"
+        ))
     }
 
     /// The coordinator leader election key.
@@ -516,6 +608,40 @@ mod tests {
     }
 
     #[test]
+    fn stream_names() {
+        let id = StreamId {
+            workflow: wf("move_orders"),
+            direction: Direction::Reverse,
+            shard: "-80".parse().expect("range"),
+        };
+        assert_eq!(id.topic(), "revdoor.move_orders.reverse");
+        assert_eq!(id.offsets_topic(), "revdoor.move_orders.offsets");
+        assert_eq!(id.transactional_id(), "revdoor.move_orders.reverse.-80");
+        assert_eq!(id.checkpoint_key(), "reverse.-80");
+        assert_eq!(
+            id.checkpoint_reader_group(),
+            "revdoor.move_orders.reverse.-80.checkpoint-reader"
+        );
+        assert_eq!(
+            checkpoint_key(Direction::Forward, &KeyRange::FULL),
+            "forward.-"
+        );
+        let w = wf("wf");
+        assert_eq!(workflow_topics_prefix(&w), "revdoor.wf.");
+        assert!(topic(&w, Direction::Forward).starts_with(&workflow_topics_prefix(&w)));
+        assert!(offsets_topic(&w).starts_with(&workflow_topics_prefix(&w)));
+        assert_eq!(
+            apply_group_id(&w, Direction::Forward),
+            "revdoor.wf.forward.apply"
+        );
+        assert_eq!(schema_reader_group_id(), "revdoor.schema-reader");
+        assert_eq!(
+            topic_partition(&w, Direction::Reverse, 3),
+            "revdoor.wf.reverse/3"
+        );
+    }
+
+    #[test]
     fn etcd_keys_under_default_root() {
         let p = EtcdPrefix::default();
         let (w, k) = (wf("wf"), ks("commerce"));
@@ -548,6 +674,10 @@ mod tests {
         assert_eq!(
             p.journal_entry(&w, 7),
             "/revdoor/workflows/wf/journal/00000000000000000007"
+        );
+        assert_eq!(
+            p.apply_owner(&w, Direction::Forward, 2),
+            "/revdoor/workflows/wf/streams/forward/2/apply-owner"
         );
         assert_eq!(p.leader(), "/revdoor/leader");
         assert_eq!(p.workers(), "/revdoor/workers/");

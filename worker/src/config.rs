@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use revdoor_capture::binlog::{BinlogReader, LoopFilter};
-use revdoor_capture::ddl::OnDdl;
-use revdoor_capture::publish::StreamId;
+use revdoor_capture::ddl::{OnDdl, OnDdlError};
 use revdoor_capture::route::Router;
 use revdoor_capture::{CaptureConfig, CaptureError};
+use revdoor_core::keyrange::KeyRange;
+use revdoor_core::names::{Direction, NameError, StreamId, WorkflowName};
 use revdoor_core::progress::Progress;
 use revdoor_core::workflow::StreamSpec;
 
@@ -32,7 +33,13 @@ pub enum ConfigError {
     #[error(transparent)]
     Route(#[from] CaptureError),
     #[error("on_ddl '{value}': {reason}")]
-    OnDdl { value: String, reason: String },
+    OnDdl {
+        value: String,
+        /// Not a `#[source]`: the message says it already.
+        reason: OnDdlError,
+    },
+    #[error(transparent)]
+    Workflow(#[from] NameError),
 }
 
 /// Connection options from a server URL.
@@ -59,12 +66,11 @@ pub fn parse_tables(tables: &[String]) -> Result<HashSet<(String, String)>, Conf
 /// What decides one capture stream.
 pub struct CaptureSettings {
     pub brokers: String,
-    pub workflow: String,
-    /// `forward` or `reverse`; the loop filter drops the other direction's
-    /// writes.
-    pub direction: String,
-    /// Origin shard name (key range).
-    pub shard: String,
+    pub workflow: WorkflowName,
+    /// The loop filter drops the other direction's writes.
+    pub direction: Direction,
+    /// Origin shard.
+    pub shard: KeyRange,
     /// Source server URL.
     pub source: String,
     /// `db.table` names.
@@ -86,13 +92,8 @@ impl CaptureSettings {
     pub fn config(self) -> Result<CaptureConfig, ConfigError> {
         let id = StreamId {
             workflow: self.workflow.clone(),
-            direction: self.direction.clone(),
+            direction: self.direction,
             shard: self.shard,
-        };
-        let other = if self.direction == "reverse" {
-            "forward"
-        } else {
-            "reverse"
         };
         Ok(CaptureConfig {
             brokers: self.brokers,
@@ -109,7 +110,7 @@ impl CaptureSettings {
                 watermark_stream: None,
                 loop_filter: Some(LoopFilter {
                     workflow: self.workflow,
-                    direction: other.to_string(),
+                    direction: self.direction.opposite(),
                 }),
             },
             start_position: self.start_position,
@@ -145,9 +146,9 @@ impl CaptureSettings {
         })?;
         Ok(CaptureSettings {
             brokers: brokers.to_string(),
-            workflow: spec.workflow.clone(),
-            direction: spec.direction.as_str().to_string(),
-            shard: spec.shard.to_string(),
+            workflow: spec.workflow.parse()?,
+            direction: spec.direction,
+            shard: spec.shard,
             source: spec.url.clone(),
             tables: spec.tables.clone(),
             router,
@@ -164,7 +165,6 @@ impl CaptureSettings {
 
 #[cfg(test)]
 mod tests {
-    use revdoor_core::names::Direction;
     use revdoor_core::workflow::StreamKind;
 
     use super::*;
@@ -194,9 +194,9 @@ mod tests {
         assert_eq!(
             cfg.id.transactional_id(),
             StreamId {
-                workflow: "wf".into(),
-                direction: "reverse".into(),
-                shard: "-80".into(),
+                workflow: "wf".parse().expect("workflow"),
+                direction: Direction::Reverse,
+                shard: "-80".parse().expect("range"),
             }
             .transactional_id()
         );

@@ -5,7 +5,8 @@
 //! Two keys exist: the one a worker takes for each assigned stream
 //! (`workflows/<wf>/owners/<stream>`, polled until free), and the one
 //! `revdoor apply run --own` waits for
-//! (`workflows/<wf>/streams/<direction>/<partition>/apply-owner`).
+//! (`workflows/<wf>/streams/<direction>/<partition>/apply-owner`, built by
+//! `revdoor_core::names::EtcdPrefix::apply_owner`).
 
 use std::time::Duration;
 
@@ -34,17 +35,6 @@ pub enum OwnershipError {
         #[source]
         source: LockError,
     },
-}
-
-/// The ownership key of `revdoor apply run --own` under `etcd_prefix`.
-pub fn apply_owner_key(
-    etcd_prefix: &str,
-    workflow: &str,
-    direction: &str,
-    partition: i32,
-) -> String {
-    let prefix = etcd_prefix.trim_end_matches('/');
-    format!("{prefix}/workflows/{workflow}/streams/{direction}/{partition}/apply-owner")
 }
 
 /// `revdoor apply run --own`: wait (up to 10 minutes) for `key` on the

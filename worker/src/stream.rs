@@ -89,7 +89,7 @@ impl StreamRun {
             Stream::Capture(cfg) => Box::pin(capture(&name, *cfg, &run_cancel)).await,
             Stream::Apply(mut apply) => {
                 if let Some(lock) = &owner {
-                    apply.fence_token = lock.token().get();
+                    apply.fence_token = lock.token();
                 }
                 Box::pin(with_retries(&name, &run_cancel, || {
                     apply.run(run_cancel.clone())

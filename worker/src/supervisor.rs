@@ -25,17 +25,17 @@ use std::time::{Duration, Instant};
 use revdoor_apply::ApplyStream;
 use revdoor_coordinator::lock::{LeaseLock, LockError};
 use revdoor_coordinator::registry::Registry;
-use revdoor_core::names::WorkflowName;
+use revdoor_core::names::{NameError, WorkflowName};
 use revdoor_core::policy::Backoff;
 use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec};
-use tokio::task::JoinHandle;
+use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::config::{mysql_opts, CaptureSettings};
+use crate::config::{mysql_opts, CaptureSettings, ConfigError};
 use crate::ownership;
 use crate::status::Status;
-use crate::stream::{Stream, StreamRun};
+use crate::stream::{RunError, Stream, StreamRun};
 
 /// Restarts of a stopped stream: 2 s, doubling up to 30 s.
 const RESTART: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
@@ -144,7 +144,7 @@ struct Worker {
 struct Task {
     spec: StreamSpec,
     cancel: CancellationToken,
-    handle: Option<JoinHandle<Result<(), String>>>,
+    handle: Option<JoinHandle<Result<(), TaskError>>>,
     status: Status,
     /// When to restart after an error; with the next backoff.
     restart_at: Option<Instant>,
@@ -208,8 +208,10 @@ impl Worker {
                 backoff: RESTART,
             });
             if let Some(h) = t.handle.take_if(|h| h.is_finished()) {
-                let r = h.await.unwrap_or_else(|e| Err(format!("task: {e}")));
-                let err = r.err().unwrap_or_else(|| "stopped".into());
+                let err = match h.await.unwrap_or_else(|e| Err(TaskError::Join(e))) {
+                    Ok(()) => "stopped".to_string(),
+                    Err(e) => with_causes(&e),
+                };
                 let after = t.backoff.next_delay();
                 tracing::error!(stream = %k, error = %err, retry_in = ?after, "stream stopped");
                 t.status.state.set("error", &err);
@@ -275,19 +277,34 @@ async fn stop_task(reg: &Registry, t: Task) {
     tracing::info!(workflow = %t.spec.workflow, stream = %t.spec.id(), "stream stopped (unassigned)");
 }
 
+/// Why an assigned stream's run ended; with its causes, the text of its
+/// status report.
+#[derive(Debug, thiserror::Error)]
+enum TaskError {
+    #[error(transparent)]
+    Workflow(#[from] NameError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The task panicked or was aborted (not a `#[source]`: the message
+    /// holds it).
+    #[error("task: {0}")]
+    Join(JoinError),
+}
+
 /// One run of an assigned stream: take its ownership key, then run it.
-/// The error is the status report's text.
 fn run_assigned(
     shared: Shared,
     spec: StreamSpec,
     status: &Status,
     cancel: CancellationToken,
-) -> impl std::future::Future<Output = Result<(), String>> + Send + 'static {
+) -> impl std::future::Future<Output = Result<(), TaskError>> + Send + 'static {
     let progress = Arc::clone(&status.progress);
     let state = status.state.clone();
     async move {
         let Shared { reg, cfg } = shared;
-        let wf: WorkflowName = spec.workflow.parse().map_err(|e| format!("{e}"))?;
+        let wf: WorkflowName = spec.workflow.parse()?;
         let name = format!("{}/{}", spec.workflow, spec.id());
         state.set("starting", "");
         let key = reg.prefix.stream_owner(&wf, &spec.id());
@@ -300,17 +317,15 @@ fn run_assigned(
         let stream = match spec.kind {
             StreamKind::Capture => Stream::Capture(Box::new(
                 CaptureSettings::from_spec(&cfg.brokers, &spec, progress)
-                    .and_then(CaptureSettings::config)
-                    .map_err(|e| with_causes(&e))?,
+                    .and_then(CaptureSettings::config)?,
             )),
             StreamKind::Apply => Stream::Apply(ApplyStream {
                 brokers: cfg.brokers.clone(),
-                workflow: spec.workflow.clone(),
-                direction: spec.direction.as_str().to_string(),
+                workflow: wf,
+                direction: spec.direction,
                 partition: spec.partition,
-                target: mysql_opts(&spec.url).map_err(|e| with_causes(&e))?,
-                // The owner's: set by the runner.
-                fence_token: 0,
+                target: mysql_opts(&spec.url)?,
+                fence_token: lock.token(),
                 progress,
                 parallelism: cfg.apply_parallelism.max(1),
             }),
@@ -321,7 +336,7 @@ fn run_assigned(
             owner: Some(lock),
             cancel,
         };
-        run.run().await.map_err(|e| with_causes(&e))
+        Ok(run.run().await?)
     }
 }
 
