@@ -147,7 +147,12 @@ impl ApplyStream {
             tx.exec_drop(
                 "DELETE FROM _revdoor.applied_txns WHERE workflow = ? AND direction = ? \
                  AND `partition` = ? AND kafka_offset <= ?",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition, last_offset),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                    last_offset,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("forget applied transactions", e))?;

@@ -96,7 +96,11 @@ impl ApplyStream {
             .exec_first(
                 "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
                  WHERE workflow = ? AND direction = ? AND `partition` = ?",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read checkpoint", e))?;
@@ -112,7 +116,12 @@ impl ApplyStream {
             .exec(
                 "SELECT kafka_offset FROM _revdoor.applied_txns \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition, offset),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                    offset,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read applied transactions", e))?;
@@ -156,7 +165,12 @@ impl ApplyStream {
             .exec(
                 "SELECT kafka_offset FROM _revdoor.stream_skips \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? AND kafka_offset > ?",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition, last),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                    last,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read skips", e))?;

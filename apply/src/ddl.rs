@@ -85,7 +85,12 @@ impl ApplyStream {
         ddl: &DdlEvent,
     ) -> Result<(), ApplyError> {
         let at = format!("{}/{}@{offset}", self.topic(), self.partition);
-        let key = (self.workflow.as_str(), self.direction.as_str(), self.partition, offset);
+        let key = (
+            self.workflow.as_str(),
+            self.direction.as_str(),
+            self.partition,
+            offset,
+        );
         let now = tables_fingerprint(conn, &ddl.tables).await?;
         let mut tx = conn
             .start_transaction(TxOpts::default())
@@ -95,7 +100,11 @@ impl ApplyStream {
             .exec_first(
                 "SELECT kafka_offset, fence_token FROM _revdoor.stream_state \
                  WHERE workflow = ? AND direction = ? AND `partition` = ? FOR UPDATE",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read checkpoint", e))?;
@@ -231,7 +240,12 @@ impl ApplyStream {
             .exec_first(
                 "SELECT COUNT(*) FROM _revdoor.ddls WHERE workflow = ? AND direction = ? \
                  AND `partition` <> ? AND statement = ? AND state IN ('intent', 'ran')",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition, statement),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                    statement,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("look for the DDL of a sibling stream", e))?;

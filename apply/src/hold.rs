@@ -24,7 +24,11 @@ impl ApplyStream {
             .exec_first(
                 "SELECT hold_gtid FROM _revdoor.holds WHERE workflow = ? AND direction = ? \
                  AND `partition` = ? AND until > NOW(6)",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read hold", e))?;
@@ -48,7 +52,13 @@ impl ApplyStream {
         conn.exec_drop(
             "UPDATE _revdoor.holds SET held_gtid = ?, held_at = NOW(6) WHERE workflow = ? \
              AND direction = ? AND `partition` = ? AND hold_gtid = ?",
-            (text, self.workflow.as_str(), self.direction.as_str(), self.partition, text),
+            (
+                text,
+                self.workflow.as_str(),
+                self.direction.as_str(),
+                self.partition,
+                text,
+            ),
         )
         .await
         .map_err(|e| ApplyError::transient("report hold", e))?;

@@ -148,7 +148,11 @@ impl ApplyStream {
             .exec_first(
                 "SELECT fence_token FROM _revdoor.stream_state WHERE workflow = ? \
                  AND direction = ? AND `partition` = ? LOCK IN SHARE MODE",
-                (self.workflow.as_str(), self.direction.as_str(), self.partition),
+                (
+                    self.workflow.as_str(),
+                    self.direction.as_str(),
+                    self.partition,
+                ),
             )
             .await
             .map_err(|e| ApplyError::transient("read fence token", e))?;

@@ -721,9 +721,7 @@ fn convert_row(row: BinlogRow) -> Result<Row, RowError> {
     let mut names = Vec::with_capacity(columns.len());
     let mut values = Vec::with_capacity(columns.len());
     for (i, value) in row.unwrap().into_iter().enumerate() {
-        let col = columns
-            .get(i)
-            .ok_or(RowError::ExtraValue(i))?;
+        let col = columns.get(i).ok_or(RowError::ExtraValue(i))?;
         let name = col.name_str().into_owned();
         if name.is_empty() {
             return Err(RowError::NoColumnNames);
@@ -784,7 +782,10 @@ mod tests {
             "binlog event checksum mismatch (type 30, stored 000000ab, computed 12345678)"
         );
         for (e, text) in [
-            (RowError::NoColumnType(2), "column 2 of the table map has no type"),
+            (
+                RowError::NoColumnType(2),
+                "column 2 of the table map has no type",
+            ),
             (
                 RowError::NoColumnNames,
                 "binlog has no column names: set binlog_row_metadata=FULL on the source",
@@ -803,7 +804,10 @@ mod tests {
                 },
                 "row image has 2 of 5 columns: binlog_row_image must be FULL",
             ),
-            (RowError::ExtraValue(7), "row has more values than columns (7)"),
+            (
+                RowError::ExtraValue(7),
+                "row has more values than columns (7)",
+            ),
             (
                 RowError::Convert(crate::values::ValueError::PartialJson),
                 "partial JSON update: set binlog_row_value_options='' on the source",

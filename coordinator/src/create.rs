@@ -225,7 +225,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
 
     // A workflow of this name that ran before left its topics or
     // checkpoints: they would be read as this one's.
-    let leftovers = revdoor_kafka::workflow_topics(&req.brokers, wf.as_str())
+    let leftovers = revdoor_kafka::workflow_topics(&req.brokers, &wf)
         .await
         .map_err(|e| Error::Kafka(format!("{e}")))?;
     if !leftovers.is_empty() {

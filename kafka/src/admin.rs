@@ -8,6 +8,7 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
+use revdoor_core::names::{self, WorkflowName};
 use revdoor_core::registry::SCHEMAS_TOPIC;
 
 use crate::KafkaError;
@@ -54,9 +55,12 @@ fn admin_client(brokers: &str) -> Result<AdminClient<DefaultClientContext>, Kafk
 
 /// Which of a workflow's topics (`revdoor.<workflow>.forward|reverse|offsets`)
 /// exist.
-pub async fn workflow_topics(brokers: &str, workflow: &str) -> Result<Vec<String>, KafkaError> {
+pub async fn workflow_topics(
+    brokers: &str,
+    workflow: &WorkflowName,
+) -> Result<Vec<String>, KafkaError> {
     let brokers = brokers.to_string();
-    let prefix = format!("revdoor.{workflow}.");
+    let prefix = names::workflow_topics_prefix(workflow);
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer = ClientConfig::new()
             .set("bootstrap.servers", &brokers)
@@ -80,7 +84,10 @@ pub async fn workflow_topics(brokers: &str, workflow: &str) -> Result<Vec<String
 }
 
 /// Delete a workflow's topics (after `complete` or `cancel`).
-pub async fn delete_workflow_topics(brokers: &str, workflow: &str) -> Result<(), KafkaError> {
+pub async fn delete_workflow_topics(
+    brokers: &str,
+    workflow: &WorkflowName,
+) -> Result<(), KafkaError> {
     let topics = workflow_topics(brokers, workflow).await?;
     if topics.is_empty() {
         return Ok(());

@@ -75,7 +75,7 @@ async fn stop_and_unfence(
             shard::delete_stream_state(&mut c, &s.url, ctx.wf.as_str()).await?;
             let _ = c.disconnect().await;
         }
-        revdoor_kafka::delete_workflow_topics(&ctx.cfg.brokers, ctx.wf.as_str())
+        revdoor_kafka::delete_workflow_topics(&ctx.cfg.brokers, &ctx.wf)
             .await
             .map_err(|err| Error::Kafka(format!("{err}")))?;
         Ok(((), "checkpoints and topics deleted".to_string()))
