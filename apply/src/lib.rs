@@ -52,6 +52,7 @@ use mysql_async::Opts;
 use revdoor_core::fence::FenceToken;
 use revdoor_core::names::{self, Direction, WorkflowName};
 use revdoor_core::progress::Progress;
+use revdoor_core::workflow::now_ms;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -61,13 +62,6 @@ use fetch::Fetcher;
 use group::Batch;
 /// revdoor's tables on every destination (kept under its old name).
 pub use revdoor_mysql::schema::DESTINATION_DDL as STREAM_STATE_DDL;
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 /// One apply stream.
 #[derive(Debug, Clone)]

@@ -36,6 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use revdoor_mysql::schema::WATERMARKS_DDL;
+use revdoor_mysql::to_param;
 
 use crate::binlog::{BinlogReader, RowChange, SourceTxn};
 use crate::publish::Codecs;
@@ -240,18 +241,6 @@ impl Copier {
             last_key,
             done,
         })
-    }
-}
-
-fn to_param(v: &ColumnValue) -> Value {
-    match v {
-        ColumnValue::Null => Value::NULL,
-        ColumnValue::Int(i) => Value::Int(*i),
-        ColumnValue::UInt(u) => Value::UInt(*u),
-        ColumnValue::Float(f) => Value::Float(*f),
-        ColumnValue::Double(d) => Value::Double(*d),
-        ColumnValue::Bytes(b) => Value::Bytes(b.clone()),
-        ColumnValue::DateTime(s) | ColumnValue::Time(s) => Value::Bytes(s.as_bytes().to_vec()),
     }
 }
 

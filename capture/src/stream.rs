@@ -9,6 +9,7 @@ use revdoor_core::avro::EventCodec;
 use revdoor_core::gtid::Position;
 use revdoor_core::names::StreamId;
 use revdoor_core::progress::Progress;
+use revdoor_core::workflow::now_ms;
 use tokio::sync::mpsc;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Interval;
@@ -691,8 +692,4 @@ fn position_includes(a: &str, b: &str) -> bool {
         (Ok(a), Ok(b)) => a.includes(&b),
         _ => false,
     }
-}
-
-fn now_ms() -> u64 {
-    revdoor_core::workflow::now_ms()
 }
