@@ -227,7 +227,7 @@ struct CaptureArgs {
     partitions: i32,
     /// GTID position to start from when no checkpoint exists (default: now).
     #[arg(long)]
-    start_position: Option<String>,
+    start_position: Option<revdoor_core::gtid::StoredPosition>,
     /// Copy the tables' existing rows first (DBLog watermarks, no locks),
     /// unless the stream already has a checkpoint.
     #[arg(long)]
@@ -340,7 +340,7 @@ fn shutdown_token() -> CancellationToken {
 
 /// A URL with its password replaced, for messages.
 pub(crate) fn redact(url: &str) -> String {
-    revdoor_coordinator::shard::redact(url)
+    revdoor_mysql::conn::redact(url)
 }
 
 fn router(a: &CaptureArgs) -> anyhow::Result<Router> {

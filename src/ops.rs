@@ -137,7 +137,7 @@ pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
             for s in &shards {
                 let (range, url) = s
                     .split_once('=')
-                    .with_context(|| format!("--shard '{}' must be RANGE=URL", shard::redact(s)))?;
+                    .with_context(|| format!("--shard '{}' must be RANGE=URL", revdoor_mysql::conn::redact(s)))?;
                 let range: KeyRange = range
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--shard {range}: {e}"))?;
@@ -165,7 +165,7 @@ pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
                 .into_iter()
                 .map(|mut k| {
                     for s in &mut k.shards {
-                        s.url = shard::redact(&s.url);
+                        s.url = revdoor_mysql::conn::redact(&s.url);
                     }
                     k
                 })
@@ -490,9 +490,10 @@ async fn dry_run(
 /// A shard's GTID position, or why it cannot be read.
 async fn position_text(url: &str) -> String {
     match shard::connect(url).await {
-        Ok(mut c) => shard::position(&mut c, url)
-            .await
-            .unwrap_or_else(|e| format!("unreadable: {e}")),
+        Ok(mut c) => match shard::position(&mut c, url).await {
+            Ok(p) => p.to_string(),
+            Err(e) => format!("unreadable: {e}"),
+        },
         Err(e) => format!("unreachable: {e}"),
     }
 }

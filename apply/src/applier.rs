@@ -167,8 +167,16 @@ impl ApplyStream {
             "group committed"
         );
         fail::fail_point!(crate::failpoints::AFTER_COMMIT_BEFORE_ACK);
+        // A heartbeat carries a position; an event its transaction's GTID,
+        // which reads as the position holding just it.
+        let position = match heartbeat {
+            Some((_, hb)) => Some(hb.position.clone()),
+            None => last_gtid.parse().ok(),
+        };
         self.progress.update(|p| {
-            p.position = last_gtid.to_string();
+            if let Some(position) = position {
+                p.position = position;
+            }
             p.events += events.len() as u64;
             p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
         });

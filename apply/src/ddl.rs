@@ -221,8 +221,11 @@ impl ApplyStream {
         tx.commit()
             .await
             .map_err(|e| ApplyError::transient("commit", e))?;
+        let position = ddl.gtid.parse().ok();
         self.progress.update(|p| {
-            p.position = ddl.gtid.clone();
+            if let Some(position) = position {
+                p.position = position;
+            }
             p.events += 1;
         });
         Ok(())

@@ -105,11 +105,8 @@ impl ApplyStream {
                 .iter()
                 .take_while(|(_, ev)| hold.contains_gtid(&ev.txn.gtid))
                 .count();
-            let heartbeat_past = heartbeat.is_some_and(|(_, hb)| {
-                hb.position
-                    .parse::<Position>()
-                    .is_ok_and(|p| p.includes(&hold))
-            });
+            let heartbeat_past =
+                heartbeat.is_some_and(|(_, hb)| hb.position.position().includes(&hold));
             if inside == events.len() && !heartbeat_past {
                 // Not there yet.
                 self.apply_group(conns, keys, events, heartbeat).await?;

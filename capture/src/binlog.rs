@@ -43,7 +43,7 @@ use mysql_async::consts::ColumnFlags;
 use mysql_async::prelude::Queryable;
 use mysql_async::{BinlogStreamRequest, Conn, GnoInterval, Opts, Sid};
 use revdoor_core::event::{ddl_tag_of, ColumnValue, Op, Row};
-use revdoor_core::gtid::{MysqlGtidSet, ServerUuid};
+use revdoor_core::gtid::{MysqlGtidSet, Position, ServerUuid};
 use revdoor_core::names::{Direction, WorkflowName};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Semaphore};
@@ -241,11 +241,11 @@ pub struct BinlogReader {
 }
 
 impl BinlogReader {
-    /// Stream committed transactions after `start` (a MariaDB GTID list) into
-    /// `out` until `cancel` fires or an error occurs.
+    /// Stream committed transactions after `start` (a GTID position of the
+    /// source's engine) into `out` until `cancel` fires or an error occurs.
     pub async fn run(
         &self,
-        start: &str,
+        start: &Position,
         out: ItemSender,
         cancel: CancellationToken,
     ) -> Result<(), CaptureError> {
@@ -258,7 +258,7 @@ impl BinlogReader {
         let session = match flavor {
             Flavor::Mariadb => vec![
                 "SET @mariadb_slave_capability=4".to_string(),
-                format!("SET @slave_connect_state='{}'", sql_escape(start)),
+                format!("SET @slave_connect_state='{}'", sql_escape(&start.to_string())),
                 "SET @slave_gtid_strict_mode=1".to_string(),
                 format!("SET @master_heartbeat_period={heartbeat_ns}"),
             ],
@@ -272,11 +272,15 @@ impl BinlogReader {
         let request = match flavor {
             Flavor::Mariadb => BinlogStreamRequest::new(self.server_id),
             Flavor::Mysql => {
-                let set: MysqlGtidSet = start.parse().map_err(|e| {
-                    CaptureError::Definite(format!(
-                        "start position '{start}' is not a MySQL GTID set: {e}"
-                    ))
-                })?;
+                let set = match start {
+                    Position::Mysql(set) => set.clone(),
+                    Position::Mariadb(list) if list.is_empty() => MysqlGtidSet::new(),
+                    Position::Mariadb(_) => {
+                        return Err(CaptureError::Definite(format!(
+                            "start position '{start}' is a MariaDB position, but the source is MySQL"
+                        )))
+                    }
+                };
                 BinlogStreamRequest::new(self.server_id)
                     .with_gtid()
                     .with_gtid_set(mysql_sids(&set))
@@ -338,7 +342,7 @@ fn mysql_sids(set: &MysqlGtidSet) -> Vec<Sid<'static>> {
         .collect()
 }
 
-fn classify_stream_error(start: &str, last: &str, e: mysql_async::Error) -> CaptureError {
+fn classify_stream_error(start: &Position, last: &str, e: mysql_async::Error) -> CaptureError {
     if let mysql_async::Error::Server(ref se) = e {
         if se.code == 1236 {
             let seen = if last.is_empty() {

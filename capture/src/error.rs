@@ -32,7 +32,9 @@ impl From<revdoor_mysql::MysqlError> for CaptureError {
         match e {
             revdoor_mysql::MysqlError::Query { .. } => CaptureError::Transient(e.to_string()),
             revdoor_mysql::MysqlError::Refused(m) => CaptureError::Definite(m),
-            revdoor_mysql::MysqlError::Url { .. } => CaptureError::Definite(e.to_string()),
+            revdoor_mysql::MysqlError::Url { .. } | revdoor_mysql::MysqlError::Position { .. } => {
+                CaptureError::Definite(e.to_string())
+            }
         }
     }
 }

@@ -27,6 +27,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{DdlEvent, Heartbeat, Op, DDL_HEADER, HEARTBEAT_HEADER};
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::StreamId;
 
 use revdoor_core::avro::{EventCodec, EventRef};
@@ -253,17 +254,17 @@ impl Publisher {
         })
     }
 
-    /// Publish a batch of source transactions and the checkpoint `position`
-    /// in one Kafka transaction, encoding each row change with its table's
+    /// Publish a batch of source transactions and the checkpoint (its
+    /// stored text) in one Kafka transaction, encoding each row change with its table's
     /// codec; a schema this producer has not published yet goes to
     /// `revdoor.schemas` in the same transaction. Transactions without
     /// changes are dropped.
     pub async fn publish(
         &self,
         txns: &mut [SourceTxn],
-        position: &str,
+        checkpoint: &str,
         codecs: &Codecs,
-        heartbeat: Option<&str>,
+        heartbeat: Option<&StoredPosition>,
     ) -> Result<usize, CaptureError> {
         let mut k = self.begin().await?;
         for txn in txns.iter_mut() {
@@ -278,7 +279,7 @@ impl Publisher {
             self.send_changes(&mut k, &mut enc, changes, codecs).await?;
             self.finish_txn(&mut k, &mut enc, codecs).await?;
         }
-        self.commit_with(k, position, heartbeat).await
+        self.commit_with(k, checkpoint, heartbeat).await
     }
 
     /// Begin a Kafka transaction.
@@ -470,14 +471,14 @@ impl Publisher {
         Ok(())
     }
 
-    /// Send the checkpoint `position` (and heartbeats at `heartbeat`, a
+    /// Send the checkpoint (its stored text; and heartbeats at `heartbeat`, a
     /// fence mark the switch waits for) and commit `k`. Returns the events
     /// it carried.
     pub async fn commit_with(
         &self,
         k: KafkaTxn,
-        position: &str,
-        heartbeat: Option<&str>,
+        checkpoint: &str,
+        heartbeat: Option<&StoredPosition>,
     ) -> Result<usize, CaptureError> {
         if let Some(hb) = heartbeat {
             self.send_heartbeats(hb, k.now_ms).await?;
@@ -487,7 +488,7 @@ impl Publisher {
             &self.offsets_topic.clone(),
             0,
             key.as_bytes(),
-            position.as_bytes(),
+            checkpoint.as_bytes(),
         )
         .await?;
         let p = Arc::clone(&self.producer);
@@ -545,7 +546,7 @@ impl Publisher {
     /// this moment. Apply skips it but learns its lag from it.
     pub async fn publish_heartbeat(
         &self,
-        position: &str,
+        position: &StoredPosition,
         checkpoint: &str,
     ) -> Result<(), CaptureError> {
         let k = self.begin().await?;
@@ -583,10 +584,14 @@ impl Publisher {
 
     /// Heartbeat records on every partition of the stream: every
     /// destination shard's apply learns its lag (and position) from them.
-    async fn send_heartbeats(&self, position: &str, now_ms: u64) -> Result<(), CaptureError> {
+    async fn send_heartbeats(
+        &self,
+        position: &StoredPosition,
+        now_ms: u64,
+    ) -> Result<(), CaptureError> {
         let body = serde_json::to_string(&Heartbeat {
             heartbeat_ms: now_ms,
-            position: position.to_string(),
+            position: position.clone(),
         })
         .unwrap_or_default();
         for partition in self.router.partitions() {

@@ -1,12 +1,11 @@
 //! The stream loop: capture's checkpoint, binlog reader, copier and
 //! transactional publisher, from start to shutdown.
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use revdoor_core::avro::EventCodec;
-use revdoor_core::gtid::Position;
+use revdoor_core::gtid::{Position, StoredPosition};
 use revdoor_core::names::StreamId;
 use revdoor_core::progress::Progress;
 use revdoor_core::workflow::now_ms;
@@ -22,7 +21,7 @@ use crate::ddl::OnDdl;
 use crate::publish::{self, Codecs, KafkaTxn, Publisher, TxnEncoder};
 use crate::route::Router;
 use crate::{CaptureError, Checkpoint};
-use revdoor_mysql::{preflight, tables};
+use revdoor_mysql::{positions, preflight, tables};
 
 /// Everything one capture stream needs.
 #[derive(Debug, Clone)]
@@ -34,7 +33,7 @@ pub struct CaptureConfig {
     pub partitions: i32,
     pub reader: BinlogReader,
     /// Used when no checkpoint exists; `None` = the source's current position.
-    pub start_position: Option<String>,
+    pub start_position: Option<StoredPosition>,
     /// Close a Kafka transaction after this many source transactions…
     pub batch_max_txns: usize,
     /// …or after this long.
@@ -139,14 +138,18 @@ impl<'a> Stream<'a> {
         // checkpoint read now cannot be overtaken by a zombie's commit.
         let checkpoint = publish::read_checkpoint(&cfg.brokers, &cfg.id)
             .await?
-            .map(|c| Checkpoint::parse(&c));
+            .map(|c| {
+                Checkpoint::parse(&c).map_err(|e| {
+                    CaptureError::Definite(format!("stored checkpoint does not load: {e}"))
+                })
+            })
+            .transpose()?;
         let mut copy_state = match &checkpoint {
             Some(c) => c.copy.clone(),
             None => cfg.copy.then(CopyState::default),
         };
         let start = start_position(cfg, checkpoint.map(|c| c.position)).await?;
-        let position = Position::from_str(&start)
-            .map_err(|e| CaptureError::Definite(format!("bad start position '{start}': {e}")))?;
+        let position = start.position().clone();
         tracing::info!(stream = %cfg.id.transactional_id(), position = %position, "capture starting");
 
         // Table definitions first: a missing table, one without a primary key
@@ -199,9 +202,9 @@ impl<'a> Stream<'a> {
             reader.watermark_stream = Some(cfg.id.transactional_id());
         }
         let reader_cancel = cancel.child_token();
-        let start_text = start.clone();
+        let start = start.clone();
         let reader_task = tokio::spawn(
-            async move { reader.run(&start_text, tx, reader_cancel).await }
+            async move { reader.run(start.position(), tx, reader_cancel).await }
                 .instrument(tracing::info_span!("binlog_reader")),
         );
 
@@ -342,17 +345,17 @@ impl<'a> Stream<'a> {
             .await?;
         let next = advanced(&self.position, std::slice::from_ref(&txn))?;
         let cp = Checkpoint {
-            position: next.to_string(),
+            position: StoredPosition::from(next.clone()),
             copy: self.copy_state.clone(),
         };
-        let hb = txn.marker.then(|| next.to_string());
+        let hb = txn.marker.then_some(&cp.position);
         let sent = self
             .publisher
-            .commit_with(s.k, &cp.to_text(), hb.as_deref())
+            .commit_with(s.k, &cp.to_text(), hb)
             .await?;
         tracing::info!(gtid = %txn.gtid, events = sent, "big source transaction published");
         self.cfg.progress.update(|p| {
-            p.position = next.to_string();
+            p.position = cp.position;
             p.events += sent as u64;
             p.source_ts_ms = p.source_ts_ms.max(u64::from(txn.timestamp) * 1000);
         });
@@ -445,7 +448,7 @@ impl<'a> Stream<'a> {
         // a heartbeat so that lag stays measurable when idle.
         if self.batch.is_empty() {
             let cp = Checkpoint {
-                position: self.position.to_string(),
+                position: StoredPosition::from(self.position.clone()),
                 copy: self.copy_state.clone(),
             };
             self.publisher
@@ -507,18 +510,17 @@ impl<'a> Stream<'a> {
             * 1000;
         let next = advanced(&self.position, &self.batch)?;
         let checkpoint = Checkpoint {
-            position: next.to_string(),
+            position: StoredPosition::from(next.clone()),
             copy: self.copy_state.clone(),
         };
-        let next_text = next.to_string();
-        let hb = heartbeat.then_some(next_text.as_str());
+        let hb = heartbeat.then_some(&checkpoint.position);
         let sent = self
             .publisher
             .publish(&mut self.batch, &checkpoint.to_text(), &self.codecs, hb)
             .await?;
         tracing::debug!(txns = self.batch.len(), events = sent, position = %next, "published");
         self.cfg.progress.update(|p| {
-            p.position = next.to_string();
+            p.position = checkpoint.position;
             p.events += sent as u64;
             p.source_ts_ms = p.source_ts_ms.max(newest_ts);
         });
@@ -533,14 +535,14 @@ impl<'a> Stream<'a> {
 /// current position.
 async fn start_position(
     cfg: &CaptureConfig,
-    checkpoint: Option<String>,
-) -> Result<String, CaptureError> {
+    checkpoint: Option<StoredPosition>,
+) -> Result<StoredPosition, CaptureError> {
     Ok(match checkpoint {
         // A switch recorded a later position to resume from: everything
         // between was the other direction's apply (dropped by the loop
         // filter) while this side was fenced.
         Some(p) => match &cfg.start_position {
-            Some(s) if s != &p && position_includes(s, &p) => {
+            Some(s) if s != &p && s.includes(&p) => {
                 tracing::info!(stream = %cfg.id.transactional_id(), checkpoint = %p, resume = %s,
                     "skipping ahead to the position recorded by the last switch");
                 s.clone()
@@ -553,7 +555,7 @@ async fn start_position(
                 let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
                     .await
                     .map_err(|e| CaptureError::transient("connect to source", e))?;
-                preflight::current_position(&mut conn).await?
+                positions::server_position(&mut conn).await?
             }
         },
     })
@@ -686,10 +688,3 @@ fn advanced(position: &Position, txns: &[SourceTxn]) -> Result<Position, Capture
     Ok(next)
 }
 
-/// Whether GTID position `a` includes position `b` (same engine).
-fn position_includes(a: &str, b: &str) -> bool {
-    match (Position::from_str(a), Position::from_str(b)) {
-        (Ok(a), Ok(b)) => a.includes(&b),
-        _ => false,
-    }
-}

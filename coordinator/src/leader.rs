@@ -18,9 +18,10 @@
 //!    moving a dead worker's streams once its registration lease expired.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use revdoor_core::names::WorkflowName;
+use revdoor_core::policy::{decide, Backoff, Classify, Decision};
 use revdoor_core::workflow::{now_ms, Phase, StreamKind, StreamSpec, StreamStatus, WorkflowState};
 use tokio_util::sync::CancellationToken;
 
@@ -32,9 +33,19 @@ use crate::registry::{Guard, Registry};
 use crate::switch;
 use crate::Error;
 
-/// Campaign, lead until deposed or cancelled, campaign again.
+/// Delays between leader passes that failed (reset after a pass that led
+/// for [`HEALTHY`]).
+const STEP_DOWN: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+const HEALTHY: Duration = Duration::from_secs(30);
+
+/// Campaign, lead until deposed or cancelled, campaign again. What follows
+/// a failed pass is [`revdoor_core::policy::decide`]'s: a transient error
+/// steps down and campaigns again after a backoff; a lost leadership
+/// campaigns again at once; a definite one (a refusal) stops the
+/// coordinator with the error.
 pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Result<(), Error> {
     let key = reg.prefix.leader();
+    let mut backoff = STEP_DOWN;
     loop {
         tracing::info!(coordinator = %cfg.id, "standing by for leadership");
         let lock = loop {
@@ -58,24 +69,44 @@ pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Resul
         };
         tracing::info!(coordinator = %cfg.id, token = %lock.token(), "leading");
         let lost = lock.lost();
+        let led = Instant::now();
         let result = tokio::select! {
             r = lead(&reg, &guard, &cfg, &cancel) => r,
             _ = lost.cancelled() => Err(Error::Deposed),
         };
-        match result {
+        let e = match result {
             Ok(()) => {
                 let _ = lock.release().await;
                 return Ok(());
             }
-            Err(Error::Deposed) => {
+            Err(e) => e,
+        };
+        if led.elapsed() >= HEALTHY {
+            backoff.reset();
+        }
+        match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
+            Decision::Stop if cancel.is_cancelled() => {
+                let _ = lock.release().await;
+                return Ok(());
+            }
+            Decision::Stop => {
                 tracing::warn!(coordinator = %cfg.id, "lost leadership (lease expired or a successor took over); writing nothing more");
                 drop(lock);
             }
-            Err(e) => {
+            Decision::Retry(delay) => {
                 // Give way: a standby (or we, after campaigning) retries.
-                tracing::error!(coordinator = %cfg.id, error = %e, "leader pass failed; stepping down");
+                tracing::error!(coordinator = %cfg.id, error = %e, retry_in_ms = delay.as_millis() as u64,
+                    "leader pass failed; stepping down");
                 let _ = lock.release().await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tokio::select! {
+                    _ = cancel.cancelled() => return Ok(()),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Decision::Halt => {
+                tracing::error!(coordinator = %cfg.id, error = %e, "leader pass refused; stopping");
+                let _ = lock.release().await;
+                return Err(e);
             }
         }
     }

@@ -45,3 +45,19 @@ pub enum Error {
     #[error("record changed concurrently")]
     Conflict,
 }
+
+impl revdoor_core::policy::Classify for Error {
+    /// A refusal needs an operator; a lost leadership is a newer owner;
+    /// everything else (etcd, a server, Kafka, a timeout, a concurrent
+    /// change) may pass on a retry.
+    fn kind(&self) -> revdoor_core::policy::ErrorKind {
+        use revdoor_core::policy::ErrorKind;
+        match self {
+            Error::Refused(_) => ErrorKind::Definite,
+            Error::Deposed => ErrorKind::Fenced,
+            Error::Etcd(_) | Error::Sql(_) | Error::Kafka(_) | Error::Timeout(_) | Error::Conflict => {
+                ErrorKind::Transient
+            }
+        }
+    }
+}

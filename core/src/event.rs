@@ -13,6 +13,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::gtid::StoredPosition;
+
 /// Kafka header marking a heartbeat record on a stream partition. Its value
 /// is JSON [`Heartbeat`], not a change event: capture publishes one when the
 /// source is idle and fully read, so lag stays measurable.
@@ -24,7 +26,7 @@ pub struct Heartbeat {
     /// When capture had read everything the source had committed.
     pub heartbeat_ms: u64,
     /// Capture's position at that moment.
-    pub position: String,
+    pub position: StoredPosition,
 }
 
 /// Kafka header marking a DDL record on a stream partition (`on_ddl=exec`).

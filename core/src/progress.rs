@@ -4,11 +4,13 @@
 
 use std::sync::Mutex;
 
+use crate::gtid::StoredPosition;
+
 /// What a stream has done so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Last GTID position published (capture) or applied (apply).
-    pub position: String,
+    pub position: StoredPosition,
     /// Source commit time (ms) of the last transaction handled, or of the
     /// last heartbeat when caught up.
     pub source_ts_ms: u64,

@@ -10,9 +10,11 @@
 //! partitions, one apply per partition.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gtid::StoredPosition;
 use crate::keyrange::KeyRange;
 use crate::names::Direction;
 
@@ -163,7 +165,7 @@ pub struct WorkflowState {
     /// direction is next started (recorded by the switch that froze it):
     /// `direction → shard → GTID position`.
     #[serde(default)]
-    pub resume: BTreeMap<String, BTreeMap<String, String>>,
+    pub resume: BTreeMap<String, BTreeMap<String, StoredPosition>>,
     /// Whether the reverse topic and streams exist.
     #[serde(default)]
     pub reverse_created: bool,
@@ -211,7 +213,7 @@ pub struct StreamSpec {
     /// Capture: where to start without a checkpoint, or to skip ahead to
     /// when the checkpoint is older (positions recorded by a switch).
     #[serde(default)]
-    pub start_position: Option<String>,
+    pub start_position: Option<StoredPosition>,
     pub on_ddl: String,
 }
 
@@ -442,11 +444,11 @@ pub struct JournalEntry {
     pub reason: String,
     /// Fence positions of the side being fenced, by shard.
     #[serde(default)]
-    pub fence_positions: BTreeMap<String, String>,
+    pub fence_positions: BTreeMap<String, StoredPosition>,
     /// Positions of the side taking traffic, by shard (where its capture
     /// starts).
     #[serde(default)]
-    pub start_positions: BTreeMap<String, String>,
+    pub start_positions: BTreeMap<String, StoredPosition>,
     #[serde(default)]
     pub fenced_at_ms: Option<u64>,
     #[serde(default)]
@@ -487,17 +489,44 @@ impl JournalEntry {
     }
 }
 
+/// A stream task's state as its worker reports it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamState {
+    /// Assigned, connecting or (re)starting after an error.
+    #[default]
+    Starting,
+    Running,
+    /// Stopped by an error (in `error`) it retries after a backoff.
+    Error,
+}
+
+impl StreamState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamState::Starting => "starting",
+            StreamState::Running => "running",
+            StreamState::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for StreamState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What a worker reports about a stream it runs (`status/<wf>/<stream>`,
 /// under the worker's lease).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StreamStatus {
     pub worker: String,
-    /// `starting`, `running`, `error`.
-    pub state: String,
+    pub state: StreamState,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
     /// Last GTID position published (capture) or applied (apply).
-    pub position: String,
+    pub position: StoredPosition,
     /// Source commit time of the last event applied or heartbeat seen.
     pub source_ts_ms: u64,
     pub events: u64,

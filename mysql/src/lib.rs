@@ -6,8 +6,8 @@
 //! - [`codes`]: the server error codes revdoor reacts to, by name;
 //! - [`conn`]: shard URLs as connection options, shown without password;
 //! - [`engine`]: MariaDB or MySQL;
-//! - [`preflight`]: server settings, the account's privileges, the current
-//!   GTID position;
+//! - [`preflight`]: server settings and the account's privileges;
+//! - [`positions`]: the server's GTID position and what apply checkpointed;
 //! - [`tables`]: table definitions from `information_schema`, refused
 //!   when revdoor cannot carry them;
 //! - [`schema`]: revdoor's own `_revdoor` schema on every server — one place
@@ -26,6 +26,7 @@ pub mod conn;
 pub mod engine;
 pub mod ident;
 pub mod param;
+pub mod positions;
 pub mod preflight;
 pub mod schema;
 pub mod tables;
@@ -58,6 +59,15 @@ pub enum MysqlError {
     /// do.
     #[error("{0}")]
     Refused(String),
+    /// A GTID position the server (or revdoor's own table) returned that
+    /// does not parse.
+    #[error("{what} returned GTID position {text:?}, which revdoor cannot read: {source}")]
+    Position {
+        what: String,
+        text: String,
+        #[source]
+        source: revdoor_core::gtid::GtidError,
+    },
 }
 
 impl MysqlError {

@@ -1,5 +1,5 @@
-//! Checks before any work: the server settings capture depends on, the
-//! account's privileges, and the server's current GTID position. Each
+//! Checks before any work: the server settings capture depends on and the
+//! account's privileges. Each
 //! refusal names the setting or privilege, what it is and what it must be.
 
 use mysql_async::prelude::Queryable;
@@ -74,25 +74,6 @@ pub async fn binlog_settings(conn: &mut Conn) -> Result<(), MysqlError> {
         }
     }
     Ok(())
-}
-
-/// The server's current GTID position (MariaDB `@@gtid_binlog_pos`,
-/// MySQL `@@gtid_executed`).
-pub async fn current_position(conn: &mut Conn) -> Result<String, MysqlError> {
-    let var = match Flavor::of(conn).await? {
-        Flavor::Mariadb => "gtid_binlog_pos",
-        Flavor::Mysql => "gtid_executed",
-    };
-    let pos: Option<String> = conn
-        .query_first(format!("SELECT @@global.{var}"))
-        .await
-        .map_err(|e| MysqlError::query(format!("read {var}"), e))?;
-    // MySQL breaks long sets over lines.
-    Ok(pos
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect())
 }
 
 fn check_setting(name: &str, have: &str, want: &str) -> Result<(), MysqlError> {

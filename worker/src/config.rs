@@ -10,6 +10,7 @@ use revdoor_capture::binlog::{BinlogReader, LoopFilter};
 use revdoor_capture::ddl::{OnDdl, OnDdlError};
 use revdoor_capture::route::Router;
 use revdoor_capture::{CaptureConfig, CaptureError};
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::{Direction, NameError, StreamId, WorkflowName};
 use revdoor_core::progress::Progress;
@@ -45,7 +46,7 @@ pub enum ConfigError {
 /// Connection options from a server URL.
 pub fn mysql_opts(url: &str) -> Result<mysql_async::Opts, ConfigError> {
     mysql_async::Opts::from_url(url).map_err(|source| ConfigError::Url {
-        url: revdoor_coordinator::shard::redact(url),
+        url: revdoor_mysql::conn::redact(url),
         source,
     })
 }
@@ -78,7 +79,7 @@ pub struct CaptureSettings {
     pub router: Router,
     /// Partitions of the direction topic.
     pub partitions: i32,
-    pub start_position: Option<String>,
+    pub start_position: Option<StoredPosition>,
     pub on_ddl: OnDdl,
     pub copy: bool,
     pub copy_chunk_rows: usize,

@@ -6,21 +6,21 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use revdoor_core::progress::Progress;
-use revdoor_core::workflow::{now_ms, StreamStatus};
+use revdoor_core::workflow::{now_ms, StreamState, StreamStatus};
 
-/// A stream task's state (`starting`, `running`, `error`) and last error,
-/// shared by the task, the worker and the reports.
+/// A stream task's state and last error, shared by the task, the worker and
+/// the reports.
 #[derive(Clone, Default)]
-pub(crate) struct TaskState(Arc<Mutex<(String, String)>>);
+pub(crate) struct TaskState(Arc<Mutex<(StreamState, String)>>);
 
 impl TaskState {
-    pub(crate) fn set(&self, state: &str, error: &str) {
+    pub(crate) fn set(&self, state: StreamState, error: &str) {
         if let Ok(mut t) = self.0.lock() {
-            *t = (state.to_string(), error.to_string());
+            *t = (state, error.to_string());
         }
     }
 
-    fn get(&self) -> (String, String) {
+    fn get(&self) -> (StreamState, String) {
         self.0.lock().map(|t| t.clone()).unwrap_or_default()
     }
 }

@@ -27,7 +27,7 @@ use revdoor_coordinator::lock::{LeaseLock, LockError};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::names::{NameError, WorkflowName};
 use revdoor_core::policy::Backoff;
-use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec};
+use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState};
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -214,7 +214,7 @@ impl Worker {
                 };
                 let after = t.backoff.next_delay();
                 tracing::error!(stream = %k, error = %err, retry_in = ?after, "stream stopped");
-                t.status.state.set("error", &err);
+                t.status.state.set(StreamState::Error, &err);
                 t.restart_at = Some(Instant::now() + after);
             }
             if t.handle.is_none() && t.restart_at.is_some_and(|at| Instant::now() >= at) {
@@ -306,14 +306,14 @@ fn run_assigned(
         let Shared { reg, cfg } = shared;
         let wf: WorkflowName = spec.workflow.parse()?;
         let name = format!("{}/{}", spec.workflow, spec.id());
-        state.set("starting", "");
+        state.set(StreamState::Starting, "");
         let key = reg.prefix.stream_owner(&wf, &spec.id());
         let Some(lock) =
             ownership::poll(&reg.client, &key, &cfg.id, cfg.lease_ttl, &name, &cancel).await
         else {
             return Ok(());
         };
-        state.set("running", "");
+        state.set(StreamState::Running, "");
         let stream = match spec.kind {
             StreamKind::Capture => Stream::Capture(Box::new(
                 CaptureSettings::from_spec(&cfg.brokers, &spec, progress)

@@ -5,7 +5,9 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::positions::position;
+use revdoor_core::gtid::StoredPosition;
+
+use super::positions::{last_gtid_or_position, position};
 use revdoor_mysql::schema::FENCES_DDL;
 use revdoor_mysql::{quote_ident, quote_str};
 
@@ -124,7 +126,7 @@ pub async fn set_fenced(
     fenced: bool,
     message: &str,
     lock_wait_secs: u64,
-) -> Result<String, Error> {
+) -> Result<StoredPosition, Error> {
     conn.query_drop(format!(
         "SET SESSION innodb_lock_wait_timeout = {}",
         lock_wait_secs.max(1)
@@ -142,11 +144,7 @@ pub async fn set_fenced(
         // includes the earlier change.
         return position(conn, url).await;
     }
-    let last: Option<String> = conn.query_first("SELECT @@last_gtid").await.ok().flatten();
-    match last {
-        Some(g) if !g.is_empty() => Ok(g),
-        _ => position(conn, url).await,
-    }
+    last_gtid_or_position(conn, url).await
 }
 
 /// Write a mark into the binlog without fencing: rewrite the (unfenced)
@@ -157,7 +155,7 @@ pub async fn mark(
     url: &str,
     workflow: &str,
     message: &str,
-) -> Result<String, Error> {
+) -> Result<StoredPosition, Error> {
     let stamped = format!("{message} (checked {})", revdoor_core::workflow::now_ms());
     conn.exec_drop(
         "UPDATE _revdoor.fences SET message = ? WHERE workflow = ? AND fenced = 0",
@@ -165,12 +163,10 @@ pub async fn mark(
     )
     .await
     .map_err(sql("mark", url))?;
-    let changed = conn.affected_rows() > 0;
-    let last: Option<String> = conn.query_first("SELECT @@last_gtid").await.ok().flatten();
-    match last {
-        Some(g) if !g.is_empty() && changed => Ok(g),
-        _ => position(conn, url).await,
+    if conn.affected_rows() == 0 {
+        return position(conn, url).await;
     }
+    last_gtid_or_position(conn, url).await
 }
 
 /// `SET GLOBAL read_only` (`--fence=read-only`): waits for running

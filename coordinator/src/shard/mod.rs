@@ -36,7 +36,7 @@ fn sql(what: &str, url: &str) -> impl FnOnce(mysql_async::Error) -> Error {
 use revdoor_mysql::codes::is_missing_table as no_table;
 use revdoor_mysql::conn;
 
-pub use revdoor_mysql::conn::redact;
+pub(crate) use revdoor_mysql::conn::redact;
 
 /// Connect to a shard's server.
 pub async fn connect(url: &str) -> Result<Conn, Error> {

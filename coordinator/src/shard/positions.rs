@@ -5,20 +5,17 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use super::{no_table, sql};
+use revdoor_core::gtid::StoredPosition;
+use revdoor_core::names::{Direction, WorkflowName};
+use revdoor_mysql::positions;
+
+use super::{no_table, redact, sql};
 use crate::Error;
 
 /// The server's binlog GTID position (MariaDB `@@gtid_binlog_pos`, MySQL
 /// `@@gtid_executed`).
-pub async fn position(conn: &mut Conn, url: &str) -> Result<String, Error> {
-    let pos: Option<String> = match conn.query_first("SELECT @@global.gtid_binlog_pos").await {
-        Ok(p) => p,
-        Err(_) => conn
-            .query_first("SELECT @@global.gtid_executed")
-            .await
-            .map_err(sql("read GTID position", url))?,
-    };
-    Ok(pos.unwrap_or_default())
+pub async fn position(conn: &mut Conn, url: &str) -> Result<StoredPosition, Error> {
+    positions::server_position(conn).await.map_err(on(url))
 }
 
 /// The source position stream `(workflow, direction, partition)` has
@@ -26,18 +23,29 @@ pub async fn position(conn: &mut Conn, url: &str) -> Result<String, Error> {
 pub async fn applied_position(
     conn: &mut Conn,
     url: &str,
-    workflow: &str,
-    direction: &str,
+    workflow: &WorkflowName,
+    direction: Direction,
     partition: i32,
-) -> Result<Option<String>, Error> {
-    conn.exec_first(
-        "SELECT source_gtid FROM _revdoor.stream_state \
-         WHERE workflow = ? AND direction = ? AND `partition` = ?",
-        (workflow, direction, partition),
-    )
-    .await
-    .or_else(|e| if no_table(&e) { Ok(None) } else { Err(e) })
-    .map_err(sql("read stream_state", url))
+) -> Result<Option<StoredPosition>, Error> {
+    positions::applied_position(conn, workflow, direction, partition)
+        .await
+        .map_err(on(url))
+}
+
+/// The GTID of this session's last transaction (MariaDB), else the
+/// server's position, which includes it.
+pub(super) async fn last_gtid_or_position(
+    conn: &mut Conn,
+    url: &str,
+) -> Result<StoredPosition, Error> {
+    match positions::last_gtid(conn).await.map_err(on(url))? {
+        Some(g) => Ok(g),
+        None => position(conn, url).await,
+    }
+}
+
+fn on(url: &str) -> impl FnOnce(revdoor_mysql::MysqlError) -> Error + '_ {
+    move |e| Error::Sql(format!("{e} (on {})", redact(url)))
 }
 
 /// Whether `_revdoor.stream_state` holds rows of `workflow` (a workflow of

@@ -5,18 +5,49 @@
 use std::collections::BTreeMap;
 
 use revdoor_core::names::{Direction, WorkflowName};
-use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamStatus};
+use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState, StreamStatus};
 
 use crate::registry::Registry;
 use crate::Error;
 
-/// Lag gate and health of the running direction's streams.
+/// Why the lag gate is closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Closed {
+    /// A stream is just starting (no worker reports it yet, it reports
+    /// `starting`, or it has not measured its lag): worth a few seconds.
+    Starting(String),
+    /// Anything else: refused at once.
+    Refused(String),
+}
+
+impl Closed {
+    pub(super) fn into_error(self) -> Error {
+        match self {
+            Closed::Starting(why) | Closed::Refused(why) => Error::Refused(why),
+        }
+    }
+}
+
+/// Lag gate and health of the running direction's streams: a one-line
+/// verdict when open, why not when closed.
 pub async fn check_streams(
     reg: &Registry,
     wf: &WorkflowName,
     direction: Direction,
     max_lag_ms: u64,
 ) -> Result<String, Error> {
+    gate(reg, wf, direction, max_lag_ms)
+        .await?
+        .map_err(Closed::into_error)
+}
+
+/// [`check_streams`], telling a starting stream from a refusal.
+pub(super) async fn gate(
+    reg: &Registry,
+    wf: &WorkflowName,
+    direction: Direction,
+    max_lag_ms: u64,
+) -> Result<Result<String, Closed>, Error> {
     let specs: Vec<StreamSpec> = reg
         .list::<StreamSpec>(&reg.prefix.streams(wf))
         .await?
@@ -34,48 +65,46 @@ pub async fn check_streams(
     for s in &specs {
         let id = s.id();
         let Some(st) = statuses.get(&id) else {
-            return Err(Error::Refused(format!(
+            return Ok(Err(Closed::Starting(format!(
                 "stream {id} is not running (no worker reports it): start `revdoor worker run`, or wait for it to be assigned"
-            )));
+            ))));
         };
-        if st.state != "running" {
-            return Err(Error::Refused(format!(
+        if st.state != StreamState::Running {
+            let why = format!(
                 "stream {id} is {} on worker {}{}{}",
                 st.state,
                 st.worker,
                 if st.error.is_empty() { "" } else { ": " },
                 st.error
-            )));
+            );
+            return Ok(Err(if st.state == StreamState::Starting {
+                Closed::Starting(why)
+            } else {
+                Closed::Refused(why)
+            }));
         }
         if s.kind == StreamKind::Apply {
             let Some(lag) = st.lag_ms(now) else {
-                return Err(Error::Refused(format!(
+                return Ok(Err(Closed::Starting(format!(
                     "stream {id} has not reported its lag yet (it just started; a heartbeat or an \
                      applied transaction gives it within seconds): try again shortly"
-                )));
+                ))));
             };
             if lag > max_lag_ms {
-                return Err(Error::Refused(format!(
+                return Ok(Err(Closed::Refused(format!(
                     "stream {id} lags {} (above --max-lag {}): wait for it to catch up, or raise --max-lag",
                     fmt_ms(lag),
                     fmt_ms(max_lag_ms)
-                )));
+                ))));
             }
             worst = worst.max(lag);
         }
     }
-    Ok(format!(
+    Ok(Ok(format!(
         "{} streams running, worst apply lag {}",
         specs.len(),
         fmt_ms(worst)
-    ))
-}
-
-/// Whether a [`check_streams`] refusal is about a stream still starting.
-pub(super) fn is_starting(why: &str) -> bool {
-    why.contains("has not reported its lag yet")
-        || why.contains("no worker reports it")
-        || why.contains(" is starting on ")
+    )))
 }
 
 pub(super) fn fmt_ms(ms: u64) -> String {

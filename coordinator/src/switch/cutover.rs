@@ -9,14 +9,14 @@ use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, TxnOp};
 use mysql_async::Conn;
-use revdoor_core::gtid::Position;
-use revdoor_core::names::{self, Direction};
+use revdoor_core::gtid::StoredPosition;
+use revdoor_core::names::{self, Direction, WorkflowName};
 use revdoor_core::workflow::{
     now_ms, JournalEntry, KeyspaceSpec, Outcome, Step, StepState, StreamKind, StreamSpec,
     WorkflowState,
 };
 
-use super::check::{check_streams, fmt_ms, is_starting};
+use super::check::{fmt_ms, gate, Closed};
 use super::journal::{finish, summary};
 use super::{Ctx, SwitchPlan};
 use crate::create::routing_ops;
@@ -59,9 +59,9 @@ pub(super) struct Cutover<'r> {
     /// When the fence began, on this process's monotonic clock.
     fence_start: Option<Instant>,
     /// Final position of each old shard (its fence GTID), by shard.
-    fence_positions: BTreeMap<String, String>,
+    fence_positions: BTreeMap<String, StoredPosition>,
     /// Position of each new shard, where the new direction's captures start.
-    starts: BTreeMap<String, String>,
+    starts: BTreeMap<String, StoredPosition>,
 }
 
 impl<'r> Cutover<'r> {
@@ -145,14 +145,12 @@ impl<'r> Cutover<'r> {
                 // yet) get a few seconds; anything else is refused at once.
                 let since = Instant::now();
                 let detail = loop {
-                    match check_streams(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await {
+                    match gate(ctx.reg, &ctx.wf, old_dir, max_lag_ms).await? {
                         Ok(d) => break d,
-                        Err(Error::Refused(why))
-                            if since.elapsed() < Duration::from_secs(10) && is_starting(&why) =>
-                        {
+                        Err(Closed::Starting(_)) if since.elapsed() < Duration::from_secs(10) => {
                             tokio::time::sleep(Duration::from_millis(250)).await;
                         }
-                        Err(err) => return Err(err),
+                        Err(closed) => return Err(closed.into_error()),
                     }
                 };
                 let mut conns = (Vec::new(), Vec::new());
@@ -305,7 +303,7 @@ impl<'r> Cutover<'r> {
             conns: apply_conns,
             applies,
             origin_of,
-            workflow: ctx.wf.as_str(),
+            workflow: &ctx.wf,
             direction: plan.old_dir,
         };
         ctx.step(e, Step::CatchUp, async {
@@ -441,14 +439,14 @@ impl<'r> Cutover<'r> {
     /// [`Waiter::wait`]).
     async fn wait_applied(
         &mut self,
-        want: &BTreeMap<String, String>,
+        want: &BTreeMap<String, StoredPosition>,
         deadline: Instant,
     ) -> Result<Vec<String>, Error> {
         Waiter {
             conns: &mut self.apply_conns,
             applies: &self.applies,
             origin_of: &self.origin_of,
-            workflow: self.ctx.wf.as_str(),
+            workflow: &self.ctx.wf,
             direction: self.plan.old_dir,
         }
         .wait(want, deadline)
@@ -510,11 +508,8 @@ pub(super) async fn unfence(
 }
 
 /// Whether applied position `applied` includes GTID (or position) `want`.
-pub fn reached(applied: &str, want: &str) -> bool {
-    match (applied.parse::<Position>(), want.parse::<Position>()) {
-        (Ok(a), Ok(w)) => a.includes(&w),
-        _ => applied == want,
-    }
+pub fn reached(applied: &StoredPosition, want: &StoredPosition) -> bool {
+    applied.includes(want)
 }
 
 /// The running direction's applies, polled on their destinations.
@@ -523,7 +518,7 @@ struct Waiter<'w> {
     applies: &'w [StreamSpec],
     /// Origin shard of each partition.
     origin_of: &'w BTreeMap<i32, String>,
-    workflow: &'w str,
+    workflow: &'w WorkflowName,
     direction: Direction,
 }
 
@@ -533,7 +528,7 @@ impl Waiter<'_> {
     /// behind.
     async fn wait(
         &mut self,
-        want: &BTreeMap<String, String>,
+        want: &BTreeMap<String, StoredPosition>,
         deadline: Instant,
     ) -> Result<Vec<String>, Error> {
         let mut pending: Vec<&StreamSpec> = self.applies.iter().collect();
@@ -554,7 +549,7 @@ impl Waiter<'_> {
                     conn,
                     &a.url,
                     self.workflow,
-                    self.direction.as_str(),
+                    self.direction,
                     a.partition,
                 )
                 .await?

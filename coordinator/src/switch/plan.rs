@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::{Direction, WorkflowName};
 use revdoor_core::workflow::{
     plan_streams, Epoch, KeyspaceSpec, Phase, StreamKind, StreamSpec, WorkflowSpec, WorkflowState,
@@ -119,7 +120,7 @@ impl SwitchPlan {
         &self,
         spec: &WorkflowSpec,
         existing: &[StreamSpec],
-        starts: &BTreeMap<String, String>,
+        starts: &BTreeMap<String, StoredPosition>,
     ) -> Vec<StreamSpec> {
         let existing: BTreeMap<String, &StreamSpec> =
             existing.iter().map(|s| (s.id(), s)).collect();
@@ -149,7 +150,7 @@ impl SwitchPlan {
     pub fn flipped_state(
         &self,
         state: &WorkflowState,
-        starts: &BTreeMap<String, String>,
+        starts: &BTreeMap<String, StoredPosition>,
         read_only: bool,
         now_ms: u64,
     ) -> WorkflowState {
@@ -304,8 +305,8 @@ mod tests {
         assert!(p.fence_message(&wf()).contains("keyspace b (epoch 5)"));
 
         let starts = BTreeMap::from([
-            ("-80".to_string(), "0-2-7".to_string()),
-            ("80-".to_string(), "0-3-9".to_string()),
+            ("-80".to_string(), pos("0-2-7")),
+            ("80-".to_string(), pos("0-3-9")),
         ]);
         let streams = p.new_streams(&spec(), &[], &starts);
         let ids: Vec<String> = streams.iter().map(StreamSpec::id).collect();
@@ -318,7 +319,7 @@ mod tests {
                 "reverse.apply.1"
             ]
         );
-        assert_eq!(streams[0].start_position.as_deref(), Some("0-2-7"));
+        assert_eq!(streams[0].start_position, Some(pos("0-2-7")));
         assert_eq!(streams[2].start_position, None);
         assert_eq!(streams[2].url, "mysql://a-");
 
@@ -328,6 +329,10 @@ mod tests {
         assert!(next.reverse_created && next.read_only.contains("a"));
         assert_eq!(next.resume["reverse"], starts);
         assert_eq!(next.updated_ms, 11);
+    }
+
+    fn pos(text: &str) -> StoredPosition {
+        text.parse().expect("position")
     }
 
     #[test]
@@ -344,10 +349,10 @@ mod tests {
         // Forward streams that copied keep their flag; captures skip ahead.
         let mut old = plan_streams(&spec(), &a, &b, Direction::Forward);
         old[0].copy = true;
-        let starts = BTreeMap::from([("-".to_string(), "0-1-3".to_string())]);
+        let starts = BTreeMap::from([("-".to_string(), pos("0-1-3"))]);
         let streams = p.new_streams(&spec(), &old, &starts);
         assert!(streams[0].copy && !streams[1].copy);
-        assert_eq!(streams[0].start_position.as_deref(), Some("0-1-3"));
+        assert_eq!(streams[0].start_position, Some(pos("0-1-3")));
         let next = p.flipped_state(&state(Phase::Switched, 5), &starts, false, 1);
         assert!(!next.reverse_created && next.read_only.is_empty());
         assert_eq!(next.resume["forward"], starts);

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::{Direction, WorkflowName};
 use revdoor_core::workflow::{now_ms, KeyspaceSpec, ShardSpec, StreamKind, StreamSpec};
 
@@ -40,7 +41,7 @@ async fn session(url: &str) -> Result<Conn, Error> {
 
 /// Open a consistent snapshot on an origin shard and read its GTID
 /// position.
-async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
+async fn snapshot_source(url: &str) -> Result<(Conn, StoredPosition), Error> {
     let mut conn = session(url).await?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
@@ -69,7 +70,10 @@ async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
             .await
             .map_err(sql("read snapshot GTID position", url))?;
         return match gtid {
-            Some(g) => Ok((conn, g)),
+            Some(g) => {
+                let pos = parse_position(url, "BINLOG_GTID_POS", g)?;
+                Ok((conn, pos))
+            }
             None => Err(Error::Sql(format!(
                 "{}: BINLOG_GTID_POS({file}, {pos}) is NULL; is the binary log on?",
                 redact(url)
@@ -94,7 +98,17 @@ async fn snapshot_source(url: &str) -> Result<(Conn, String), Error> {
     lock.query_drop("UNLOCK TABLES")
         .await
         .map_err(sql("unlock tables", url))?;
-    Ok((conn, gtid.unwrap_or_default()))
+    let pos = parse_position(url, "gtid_executed", gtid.unwrap_or_default())?;
+    Ok((conn, pos))
+}
+
+fn parse_position(url: &str, what: &str, text: String) -> Result<StoredPosition, Error> {
+    text.parse().map_err(|e| {
+        Error::Sql(format!(
+            "{}: {what} returned GTID position {text:?}, which revdoor cannot read: {e}",
+            redact(url)
+        ))
+    })
 }
 
 pub(super) async fn consistent_point(
@@ -152,7 +166,7 @@ pub(super) async fn consistent_point(
             sources.push((s.clone(), conn));
         }
         // 3. Up to each origin's position; marks make captures heartbeat.
-        let mut want: BTreeMap<(String, i32), String> = BTreeMap::new();
+        let mut want: BTreeMap<(String, i32), StoredPosition> = BTreeMap::new();
         for a in &applies {
             let origin = origin_of.get(&a.partition).ok_or_else(|| {
                 Error::Refused(format!(
@@ -162,7 +176,7 @@ pub(super) async fn consistent_point(
             })?;
             let pos = positions.get(origin).cloned().unwrap_or_default();
             let (url, c) = ctl.get_mut(&a.shard.to_string()).ok_or(Error::Conflict)?;
-            put_hold(c, url, wf, dir, a.partition, &pos).await?;
+            put_hold(c, url, wf, dir, a.partition, pos.as_str()).await?;
             want.insert((a.shard.to_string(), a.partition), pos);
         }
         for s in &src.shards {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use mysql_async::Value;
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::{Direction, WorkflowName};
 use revdoor_core::workflow::{now_ms, Phase};
 use serde::{Deserialize, Serialize};
@@ -93,7 +94,7 @@ pub struct Pause {
     pub at_ms: u64,
     pub ms: u64,
     /// Origin shard → GTID position of its snapshot.
-    pub positions: BTreeMap<String, String>,
+    pub positions: BTreeMap<String, StoredPosition>,
 }
 
 /// A primary-key value as stored in the resume point.

@@ -42,16 +42,22 @@
 //! [`Position`] holds either kind and is stored as its text: a `:` means
 //! MySQL. The empty string is ambiguous and parses as an empty MariaDB list;
 //! code that knows the engine should parse the specific type instead.
+//!
+//! [`StoredPosition`] is what crosses crates and is stored: a position with
+//! the text it was read as, kept byte for byte (records round-trip), parsed
+//! once.
 
 mod mariadb;
 mod mysql;
 mod position;
+mod stored;
 
 use std::str::FromStr;
 
 pub use mariadb::{MariadbGtid, MariadbGtidList};
 pub use mysql::{MysqlGtidSet, ServerUuid};
 pub use position::Position;
+pub use stored::StoredPosition;
 
 /// Why a GTID or GTID position could not be parsed or extended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
