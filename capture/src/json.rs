@@ -942,12 +942,12 @@ mod tests {
             (-1.25e-20, "-1.25e-20"),
             (1e22, "1e22"),
             (0.30000000000000004, "0.30000000000000004"),
-            // Exactly halfway between two 17-digit candidates (…102.0625):
-            // Gay's dtoa, and so MySQL, takes the even last digit, Rust's
-            // formatter the higher one (…063).
-            (-29290947659102.0625, "-29290947659102.062"),
-            (2156163594508435.25, "2156163594508435.2"),
-            (-628643006909686.25, "-628643006909686.2"),
+            // Exactly halfway between two 17-digit candidates (…102.0625,
+            // written as an exact sum): Gay's dtoa, and so MySQL, takes the
+            // even last digit, Rust's formatter the higher one (…063).
+            (-(29290947659102.0 + 0.0625), "-29290947659102.062"),
+            (2156163594508435.0 + 0.25, "2156163594508435.2"),
+            (-(628643006909686.0 + 0.25), "-628643006909686.2"),
         ] {
             assert_eq!(double(x), text, "{x:e}");
             let back: f64 = text.parse().expect("number");
