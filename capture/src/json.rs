@@ -336,12 +336,13 @@ fn exact_digits(x: f64) -> Option<(String, i32)> {
     let zeros = mantissa.trailing_zeros();
     let (odd, exp2) = (u128::from(mantissa >> zeros), exp2 + zeros as i32);
     // An integer below 2^127, or odd × 5^k / 10^k with 5^k × 2^53 below
-    // 2^128; an odd × 5^k with k ≥ 26 has 19 digits or more.
+    // 2^128.
     let (value, point) = match exp2 {
         0..=74 => (odd << exp2, 0),
         -25..=-1 => (odd * 5u128.pow(exp2.unsigned_abs()), -exp2),
-        // Larger integers end in an even digit or have at most 16
-        // significant digits: no tie either way.
+        // Below: odd × 5^k with k ≥ 26 has 19 digits or more. Above: an
+        // integer whose last significant digit is even, or which has at
+        // most 16 significant digits. No tie either way.
         _ => return None,
     };
     let text = value.to_string();
