@@ -816,6 +816,16 @@ mod tests {
                 RowError::Convert(crate::values::ValueError::PartialJson),
                 "partial JSON update: set binlog_row_value_options='' on the source",
             ),
+            (
+                RowError::ConvertColumn {
+                    column: "doc".into(),
+                    error: crate::values::ValueError::Json(crate::json::JsonError::DecimalType {
+                        precision: 3,
+                        scale: 5,
+                    }),
+                },
+                "value of column doc: decode binary JSON: DECIMAL(3,5) is not a precision and scale",
+            ),
         ] {
             assert_eq!(e.to_string(), text);
         }

@@ -18,6 +18,7 @@ pub mod copy;
 pub mod ddl;
 mod error;
 pub mod failpoints;
+mod json;
 pub mod publish;
 pub mod route;
 pub mod rows;

@@ -50,6 +50,8 @@ pub enum RowError {
     },
     #[error("row has more values than columns ({0})")]
     ExtraValue(usize),
+    #[error("value of column {column}: {error}")]
+    ConvertColumn { column: String, error: ValueError },
     #[error(transparent)]
     Convert(#[from] ValueError),
 }
@@ -185,7 +187,12 @@ fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, RowEr
                     error,
                 })?
         };
-        values.push(convert_value(value, layout.unsigned[i])?);
+        let value =
+            convert_value(value, layout.unsigned[i]).map_err(|error| RowError::ConvertColumn {
+                column: layout.names[i].clone(),
+                error,
+            })?;
+        values.push(value);
     }
     Ok(Row {
         columns: Arc::clone(&layout.names),

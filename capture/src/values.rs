@@ -32,23 +32,21 @@ pub(crate) fn value_from_mysql(v: Value, unsigned: bool) -> ColumnValue {
 pub enum ValueError {
     /// Binary JSON that does not decode (the cause is in the message).
     #[error("decode binary JSON: {0}")]
-    Json(std::io::Error),
+    Json(#[from] crate::json::JsonError),
     #[error("partial JSON update: set binlog_row_value_options='' on the source")]
     PartialJson,
 }
 
-/// A binlog row value as a [`ColumnValue`] (binary JSON as its text; a
-/// partial JSON update is refused).
+/// A binlog row value as a [`ColumnValue`] (binary JSON as the text MySQL's
+/// `SELECT` prints for it, see [`crate::json`]; a partial JSON update is
+/// refused).
 pub(crate) fn convert_value(
     value: BinlogValue<'_>,
     unsigned: bool,
 ) -> Result<ColumnValue, ValueError> {
     Ok(match value {
         BinlogValue::Value(v) => value_from_mysql(v, unsigned),
-        BinlogValue::Jsonb(j) => {
-            let json: serde_json::Value = j.parse().map_err(ValueError::Json)?.into();
-            ColumnValue::Bytes(json.to_string().into_bytes())
-        }
+        BinlogValue::Jsonb(j) => ColumnValue::Bytes(crate::json::to_text(&j)?.into_bytes()),
         BinlogValue::JsonDiff(_) => return Err(ValueError::PartialJson),
     })
 }
