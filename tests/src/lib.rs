@@ -2,9 +2,12 @@
 //!
 //! * [`stack`] returns the running stack. If `REVDOOR_ETCD`, `REVDOOR_KAFKA`
 //!   and `REVDOOR_MYSQL_1..` are set it uses them; otherwise it runs
-//!   `deploy/stack up` once per test binary (the script is idempotent and
-//!   serialises concurrent callers, so all test binaries of a run share one
-//!   stack) and reads `deploy/stack env`.
+//!   `deploy/stack up --mariadb 5 --mysql 2` once per test binary (the
+//!   script is idempotent and serialises concurrent callers, so all test
+//!   binaries of a run share one stack) and reads `deploy/stack env`.
+//!   Servers are numbered as in `REVDOOR_MYSQL_i`, MariaDB first, then
+//!   MySQL; [`Stack::mariadb_servers`] and [`Stack::mysql_servers`] find
+//!   them by engine (`REVDOOR_ENGINE_i`).
 //! * [`TestCtx`] gives each test a unique database name, workflow name (hence
 //!   topic prefix `revdoor.<workflow>.`) and etcd prefix, so tests run in
 //!   parallel on one stack.
@@ -29,15 +32,55 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 
 pub mod door;
 
+/// The database engine of a server (`REVDOOR_ENGINE_i`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    MariaDb,
+    MySql,
+}
+
+/// One database server of the stack.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Admin URL (`REVDOOR_MYSQL_i`).
+    pub url: String,
+    pub engine: Engine,
+}
+
 /// Addresses of the running stack.
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub etcd: String,
     pub kafka: String,
     /// Admin URLs of the MariaDB servers, index 0 = `REVDOOR_MYSQL_1`.
+    /// `deploy/stack` numbers MariaDB first, so `mysql[i - 1]` is server `i`;
+    /// the MySQL servers that follow are not in here (the tests that count
+    /// or index this vector were written for MariaDB), only in `servers`.
     pub mysql: Vec<String>,
+    /// Every server, index 0 = `REVDOOR_MYSQL_1`.
+    pub servers: Vec<Server>,
     pub revdoor_user: String,
     pub revdoor_password: String,
+}
+
+impl Stack {
+    /// Numbers `i` (as in `REVDOOR_MYSQL_i`, [`TestCtx::conn`]) of the
+    /// servers running `engine`, ascending.
+    pub fn servers_of(&self, engine: Engine) -> Vec<usize> {
+        (1..=self.servers.len())
+            .filter(|&i| self.servers[i - 1].engine == engine)
+            .collect()
+    }
+
+    /// Numbers of the MariaDB servers.
+    pub fn mariadb_servers(&self) -> Vec<usize> {
+        self.servers_of(Engine::MariaDb)
+    }
+
+    /// Numbers of the MySQL servers.
+    pub fn mysql_servers(&self) -> Vec<usize> {
+        self.servers_of(Engine::MySql)
+    }
 }
 
 /// The repository root.
@@ -56,23 +99,40 @@ fn parse_env_lines(text: &str) -> HashMap<String, String> {
         .collect()
 }
 
-fn stack_from(vars: &HashMap<String, String>) -> Option<Stack> {
-    let etcd = vars.get("REVDOOR_ETCD")?.clone();
-    let kafka = vars.get("REVDOOR_KAFKA")?.clone();
-    let mut mysql = Vec::new();
+/// The stack the variables describe; `None` if one is missing.
+fn stack_from(vars: &HashMap<String, String>) -> anyhow::Result<Option<Stack>> {
+    let (Some(etcd), Some(kafka)) = (vars.get("REVDOOR_ETCD"), vars.get("REVDOOR_KAFKA")) else {
+        return Ok(None);
+    };
+    let mut servers = Vec::new();
     for i in 1.. {
-        match vars.get(&format!("REVDOOR_MYSQL_{i}")) {
-            Some(u) => mysql.push(u.clone()),
-            None => break,
-        }
+        let Some(url) = vars.get(&format!("REVDOOR_MYSQL_{i}")) else {
+            break;
+        };
+        // A stack from before MySQL was in it names no engine: MariaDB.
+        let engine = match vars.get(&format!("REVDOOR_ENGINE_{i}")).map(String::as_str) {
+            None | Some("mariadb") => Engine::MariaDb,
+            Some("mysql") => Engine::MySql,
+            Some(other) => bail!("REVDOOR_ENGINE_{i}={other}: expected mariadb or mysql"),
+        };
+        servers.push(Server {
+            url: url.clone(),
+            engine,
+        });
     }
-    if mysql.is_empty() {
-        return None;
+    if servers.is_empty() {
+        return Ok(None);
     }
-    Some(Stack {
-        etcd,
-        kafka,
+    let mysql = servers
+        .iter()
+        .take_while(|s| s.engine == Engine::MariaDb)
+        .map(|s| s.url.clone())
+        .collect();
+    Ok(Some(Stack {
+        etcd: etcd.clone(),
+        kafka: kafka.clone(),
         mysql,
+        servers,
         revdoor_user: vars
             .get("REVDOOR_MYSQL_USER")
             .cloned()
@@ -81,7 +141,7 @@ fn stack_from(vars: &HashMap<String, String>) -> Option<Stack> {
             .get("REVDOOR_MYSQL_PASSWORD")
             .cloned()
             .unwrap_or_else(|| "revdoor-pw".into()),
-    })
+    }))
 }
 
 /// The stack every test of this run uses (started on first use).
@@ -95,12 +155,12 @@ pub fn stack() -> &'static Stack {
 
 fn start_or_reuse_stack() -> anyhow::Result<Stack> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    if let Some(s) = stack_from(&env) {
+    if let Some(s) = stack_from(&env)? {
         return Ok(s);
     }
     let script = repo_root().join("deploy/stack");
     let status = Command::new(&script)
-        .args(["up", "--mariadb", "5"])
+        .args(["up", "--mariadb", "5", "--mysql", "2"])
         .stdout(Stdio::null())
         .status()
         .with_context(|| format!("run {}", script.display()))?;
@@ -114,7 +174,7 @@ fn start_or_reuse_stack() -> anyhow::Result<Stack> {
         .output()
         .context("deploy/stack env")?;
     let vars = parse_env_lines(&String::from_utf8_lossy(&out.stdout));
-    stack_from(&vars).context("deploy/stack env printed no REVDOOR_ETCD/KAFKA/MYSQL_1")
+    stack_from(&vars)?.context("deploy/stack env printed no REVDOOR_ETCD/KAFKA/MYSQL_1")
 }
 
 /// Per-test names and helpers.
@@ -164,10 +224,18 @@ impl TestCtx {
         }
     }
 
-    /// Admin connection options for server `i` (1-based).
+    /// Admin connection options for server `i` (1-based, `REVDOOR_MYSQL_i`).
     pub fn admin_opts(&self, i: usize) -> Opts {
-        Opts::from_url(&self.stack.mysql[i - 1])
-            .unwrap_or_else(|e| panic!("REVDOOR_MYSQL_{i}: {e}"))
+        let server = i
+            .checked_sub(1)
+            .and_then(|k| self.stack.servers.get(k))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no server REVDOOR_MYSQL_{i}: the stack has {}",
+                    self.stack.servers.len()
+                )
+            });
+        Opts::from_url(&server.url).unwrap_or_else(|e| panic!("REVDOOR_MYSQL_{i}: {e}"))
     }
 
     /// URL of server `i` for revdoor's own account.
@@ -187,7 +255,7 @@ impl TestCtx {
         let opts: Opts = OptsBuilder::from_opts(self.admin_opts(i)).into();
         Conn::new(opts)
             .await
-            .unwrap_or_else(|e| panic!("connect to MariaDB #{i}: {e}"))
+            .unwrap_or_else(|e| panic!("connect to server #{i}: {e}"))
     }
 
     /// Run statements on server `i`.
@@ -196,7 +264,7 @@ impl TestCtx {
         for s in stmts {
             c.query_drop(*s)
                 .await
-                .unwrap_or_else(|e| panic!("MariaDB #{i}: {s}: {e}"));
+                .unwrap_or_else(|e| panic!("server #{i}: {s}: {e}"));
         }
     }
 
@@ -613,9 +681,34 @@ mod tests {
     #[test]
     fn env_lines_parse() {
         let v = parse_env_lines("export REVDOOR_ETCD='http://127.0.0.1:1'\nexport REVDOOR_KAFKA='k:2'\nexport REVDOOR_MYSQL_1='mysql://a:b@h:3'\nnoise\n");
-        let s = stack_from(&v).expect("complete");
+        let s = stack_from(&v).expect("valid").expect("complete");
         assert_eq!(s.etcd, "http://127.0.0.1:1");
         assert_eq!(s.mysql, vec!["mysql://a:b@h:3".to_string()]);
-        assert!(stack_from(&parse_env_lines("export REVDOOR_ETCD='x'")).is_none());
+        assert_eq!(s.mariadb_servers(), vec![1]);
+        assert!(s.mysql_servers().is_empty());
+        assert!(stack_from(&parse_env_lines("export REVDOOR_ETCD='x'"))
+            .expect("valid")
+            .is_none());
+    }
+
+    #[test]
+    fn servers_are_found_by_engine_and_mysql_holds_only_mariadb() {
+        let v = parse_env_lines(
+            "export REVDOOR_ETCD='e'\nexport REVDOOR_KAFKA='k'\n\
+             export REVDOOR_MYSQL_1='mysql://a:b@h:1'\nexport REVDOOR_ENGINE_1=mariadb\n\
+             export REVDOOR_MYSQL_2='mysql://a:b@h:2'\nexport REVDOOR_ENGINE_2=mariadb\n\
+             export REVDOOR_MYSQL_3='mysql://a:b@h:3'\nexport REVDOOR_ENGINE_3=mysql\n\
+             export REVDOOR_MYSQL_4='mysql://a:b@h:4'\nexport REVDOOR_ENGINE_4=mysql\n",
+        );
+        let s = stack_from(&v).expect("valid").expect("complete");
+        assert_eq!(s.mariadb_servers(), vec![1, 2]);
+        assert_eq!(s.mysql_servers(), vec![3, 4]);
+        assert_eq!(s.mysql.len(), 2, "the MariaDB servers only");
+        assert_eq!(s.servers[2].url, "mysql://a:b@h:3");
+        let bad = parse_env_lines(
+            "export REVDOOR_ETCD='e'\nexport REVDOOR_KAFKA='k'\n\
+             export REVDOOR_MYSQL_1='mysql://a:b@h:1'\nexport REVDOOR_ENGINE_1=postgres\n",
+        );
+        assert!(stack_from(&bad).is_err(), "an unknown engine is refused");
     }
 }

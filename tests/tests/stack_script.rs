@@ -182,6 +182,117 @@ fn a_service_that_fails_to_start_is_reported_and_the_rest_rolled_back() {
 }
 
 #[test]
+fn mysql_servers_follow_mariadb_in_env_and_down_stops_them() {
+    let state = temp_state("mysql");
+    // Occupy the port mysql-1 would prefer (below the ephemeral range, as above).
+    let (busy, busy_port) = (24_000..31_000)
+        .find_map(|p| TcpListener::bind(("127.0.0.1", p)).ok().map(|l| (l, p)))
+        .expect("a free port below the ephemeral range");
+    let env = [("REVDOOR_MYSQL_BASE_PORT", busy_port.to_string())];
+
+    let up = stack(&state, &["up", "--mariadb", "1", "--mysql", "1"], &env);
+    assert!(up.status.success(), "up failed:\n{}", text(&up));
+    // `up` never shrinks: without --mysql the MySQL server keeps running.
+    let again = stack(&state, &["up", "--mariadb", "1"], &env);
+    assert!(
+        again.status.success(),
+        "second up failed:\n{}",
+        text(&again)
+    );
+    assert!(
+        text(&again).contains("mysql-1 already running"),
+        "second up reuses mysql-1:\n{}",
+        text(&again)
+    );
+
+    let out = stack(&state, &["env"], &env);
+    let env_text = String::from_utf8_lossy(&out.stdout).to_string();
+    for line in [
+        "export REVDOOR_ENGINE_1=mariadb",
+        "export REVDOOR_ENGINE_2=mysql",
+        "export REVDOOR_MYSQL_COUNT=2",
+    ] {
+        assert!(env_text.contains(line), "env lacks {line}:\n{env_text}");
+    }
+    assert!(
+        !env_text.contains("REVDOOR_MYSQL_3="),
+        "exactly 2 servers:\n{env_text}"
+    );
+    let port = std::fs::read_to_string(state.join("mysql-1/port")).expect("port file");
+    let port = port.trim();
+    assert_ne!(port, busy_port.to_string(), "busy port was not reused");
+    assert!(
+        env_text.contains(&format!(
+            "export REVDOOR_MYSQL_2='mysql://admin:admin-pw@127.0.0.1:{port}'"
+        )),
+        "MySQL follows MariaDB:\n{env_text}"
+    );
+
+    let status = stack(&state, &["status"], &env);
+    let status = text(&status);
+    assert_eq!(
+        status.lines().filter(|l| l.contains(" up ")).count(),
+        4,
+        "{status}"
+    );
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("mysql-1") && l.contains(" up ")),
+        "{status}"
+    );
+
+    let needle = state.to_string_lossy().to_string();
+    let down = stack(&state, &["down"], &env);
+    assert!(down.status.success(), "down failed:\n{}", text(&down));
+    assert!(
+        text(&down).contains("stopped mysql-1"),
+        "down stops mysql-1:\n{}",
+        text(&down)
+    );
+    let left = processes_mentioning(&needle);
+    assert!(
+        left.is_empty(),
+        "processes left behind after down: {left:?}"
+    );
+    drop(busy);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
+fn a_mysql_server_that_fails_to_start_is_reported_and_the_rest_rolled_back() {
+    let state = temp_state("mysql-broken");
+    // An initialised server whose data directory is a regular file.
+    std::fs::create_dir_all(state.join("mysql-1")).expect("mkdir");
+    std::fs::write(state.join("mysql-1/initialized"), b"").expect("write");
+    std::fs::write(state.join("mysql-1/data"), b"not a directory").expect("write");
+
+    let up = stack(&state, &["up", "--mariadb", "1", "--mysql", "1"], &[]);
+    let out = text(&up);
+    assert!(!up.status.success(), "up must fail:\n{out}");
+    assert!(
+        out.contains("FAILED to start mysql-1"),
+        "names the service:\n{out}"
+    );
+    let log = state.join("mysql-1/error.log");
+    assert!(
+        out.contains(&log.to_string_lossy().to_string()),
+        "names its log {}:\n{out}",
+        log.display()
+    );
+    assert!(
+        out.contains("stopped mariadb-1"),
+        "rolls back mariadb-1:\n{out}"
+    );
+    let left = processes_mentioning(&state.to_string_lossy());
+    assert!(
+        left.is_empty(),
+        "nothing half-started is left running: {left:?}"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+#[test]
 fn bad_arguments_are_refused_with_usage() {
     let state = temp_state("args");
     let o = stack(&state, &["up", "--mariadb", "zero"], &[]);
@@ -191,6 +302,9 @@ fn bad_arguments_are_refused_with_usage() {
         "{}",
         text(&o)
     );
+    let o = stack(&state, &["up", "--mysql", "-1"], &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("--mysql needs a number"), "{}", text(&o));
     let o = stack(&state, &["sideways"], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("usage: deploy/stack"), "{}", text(&o));
