@@ -135,9 +135,12 @@ pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
         KeyspaceCmd::Add { keyspace, shards } => {
             let mut parsed = Vec::new();
             for s in &shards {
-                let (range, url) = s
-                    .split_once('=')
-                    .with_context(|| format!("--shard '{}' must be RANGE=URL", revdoor_mysql::conn::redact(s)))?;
+                let (range, url) = s.split_once('=').with_context(|| {
+                    format!(
+                        "--shard '{}' must be RANGE=URL",
+                        revdoor_mysql::conn::redact(s)
+                    )
+                })?;
                 let range: KeyRange = range
                     .parse()
                     .map_err(|e| anyhow::anyhow!("--shard {range}: {e}"))?;

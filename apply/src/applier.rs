@@ -200,8 +200,9 @@ impl ApplyStream {
             // the run row by row, which reports exactly.
             let (run, kind) = batch_run(&events[i..], keys);
             if run >= 2 {
-                let pk = keys.get(&events[i].1.source.db, &events[i].1.source.table);
-                if let Some((sql, params)) = multi_statement(&events[i..i + run], kind, pk) {
+                let (db, table) = (&events[i].1.source.db, &events[i].1.source.table);
+                let (pk, json) = (keys.get(db, table), keys.json(db, table));
+                if let Some((sql, params)) = multi_statement(&events[i..i + run], kind, pk, json) {
                     tx.query_drop("SAVEPOINT revdoor_run")
                         .await
                         .map_err(|e| ApplyError::transient("savepoint", e))?;
@@ -247,7 +248,7 @@ impl ApplyStream {
             );
             classify_mysql(&where_, offset, e)
         };
-        for stmt in statements(ev, pk) {
+        for stmt in statements(ev, pk, keys.json(&ev.source.db, &ev.source.table)) {
             match stmt {
                 Stmt::Exec(sql, params) => tx.exec_drop(sql, params).await.map_err(fail)?,
                 Stmt::Upsert { update, insert } => {

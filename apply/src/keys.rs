@@ -54,6 +54,8 @@ pub(crate) struct TableKeys {
     pub(crate) uniques: Vec<Vec<String>>,
     /// The table refers to another or is referred to by one.
     pub(crate) foreign_keys: bool,
+    /// Its MySQL `JSON` columns (MariaDB's JSON is `LONGTEXT`: none).
+    pub(crate) json: Vec<String>,
 }
 
 /// Keys of destination tables.
@@ -111,12 +113,21 @@ impl KeyCache {
             )
             .await
             .map_err(|e| ApplyError::transient("read destination foreign keys", e))?;
+        let json: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE = 'json'",
+                (db, table),
+            )
+            .await
+            .map_err(|e| ApplyError::transient("read destination JSON columns", e))?;
         self.0.entry(db.to_string()).or_default().insert(
             table.to_string(),
             TableKeys {
                 primary,
                 uniques: uniques.into_iter().map(|(_, c)| c).collect(),
                 foreign_keys: fks.unwrap_or(0) > 0,
+                json,
             },
         );
         Ok(())
@@ -128,5 +139,10 @@ impl KeyCache {
 
     pub(crate) fn get(&self, db: &str, table: &str) -> &[String] {
         self.info(db, table).map_or(&[], |t| t.primary.as_slice())
+    }
+
+    /// The table's MySQL `JSON` columns.
+    pub(crate) fn json(&self, db: &str, table: &str) -> &[String] {
+        self.info(db, table).map_or(&[], |t| t.json.as_slice())
     }
 }

@@ -2,7 +2,7 @@
 //! multi-row statements for runs of row changes into one table.
 
 use mysql_async::Value;
-use revdoor_core::event::{ChangeEvent, Op, Row};
+use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
 
 pub(crate) use revdoor_mysql::{quote_ident, to_param};
 
@@ -24,6 +24,42 @@ pub(crate) enum RunKind {
     Upsert,
     /// `DELETE … WHERE key IN (…)`: a single-column primary key.
     Delete,
+}
+
+/// A row's values as placeholders and parameters, in column order.
+///
+/// Apply sessions are binary (`SET NAMES binary`, see [`crate::applier`]),
+/// and MySQL refuses to make a `JSON` value from a binary string (error
+/// 3144): a value for one of the destination's MySQL `JSON` columns
+/// (`json`) is converted to utf8mb4 first. MySQL's JSON text parser reads
+/// every fractional number as a double, so the document's DECIMALs
+/// ([`revdoor_mysql::json::decimals`]) are set back in as DECIMALs. MariaDB's
+/// JSON is `LONGTEXT`: it takes the bytes as they are.
+fn row_slots(row: &Row, json: &[String], params: &mut Vec<Value>) -> Vec<String> {
+    row.columns
+        .iter()
+        .zip(&row.values)
+        .map(|(c, v)| {
+            params.push(to_param(v));
+            if !json.iter().any(|j| j == c) {
+                return "?".to_owned();
+            }
+            let doc = match v {
+                ColumnValue::Bytes(b) => std::str::from_utf8(b).unwrap_or_default(),
+                _ => "",
+            };
+            let mut slot = "CONVERT(? USING utf8mb4)".to_owned();
+            for d in revdoor_mysql::json::decimals(doc) {
+                slot = format!(
+                    "JSON_SET({slot}, CONVERT(? USING utf8mb4), CAST(? AS DECIMAL({}, {})))",
+                    d.precision, d.scale
+                );
+                params.push(Value::Bytes(d.path.into_bytes()));
+                params.push(Value::Bytes(d.text.into_bytes()));
+            }
+            slot
+        })
+        .collect()
 }
 
 /// Whether `ev` can be part of a run of `kind`.
@@ -94,11 +130,13 @@ pub(crate) fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usi
     (n, kind)
 }
 
-/// The multi-row statement of a run (see [`RunKind`]).
+/// The multi-row statement of a run (see [`RunKind`]); `json` names the
+/// destination's MySQL `JSON` columns.
 pub(crate) fn multi_statement(
     run: &[&(i64, ChangeEvent)],
     kind: RunKind,
     pk: &[String],
+    json: &[String],
 ) -> Option<(String, Vec<Value>)> {
     let (_, first) = run.first().copied()?;
     let table = format!(
@@ -121,11 +159,16 @@ pub(crate) fn multi_statement(
     }
     let row = first.after.as_ref()?;
     let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
-    let one = format!("({})", vec!["?"; cols.len()].join(", "));
+    let mut params = Vec::with_capacity(run.len() * cols.len());
+    let mut groups = Vec::with_capacity(run.len());
+    for (_, ev) in run.iter().copied() {
+        let slots = row_slots(ev.after.as_ref()?, json, &mut params);
+        groups.push(format!("({})", slots.join(", ")));
+    }
     let mut sql = format!(
         "INSERT INTO {table} ({}) VALUES {}",
         cols.join(", "),
-        vec![one.as_str(); run.len()].join(", ")
+        groups.join(", ")
     );
     if kind == RunKind::Upsert {
         let set: Vec<String> = row
@@ -143,10 +186,6 @@ pub(crate) fn multi_statement(
         };
         sql.push_str(&format!(" ON DUPLICATE KEY UPDATE {set}"));
     }
-    let mut params = Vec::with_capacity(run.len() * cols.len());
-    for (_, ev) in run.iter().copied() {
-        params.extend(ev.after.as_ref()?.values.iter().map(to_param));
-    }
     Some((sql, params))
 }
 
@@ -163,8 +202,9 @@ pub(crate) enum Stmt {
 
 /// The idempotent statements for one row change: `c`/`r`/`u` upsert the
 /// after image (deleting the before image first when the key changed),
-/// `d` deletes by key. Re-running them changes nothing.
-pub(crate) fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<Stmt> {
+/// `d` deletes by key. Re-running them changes nothing. `json` names the
+/// destination's MySQL `JSON` columns.
+pub(crate) fn statements(ev: &ChangeEvent, pk: &[String], json: &[String]) -> Vec<Stmt> {
     let table = format!(
         "{}.{}",
         quote_ident(&ev.source.db),
@@ -189,8 +229,14 @@ pub(crate) fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<Stmt> {
     };
     let upsert = |row: &Row| {
         let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
-        let sets: Vec<String> = cols.iter().map(|c| format!("{c} = ?")).collect();
-        let mut update_params: Vec<Value> = row.values.iter().map(to_param).collect();
+        let mut update_params = Vec::new();
+        let slots = row_slots(row, json, &mut update_params);
+        let sets: Vec<String> = cols
+            .iter()
+            .zip(&slots)
+            .map(|(c, s)| format!("{c} = {s}"))
+            .collect();
+        let insert_params = update_params.clone();
         update_params.extend(key_params(row));
         Stmt::Upsert {
             update: (
@@ -205,9 +251,9 @@ pub(crate) fn statements(ev: &ChangeEvent, pk: &[String]) -> Vec<Stmt> {
                 format!(
                     "INSERT INTO {table} ({}) VALUES ({})",
                     cols.join(", "),
-                    vec!["?"; cols.len()].join(", ")
+                    slots.join(", ")
                 ),
-                row.values.iter().map(to_param).collect(),
+                insert_params,
             ),
         }
     };

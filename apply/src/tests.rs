@@ -54,6 +54,7 @@ fn keys_of(uniques: Vec<Vec<&str>>, foreign_keys: bool) -> KeyCache {
             primary: uniques[0].clone(),
             uniques,
             foreign_keys,
+            json: Vec::new(),
         },
     );
     keys
@@ -86,8 +87,8 @@ fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
     other.1.source.table = "u".into();
     assert_eq!(batch_run(&refs(&[c(1), other]), &keys).0, 1);
     // One statement, one placeholder group per row, values in order.
-    let (sql, params) =
-        multi_statement(&refs(&[c(1), c(2)]), RunKind::Insert, &["id".into()]).expect("insert");
+    let (sql, params) = multi_statement(&refs(&[c(1), c(2)]), RunKind::Insert, &["id".into()], &[])
+        .expect("insert");
     assert_eq!(
         sql,
         "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?)"
@@ -104,15 +105,15 @@ fn multi_row_runs_stop_at_other_ops_tables_and_repeated_keys() {
     let evs = vec![c(1), u(2), r(4), moved, c(5)];
     assert_eq!(batch_run(&refs(&evs), &pk_only), (3, RunKind::Upsert));
     let (sql, params) =
-        multi_statement(&refs(&evs[..3]), RunKind::Upsert, &["id".into()]).expect("upsert");
+        multi_statement(&refs(&evs[..3]), RunKind::Upsert, &["id".into()], &[]).expect("upsert");
     assert_eq!(
         sql,
         "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?), (?, ?), (?, ?) \
          ON DUPLICATE KEY UPDATE `name` = VALUES(`name`)"
     );
     assert_eq!(params.len(), 6);
-    let (sql, params) =
-        multi_statement(&refs(&[d(1), d(2)]), RunKind::Delete, &["id".into()]).expect("delete");
+    let (sql, params) = multi_statement(&refs(&[d(1), d(2)]), RunKind::Delete, &["id".into()], &[])
+        .expect("delete");
     assert_eq!(sql, "DELETE FROM `d`.`t` WHERE `id` IN (?, ?)");
     assert_eq!(params, vec![Value::Int(1), Value::Int(2)]);
     // A composite key: deletes go one by one.
@@ -216,7 +217,11 @@ fn unique_indexes_conflict_as_a_whole_and_only_when_changed() {
 #[test]
 fn update_that_changes_the_key_deletes_the_old_row_first() {
     let pk = vec!["id".to_string()];
-    let s = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(2, "a"))), &pk);
+    let s = statements(
+        &ev(Op::Update, Some(row(1, "a")), Some(row(2, "a"))),
+        &pk,
+        &[],
+    );
     assert_eq!(s.len(), 2);
     assert_eq!(
         s[0],
@@ -237,14 +242,18 @@ fn update_that_changes_the_key_deletes_the_old_row_first() {
         vec![Value::Int(2), Value::Bytes(b"a".to_vec()), Value::Int(2)]
     );
     assert_eq!(insert.0, "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, ?)");
-    let same_key = statements(&ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))), &pk);
+    let same_key = statements(
+        &ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))),
+        &pk,
+        &[],
+    );
     assert_eq!(same_key.len(), 1);
 }
 
 #[test]
 fn delete_uses_only_key_columns() {
     let pk = vec!["id".to_string()];
-    let s = statements(&ev(Op::Delete, Some(row(7, "x")), None), &pk);
+    let s = statements(&ev(Op::Delete, Some(row(7, "x")), None), &pk, &[]);
     assert_eq!(
         s,
         vec![Stmt::Exec(
@@ -257,4 +266,60 @@ fn delete_uses_only_key_columns() {
 #[test]
 fn identifiers_are_quoted() {
     assert_eq!(quote_ident("we`ird"), "`we``ird`");
+}
+
+/// MySQL JSON columns take their text converted to utf8mb4 (apply sessions
+/// are binary; MySQL refuses a JSON value from a binary string, error
+/// 3144); the other columns stay plain placeholders.
+#[test]
+fn mysql_json_columns_take_their_value_as_utf8mb4() {
+    let json = vec!["name".to_string()];
+    let c = |id| (0i64, ev(Op::Create, None, Some(row(id, "x"))));
+    let (sql, params) =
+        multi_statement(&refs(&[c(1), c(2)]), RunKind::Upsert, &["id".into()], &json)
+            .expect("upsert");
+    assert_eq!(
+        sql,
+        "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, CONVERT(? USING utf8mb4)), \
+         (?, CONVERT(? USING utf8mb4)) ON DUPLICATE KEY UPDATE `name` = VALUES(`name`)"
+    );
+    assert_eq!(params.len(), 4);
+    let pk = vec!["id".to_string()];
+    let s = statements(
+        &ev(Op::Update, Some(row(1, "a")), Some(row(1, "b"))),
+        &pk,
+        &json,
+    );
+    let Stmt::Upsert { update, insert } = &s[0] else {
+        panic!("upsert expected: {s:?}");
+    };
+    assert_eq!(
+        update.0,
+        "UPDATE `d`.`t` SET `id` = ?, `name` = CONVERT(? USING utf8mb4) WHERE `id` = ?"
+    );
+    assert_eq!(
+        insert.0,
+        "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, CONVERT(? USING utf8mb4))"
+    ); // A DECIMAL in the document is set back in as one (MySQL's text parser
+       // would read it as a double).
+    let s = statements(
+        &ev(Op::Create, None, Some(row(1, r#"{"d": 0.50}"#))),
+        &pk,
+        &json,
+    );
+    let Stmt::Upsert { insert, .. } = &s[0] else {
+        panic!("upsert expected: {s:?}");
+    };
+    assert_eq!(
+        insert.0,
+        "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, JSON_SET(CONVERT(? USING utf8mb4), \
+         CONVERT(? USING utf8mb4), CAST(? AS DECIMAL(2, 2))))"
+    );
+    assert_eq!(
+        insert.1[2..],
+        [
+            Value::Bytes(br#"$."d""#.to_vec()),
+            Value::Bytes(b"0.50".to_vec())
+        ]
+    );
 }

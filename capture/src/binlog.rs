@@ -258,7 +258,10 @@ impl BinlogReader {
         let session = match flavor {
             Flavor::Mariadb => vec![
                 "SET @mariadb_slave_capability=4".to_string(),
-                format!("SET @slave_connect_state='{}'", sql_escape(&start.to_string())),
+                format!(
+                    "SET @slave_connect_state='{}'",
+                    sql_escape(&start.to_string())
+                ),
                 "SET @slave_gtid_strict_mode=1".to_string(),
                 format!("SET @master_heartbeat_period={heartbeat_ns}"),
             ],
@@ -275,11 +278,9 @@ impl BinlogReader {
                 let set = match start {
                     Position::Mysql(set) => set.clone(),
                     Position::Mariadb(list) if list.is_empty() => MysqlGtidSet::new(),
-                    Position::Mariadb(_) => {
-                        return Err(CaptureError::Definite(format!(
-                            "start position '{start}' is a MariaDB position, but the source is MySQL"
-                        )))
-                    }
+                    Position::Mariadb(_) => return Err(CaptureError::Definite(format!(
+                        "start position '{start}' is a MariaDB position, but the source is MySQL"
+                    ))),
                 };
                 BinlogStreamRequest::new(self.server_id)
                     .with_gtid()

@@ -349,10 +349,7 @@ impl<'a> Stream<'a> {
             copy: self.copy_state.clone(),
         };
         let hb = txn.marker.then_some(&cp.position);
-        let sent = self
-            .publisher
-            .commit_with(s.k, &cp.to_text(), hb)
-            .await?;
+        let sent = self.publisher.commit_with(s.k, &cp.to_text(), hb).await?;
         tracing::info!(gtid = %txn.gtid, events = sent, "big source transaction published");
         self.cfg.progress.update(|p| {
             p.position = cp.position;
@@ -687,4 +684,3 @@ fn advanced(position: &Position, txns: &[SourceTxn]) -> Result<Position, Capture
     }
     Ok(next)
 }
-

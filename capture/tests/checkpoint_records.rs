@@ -15,7 +15,12 @@ fn checkpoints_load_and_write_back_the_same() {
     for (n, line) in text.lines().enumerate() {
         let checkpoint: Checkpoint = serde_json::from_str(line)
             .unwrap_or_else(|e| panic!("checkpoint.jsonl:{}: no longer loads: {e}", n + 1));
-        assert_eq!(Checkpoint::parse(line).expect("parses"), checkpoint, "line {}", n + 1);
+        assert_eq!(
+            Checkpoint::parse(line).expect("parses"),
+            checkpoint,
+            "line {}",
+            n + 1
+        );
         assert_eq!(checkpoint.to_text(), line, "line {}: form changed", n + 1);
     }
     assert!(!text.is_empty());

@@ -55,9 +55,11 @@ impl revdoor_core::policy::Classify for Error {
         match self {
             Error::Refused(_) => ErrorKind::Definite,
             Error::Deposed => ErrorKind::Fenced,
-            Error::Etcd(_) | Error::Sql(_) | Error::Kafka(_) | Error::Timeout(_) | Error::Conflict => {
-                ErrorKind::Transient
-            }
+            Error::Etcd(_)
+            | Error::Sql(_)
+            | Error::Kafka(_)
+            | Error::Timeout(_)
+            | Error::Conflict => ErrorKind::Transient,
         }
     }
 }

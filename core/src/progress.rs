@@ -20,6 +20,9 @@ pub struct Snapshot {
     pub copy_rows: u64,
     pub copy_total: u64,
     pub copy_done: bool,
+    /// The transient error the stream is retrying after, until it makes
+    /// progress again (any [`Progress::update`] clears it).
+    pub retrying: Option<String>,
 }
 
 /// A stream's progress cell.
@@ -27,10 +30,25 @@ pub struct Snapshot {
 pub struct Progress(Mutex<Snapshot>);
 
 impl Progress {
+    /// Record progress; a stream calls it only when it got somewhere, so it
+    /// also ends a [`Progress::retrying`] report.
     pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         if let Ok(mut s) = self.0.lock() {
+            s.retrying = None;
             f(&mut s);
         }
+    }
+
+    /// The stream met a transient error and will retry.
+    pub fn retrying(&self, error: String) {
+        if let Ok(mut s) = self.0.lock() {
+            s.retrying = Some(error);
+        }
+    }
+
+    /// Whether the stream has reported anything it did yet.
+    pub fn started(s: &Snapshot) -> bool {
+        s.events > 0 || s.source_ts_ms > 0 || s.copy_rows > 0 || s.copy_total > 0 || s.copy_done
     }
 
     pub fn snapshot(&self) -> Snapshot {

@@ -3,6 +3,8 @@
 //!
 //! - [`ident`]: quoting identifiers and string literals;
 //! - [`param`]: change-event values as statement parameters;
+//! - [`json`]: MySQL's JSON numbers — doubles as MySQL writes them, and
+//!   which numbers of a document were DECIMALs;
 //! - [`codes`]: the server error codes revdoor reacts to, by name;
 //! - [`conn`]: shard URLs as connection options, shown without password;
 //! - [`engine`]: MariaDB or MySQL;
@@ -25,6 +27,7 @@ pub mod codes;
 pub mod conn;
 pub mod engine;
 pub mod ident;
+pub mod json;
 pub mod param;
 pub mod positions;
 pub mod preflight;

@@ -53,7 +53,13 @@ pub async fn applied_position(
             (workflow.as_str(), direction.as_str(), partition),
         )
         .await
-        .or_else(|e| if is_missing_table(&e) { Ok(None) } else { Err(e) })
+        .or_else(|e| {
+            if is_missing_table(&e) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        })
         .map_err(|e| MysqlError::query("read stream_state", e))?;
     text.map(|t| parse("_revdoor.stream_state.source_gtid", t))
         .transpose()

@@ -86,9 +86,83 @@ fn check_setting(name: &str, have: &str, want: &str) -> Result<(), MysqlError> {
     )))
 }
 
+/// A privilege revdoor needs, with the names that grant it on one engine
+/// (the first is the one a refusal names).
+struct Needed {
+    why: &'static str,
+    names: &'static [&'static str],
+}
+
+/// The privileges capture needs: to read the binlog and the server's
+/// position.
+fn capture_privileges(flavor: Flavor) -> [Needed; 2] {
+    let binlog = Needed {
+        why: "to read the binlog",
+        names: &["REPLICATION SLAVE", "REPLICATION REPLICA"],
+    };
+    match flavor {
+        // MariaDB 10.5 renamed REPLICATION CLIENT to BINLOG MONITOR (SHOW
+        // GRANTS prints the new name).
+        Flavor::Mariadb => [
+            binlog,
+            Needed {
+                why: "to read positions",
+                names: &["BINLOG MONITOR", "REPLICATION CLIENT"],
+            },
+        ],
+        Flavor::Mysql => [
+            binlog,
+            Needed {
+                why: "to read positions",
+                names: &["REPLICATION CLIENT"],
+            },
+        ],
+    }
+}
+
+/// The privileges `--fence=read-only` needs on the side it makes read-only:
+/// to set `read_only`, and to keep writing there (the reverse stream's
+/// apply) while it is on.
+fn read_only_privileges(flavor: Flavor) -> Vec<Needed> {
+    match flavor {
+        Flavor::Mariadb => vec![Needed {
+            why: "to set read_only and keep applying while it is on",
+            names: &["READ_ONLY ADMIN", "SUPER"],
+        }],
+        Flavor::Mysql => vec![
+            Needed {
+                why: "to set read_only",
+                names: &["SYSTEM_VARIABLES_ADMIN", "SUPER"],
+            },
+            Needed {
+                why: "to keep applying while read_only is on",
+                names: &["CONNECTION_ADMIN", "SUPER"],
+            },
+        ],
+    }
+}
+
 /// Check that the connected account may read the binlog and positions.
-/// The error names each missing privilege.
+/// The refusal names each missing privilege in the server's own spelling.
 pub async fn check_privileges(conn: &mut Conn) -> Result<(), MysqlError> {
+    let flavor = Flavor::of(conn).await?;
+    check(conn, &capture_privileges(flavor), "").await
+}
+
+/// Check that the connected account may make this server read-only and
+/// keep writing to it (`--fence=read-only`). The refusal names each missing
+/// privilege in the server's own spelling.
+pub async fn check_read_only_privileges(conn: &mut Conn) -> Result<(), MysqlError> {
+    let flavor = Flavor::of(conn).await?;
+    check(
+        conn,
+        &read_only_privileges(flavor),
+        " for --fence=read-only",
+    )
+    .await
+}
+
+async fn check(conn: &mut Conn, needed: &[Needed], purpose: &str) -> Result<(), MysqlError> {
     let grants: Vec<String> = conn
         .query("SHOW GRANTS FOR CURRENT_USER()")
         .await
@@ -97,28 +171,21 @@ pub async fn check_privileges(conn: &mut Conn) -> Result<(), MysqlError> {
     if text.contains("ALL PRIVILEGES ON *.*") {
         return Ok(());
     }
-    // Either name is accepted: MariaDB renamed REPLICATION CLIENT to BINLOG MONITOR.
-    let needed: [(&str, &[&str]); 2] = [
-        (
-            "REPLICATION SLAVE (to read the binlog)",
-            &["REPLICATION SLAVE", "REPLICATION REPLICA"],
-        ),
-        (
-            "BINLOG MONITOR or REPLICATION CLIENT (to read positions)",
-            &["BINLOG MONITOR", "REPLICATION CLIENT"],
-        ),
-    ];
-    let missing: Vec<&str> = needed
+    let missing: Vec<&Needed> = needed
         .iter()
-        .filter(|(_, names)| !names.iter().any(|n| text.contains(n)))
-        .map(|(what, _)| *what)
+        .filter(|n| !n.names.iter().any(|name| text.contains(name)))
         .collect();
     if missing.is_empty() {
-        Ok(())
-    } else {
-        Err(MysqlError::Refused(format!(
-            "the revdoor account lacks {}: GRANT them ON *.* to it",
-            missing.join(" and ")
-        )))
+        return Ok(());
     }
+    let what: Vec<String> = missing
+        .iter()
+        .map(|n| format!("{} ({})", n.names[0], n.why))
+        .collect();
+    let grant: Vec<&str> = missing.iter().map(|n| n.names[0]).collect();
+    Err(MysqlError::Refused(format!(
+        "the revdoor account lacks {}{purpose}: GRANT {} ON *.* TO it",
+        what.join(" and "),
+        grant.join(", ")
+    )))
 }

@@ -44,13 +44,26 @@ impl Door {
         let ctx = TestCtx::new(name);
         ctx.create_db(&[source]).await;
         let db = &ctx.db;
+        let mut stmts = vec![
+            format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, ops BIGINT NOT NULL DEFAULT 0)"),
+            format!("CREATE TABLE {db}.ledger (op_id BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, amount BIGINT NOT NULL, KEY (account_id))"),
+        ];
+        // MariaDB's sequence engine; a recursive CTE on MySQL.
+        match ctx.stack.servers[source - 1].engine {
+            crate::Engine::MariaDb => stmts.push(format!(
+                "INSERT INTO {db}.accounts (id, balance) SELECT seq, 1000 FROM {db}.seq_1_to_{accounts}"
+            )),
+            crate::Engine::MySql => stmts.extend([
+                format!("SET SESSION cte_max_recursion_depth = {}", accounts + 1),
+                format!(
+                    "INSERT INTO {db}.accounts (id, balance) WITH RECURSIVE s (n) AS \
+                     (SELECT 1 UNION ALL SELECT n + 1 FROM s WHERE n < {accounts}) SELECT n, 1000 FROM s"
+                ),
+            ]),
+        }
         ctx.sql(
             source,
-            &[
-                &format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL, ops BIGINT NOT NULL DEFAULT 0)"),
-                &format!("CREATE TABLE {db}.ledger (op_id BIGINT PRIMARY KEY, account_id BIGINT NOT NULL, amount BIGINT NOT NULL, KEY (account_id))"),
-                &format!("INSERT INTO {db}.accounts (id, balance) SELECT seq, 1000 FROM {db}.seq_1_to_{accounts}"),
-            ],
+            &stmts.iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .await;
         let door = Door {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use revdoor_capture::{Capture, CaptureConfig, CaptureError};
 use revdoor_core::policy::{decide, Backoff, Classify, Decision};
+use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
 
 /// Transient errors of a running stream: 100 ms, doubling up to 10 s.
@@ -14,12 +15,14 @@ const STREAM_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration:
 /// Opening a capture: every second.
 const OPEN_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
 
-/// Run `attempt` again after each error the policy retries; stop when it
+/// Run `attempt` again after each error the policy retries (reported in
+/// `progress` until the stream gets somewhere again); stop when it
 /// succeeds, when `cancel` fires during a wait (`Ok`), or with the error
 /// the policy halts or stops on.
 pub(crate) async fn with_retries<F, Fut, E>(
     name: &str,
     cancel: &CancellationToken,
+    progress: &Progress,
     mut attempt: F,
 ) -> Result<(), E>
 where
@@ -35,6 +38,7 @@ where
         match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = name, error = %e, retry_in = ?after, "transient error");
+                progress.retrying(e.to_string());
                 tokio::select! {
                     _ = cancel.cancelled() => return Ok(()),
                     _ = tokio::time::sleep(after) => {}
@@ -51,6 +55,7 @@ pub(crate) async fn open_capture(
     cfg: CaptureConfig,
     cancel: &CancellationToken,
 ) -> Result<Option<Capture>, CaptureError> {
+    let progress = std::sync::Arc::clone(&cfg.progress);
     let name = cfg.id.transactional_id();
     let mut backoff = OPEN_RETRY;
     loop {
@@ -62,6 +67,7 @@ pub(crate) async fn open_capture(
         match decide(e.kind(), shutdown, &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = %name, error = %e, "open capture; retrying");
+                progress.retrying(format!("open capture: {e}"));
                 tokio::time::sleep(after).await;
             }
             Decision::Stop if shutdown => return Ok(None),
@@ -97,7 +103,7 @@ mod tests {
         cancel: &CancellationToken,
     ) -> (Result<(), ErrorKind>, usize) {
         let attempts = AtomicUsize::new(0);
-        let result = with_retries("test", cancel, || {
+        let result = with_retries("test", cancel, &Progress::default(), || {
             let n = attempts.fetch_add(1, Ordering::SeqCst);
             let r = kinds.get(n).map_or(Ok(()), |k| Err(Failure(*k)));
             async move { r }

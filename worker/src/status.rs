@@ -45,7 +45,16 @@ impl Status {
     /// The report of `worker` now; events/s since the previous one.
     pub(crate) fn report(&mut self, worker: &str) -> StreamStatus {
         let p = self.progress.snapshot();
-        let (state, error) = self.state.get();
+        let (mut state, mut error) = self.state.get();
+        // "running" means working: a stream retrying an error says so, and
+        // one that has reported nothing yet is still starting.
+        if state == StreamState::Running {
+            if let Some(why) = &p.retrying {
+                (state, error) = (StreamState::Error, format!("retrying: {why}"));
+            } else if !Progress::started(&p) {
+                state = StreamState::Starting;
+            }
+        }
         let elapsed = self.last_events.1.elapsed().as_secs_f64().max(0.001);
         let rate = p.events.saturating_sub(self.last_events.0) as f64 / elapsed;
         self.last_events = (p.events, Instant::now());

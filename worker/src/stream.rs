@@ -91,7 +91,8 @@ impl StreamRun {
                 if let Some(lock) = &owner {
                     apply.fence_token = lock.token();
                 }
-                Box::pin(with_retries(&name, &run_cancel, || {
+                let progress = std::sync::Arc::clone(&apply.progress);
+                Box::pin(with_retries(&name, &run_cancel, &progress, || {
                     apply.run(run_cancel.clone())
                 }))
                 .await
@@ -119,12 +120,13 @@ async fn capture(
     cancel: &CancellationToken,
 ) -> Result<(), RunError> {
     let id = cfg.id.transactional_id();
+    let progress = std::sync::Arc::clone(&cfg.progress);
     let capture = match open_capture(cfg, cancel).await {
         Ok(Some(capture)) => capture,
         Ok(None) => return Ok(()),
         Err(source) => return Err(RunError::Open { id, source }),
     };
-    with_retries(name, cancel, || capture.stream(cancel.clone()))
+    with_retries(name, cancel, &progress, || capture.stream(cancel.clone()))
         .await
         .map_err(RunError::Capture)
 }

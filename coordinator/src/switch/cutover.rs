@@ -139,6 +139,7 @@ impl<'r> Cutover<'r> {
         } = self;
         let (old, new, old_dir) = (&plan.old, &plan.new, plan.old_dir);
         let max_lag_ms = limits.max_lag_ms;
+        let read_only = limits.read_only;
         let (old_conns, new_conns) = ctx
             .step(e, Step::Check, async {
                 // Streams that are starting (just assigned, no lag reported
@@ -159,6 +160,15 @@ impl<'r> Cutover<'r> {
                         side.push(shard::connect(&s.url).await.map_err(|err| {
                             Error::Refused(format!("shard {} is unreachable: {err}", s.range))
                         })?);
+                    }
+                }
+                // --fence=read-only: the old side must let revdoor set
+                // read_only and keep applying the reverse stream under it.
+                if read_only {
+                    for (s, c) in old.shards.iter().zip(conns.0.iter_mut()) {
+                        revdoor_mysql::preflight::check_read_only_privileges(c)
+                            .await
+                            .map_err(|e| Error::Refused(format!("shard {}: {e}", s.range)))?;
                     }
                 }
                 Ok((conns, detail))
