@@ -278,9 +278,11 @@ impl BinlogReader {
                 let set = match start {
                     Position::Mysql(set) => set.clone(),
                     Position::Mariadb(list) if list.is_empty() => MysqlGtidSet::new(),
-                    Position::Mariadb(_) => return Err(CaptureError::Definite(format!(
+                    Position::Mariadb(_) => {
+                        return Err(CaptureError::Definite(format!(
                         "start position '{start}' is a MariaDB position, but the source is MySQL"
-                    ))),
+                    )))
+                    }
                 };
                 BinlogStreamRequest::new(self.server_id)
                     .with_gtid()
