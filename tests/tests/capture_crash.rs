@@ -6,7 +6,10 @@
 //! itself at the named failpoints. Afterwards a `read_committed` consumer
 //! must see every source transaction exactly once, contiguous, in commit
 //! order. Size: `REVDOOR_CRASH_TXNS` (default 100000) transactions, at least
-//! `REVDOOR_CRASH_KILLS` (default 20) SIGKILLs.
+//! `REVDOOR_CRASH_KILLS` (default 20) SIGKILLs. The same with a MySQL source
+//! (issue 13), whose transactions are told apart by the rows they insert
+//! (MySQL tells a session its GTID only through session tracking, which
+//! the client library does not expose) and ordered by their GTID's number.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,26 +26,61 @@ const FAILPOINTS: [&str; 2] = ["capture::after_kafka_commit", "capture::mid_tran
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn capture_survives_kill9_and_failpoints_exactly_once() {
+    crash("capture_crash", 1, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mysql_capture_survives_kill9_and_failpoints_exactly_once() {
+    let my = revdoor_tests::stack().mysql_servers();
+    crash("capture_crash_my", my[0], true).await;
+}
+
+/// A transaction's number within its source: `n` of MariaDB's `d-s-n` or
+/// MySQL's `uuid:n` (one source server, so it orders commits).
+fn seq_of(gtid: &str) -> u64 {
+    match gtid.rsplit_once(':') {
+        Some((_, n)) => n.parse().expect("MySQL GTID"),
+        None => gtid.parse::<MariadbGtid>().expect("MariaDB GTID").seq,
+    }
+}
+
+async fn crash(name: &str, server: usize, mysql: bool) {
     let total = env_num("REVDOOR_CRASH_TXNS", 100_000);
     let min_kills = env_num("REVDOOR_CRASH_KILLS", 20);
-    let ctx = TestCtx::new("capture_crash");
+    let ctx = TestCtx::new(name);
     let db = ctx.db.clone();
-    ctx.create_db(&[1]).await;
+    ctx.create_db(&[server]).await;
+    let fill = if mysql {
+        format!(
+            "INSERT INTO {db}.b WITH RECURSIVE s (n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM s \
+             WHERE n < {}) SELECT n, 'init' FROM s",
+            WRITERS * 16 - 1
+        )
+    } else {
+        format!(
+            "INSERT INTO {db}.b SELECT seq, 'init' FROM mysql.seq_0_to_{}",
+            WRITERS * 16 - 1
+        )
+    };
     ctx.sql(
-        1,
+        server,
         &[
             &format!("CREATE TABLE {db}.a (id BIGINT PRIMARY KEY, v BIGINT NOT NULL)"),
             &format!("CREATE TABLE {db}.b (id INT PRIMARY KEY, w VARCHAR(32) NOT NULL)"),
-            &format!(
-                "INSERT INTO {db}.b SELECT seq, 'init' FROM mysql.seq_0_to_{}",
-                WRITERS * 16 - 1
-            ),
+            &fill,
         ],
     )
     .await;
-    let mut src = ctx.conn(1).await;
-    let start = gtid_pos(&mut src).await;
-    let source = ctx.revdoor_url(1);
+    let mut src = ctx.conn(server).await;
+    let start: String = if mysql {
+        src.query_first("SELECT @@global.gtid_executed")
+            .await
+            .expect("read gtid_executed")
+            .unwrap_or_default()
+    } else {
+        gtid_pos(&mut src).await
+    };
+    let source = ctx.revdoor_url(server);
     let tables = format!("{db}.a,{db}.b");
     let args = [
         "capture",
@@ -63,7 +101,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
     let committed = Arc::new(AtomicU64::new(0));
     let mut writers = Vec::new();
     for w in 0..WRITERS {
-        let mut conn = ctx.conn(1).await;
+        let mut conn = ctx.conn(server).await;
         let db = db.clone();
         let committed = Arc::clone(&committed);
         writers.push(tokio::spawn(async move {
@@ -87,11 +125,15 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
                 .await
                 .expect("update b");
                 tx.commit().await.expect("commit");
-                let g: String = conn
-                    .query_first("SELECT @@last_gtid")
-                    .await
-                    .expect("gtid")
-                    .unwrap_or_default();
+                // Its identity: MariaDB's GTID, or on MySQL its first row.
+                let g: String = if mysql {
+                    format!("row {}", 2 * i)
+                } else {
+                    conn.query_first("SELECT @@last_gtid")
+                        .await
+                        .expect("gtid")
+                        .unwrap_or_default()
+                };
                 gtids.push(g);
                 committed.fetch_add(1, Ordering::Relaxed);
                 i += WRITERS;
@@ -176,15 +218,30 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
     capture.kill9();
     let mut capture = ctx.spawn("capture-final", &args);
 
-    // Wait until the last GTID is in the topic, then audit the topic.
+    // Wait until the last transaction is in the topic, then audit the topic.
     let topic = format!("revdoor.{}.forward", ctx.workflow);
     let want: HashSet<String> = gtids.iter().cloned().collect();
-    let last_seq = gtids
-        .iter()
-        .filter_map(|g| g.parse::<MariadbGtid>().ok())
-        .map(|g| g.seq)
-        .max()
-        .expect("some gtid");
+    let last_seq = if mysql {
+        // The workload's transactions are the last ones on the server.
+        let executed: String = src
+            .query_first("SELECT @@global.gtid_executed")
+            .await
+            .expect("read gtid_executed")
+            .unwrap_or_default();
+        let set: revdoor_core::gtid::MysqlGtidSet = executed.parse().expect("GTID set");
+        set.intervals()
+            // `[start, end)`: the last transaction is end - 1.
+            .flat_map(|(_, ivs)| ivs.into_iter().map(|(_, end)| end - 1))
+            .max()
+            .expect("some gtid")
+    } else {
+        gtids
+            .iter()
+            .filter_map(|g| g.parse::<MariadbGtid>().ok())
+            .map(|g| g.seq)
+            .max()
+            .expect("some gtid")
+    };
     let deadline = Instant::now() + Duration::from_secs(300);
     let messages = loop {
         assert!(
@@ -197,8 +254,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
             .expect("read topic");
         let seen_last = msgs
             .last()
-            .and_then(|(_, e)| e.txn.gtid.parse::<MariadbGtid>().ok())
-            .is_some_and(|g| g.seq >= last_seq);
+            .is_some_and(|(_, e)| seq_of(&e.txn.gtid) >= last_seq);
         if seen_last {
             break msgs;
         }
@@ -212,6 +268,7 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
 
     // Audit: contiguous blocks, each GTID once, in commit order, none lost.
     let mut seen: HashSet<String> = HashSet::new();
+    let mut seen_gtids: HashSet<String> = HashSet::new();
     let mut open: Option<(String, u32)> = None;
     let mut last: Option<u64> = None;
     for (offset, ev) in &messages {
@@ -223,11 +280,24 @@ async fn capture_survives_kill9_and_failpoints_exactly_once() {
                     ev.txn.gtid
                 );
                 assert!(
-                    seen.insert(ev.txn.gtid.clone()),
+                    seen_gtids.insert(ev.txn.gtid.clone()),
                     "offset {offset}: {} published twice",
                     ev.txn.gtid
                 );
-                let seq = ev.txn.gtid.parse::<MariadbGtid>().expect("gtid").seq;
+                let identity = if mysql {
+                    let id = ev.after.as_ref().and_then(|r| r.get("id")).cloned();
+                    match id {
+                        Some(revdoor_core::event::ColumnValue::Int(id)) => format!("row {id}"),
+                        other => panic!("offset {offset}: first row's id is {other:?}"),
+                    }
+                } else {
+                    ev.txn.gtid.clone()
+                };
+                assert!(
+                    seen.insert(identity.clone()),
+                    "offset {offset}: {identity} published twice"
+                );
+                let seq = seq_of(&ev.txn.gtid);
                 if let Some(prev) = last {
                     assert!(
                         seq > prev,

@@ -147,3 +147,41 @@ async fn revolving_door_unsharded_to_unsharded() {
 async fn revolving_door_unsharded_to_two_shards() {
     revolving(Door::create("door_1to2", 3, &[("-80", 4), ("80-", 5)], 200).await).await;
 }
+
+// Mixed engines (issue 13): MySQL 9.7 and MariaDB 10.11 on either side.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revolving_door_mysql_to_mariadb() {
+    let (my, maria) = (
+        revdoor_tests::stack().mysql_servers(),
+        revdoor_tests::stack().mariadb_servers(),
+    );
+    revolving(Door::create("door_my_maria", my[0], &[("-", maria[0])], 200).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revolving_door_mariadb_to_mysql() {
+    let (my, maria) = (
+        revdoor_tests::stack().mysql_servers(),
+        revdoor_tests::stack().mariadb_servers(),
+    );
+    revolving(Door::create("door_maria_my", maria[1], &[("-", my[1])], 200).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revolving_door_mysql_to_mariadb_and_mysql_shards() {
+    let (my, maria) = (
+        revdoor_tests::stack().mysql_servers(),
+        revdoor_tests::stack().mariadb_servers(),
+    );
+    revolving(
+        Door::create(
+            "door_my_mixed",
+            my[0],
+            &[("-80", maria[2]), ("80-", my[1])],
+            200,
+        )
+        .await,
+    )
+    .await;
+}
