@@ -174,6 +174,14 @@ fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, RowEr
         let null = nulls[i / 8] & (1 << (i % 8)) != 0;
         let value = if null {
             BinlogValue::Value(mysql_async::Value::NULL)
+        } else if layout.types[i] == ColumnType::MYSQL_TYPE_TIME2
+            && matches!(layout.metas[i].first(), Some(1 | 2))
+        {
+            let bytes = buf.checked_eat(4).ok_or_else(|| RowError::Value {
+                column: layout.names[i].clone(),
+                error: std::io::ErrorKind::UnexpectedEof.into(),
+            })?;
+            BinlogValue::Value(time2_centis(bytes))
         } else {
             let ctx = (
                 layout.types[i],
@@ -198,4 +206,67 @@ fn image<'a>(buf: &mut ParseBuf<'a>, layout: &'a RowLayout) -> Result<Row, RowEr
         columns: Arc::clone(&layout.names),
         values,
     })
+}
+
+/// A `TIME(1)` or `TIME(2)` binlog value (3 bytes of `±HH:MM:SS`, 1 byte
+/// of hundredths), read as MySQL's `my_time_packed_from_binary` reads it.
+///
+/// mysql_common 0.37 holds that byte unsigned and subtracts 0x100 from it
+/// for a negative time with a fraction (`-00:00:00.1`): an overflow that
+/// panics in a debug build and makes a wrong TIME in a release build.
+/// A negative time is stored with its fraction reversed, for binary
+/// sorting: `-00:00:01.10` is `7FFFFE.F6` (whole part -2, fraction 246),
+/// so the whole part moves up one and the fraction is `frac - 0x100`.
+fn time2_centis(b: &[u8]) -> mysql_async::Value {
+    let mut int = ((i64::from(b[0]) << 16) | (i64::from(b[1]) << 8) | i64::from(b[2])) - 0x80_0000;
+    let mut frac = i64::from(b[3]);
+    if int < 0 && frac > 0 {
+        int += 1;
+        frac -= 0x100;
+    }
+    mysql_common::binlog::misc::time_from_packed((int << 24) + frac * 10_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mysql_async::Value;
+
+    /// `(disk bytes, time)`: MySQL's table in `my_time_packed_from_binary`
+    /// (mysys/my_time.cc), and the edges.
+    #[test]
+    fn time2_with_one_or_two_fraction_digits() {
+        let t = |neg, h, m, s, us| Value::Time(neg, 0, h, m, s, us);
+        let cases = [
+            ([0x80, 0x00, 0x00, 0x00], t(false, 0, 0, 0, 0)),
+            ([0x7f, 0xff, 0xff, 0xff], t(true, 0, 0, 0, 10_000)),
+            ([0x7f, 0xff, 0xff, 0x9d], t(true, 0, 0, 0, 990_000)),
+            ([0x7f, 0xff, 0xff, 0x00], t(true, 0, 0, 1, 0)),
+            ([0x7f, 0xff, 0xfe, 0xff], t(true, 0, 0, 1, 10_000)),
+            ([0x7f, 0xff, 0xfe, 0xf6], t(true, 0, 0, 1, 100_000)),
+            ([0x80, 0x00, 0x00, 0x0a], t(false, 0, 0, 0, 100_000)),
+        ];
+        for (bytes, want) in cases {
+            assert_eq!(time2_centis(&bytes), want, "{bytes:02x?}");
+        }
+        // ±838:59:58.99 (838 h = 34 days 22 h).
+        let packed = (838u32 << 12) | (59 << 6) | 58;
+        let max = 0x80_0000 + packed;
+        let bytes = [(max >> 16) as u8, (max >> 8) as u8, max as u8, 99];
+        assert_eq!(
+            time2_centis(&bytes),
+            Value::Time(false, 34, 22, 59, 58, 990_000)
+        );
+        let min = 0x80_0000 - packed - 1;
+        let bytes = [
+            (min >> 16) as u8,
+            (min >> 8) as u8,
+            min as u8,
+            (0x100 - 99) as u8,
+        ];
+        assert_eq!(
+            time2_centis(&bytes),
+            Value::Time(true, 34, 22, 59, 58, 990_000)
+        );
+    }
 }
