@@ -33,8 +33,9 @@ pub(crate) enum RunKind {
 /// 3144): a value for one of the destination's MySQL `JSON` columns
 /// (`json`) is converted to utf8mb4 first. MySQL's JSON text parser reads
 /// every fractional number as a double, so the document's DECIMALs
-/// ([`revdoor_mysql::json::decimals`]) are set back in as DECIMALs. MariaDB's
-/// JSON is `LONGTEXT`: it takes the bytes as they are.
+/// ([`revdoor_mysql::json::decimals`]) are set back in as DECIMALs by
+/// [`decimals_set_back`]. MariaDB's JSON is `LONGTEXT`: it takes the bytes
+/// as they are.
 fn row_slots(row: &Row, json: &[String], params: &mut Vec<Value>) -> Vec<String> {
     row.columns
         .iter()
@@ -48,18 +49,47 @@ fn row_slots(row: &Row, json: &[String], params: &mut Vec<Value>) -> Vec<String>
                 ColumnValue::Bytes(b) => std::str::from_utf8(b).unwrap_or_default(),
                 _ => "",
             };
-            let mut slot = "CONVERT(? USING utf8mb4)".to_owned();
-            for d in revdoor_mysql::json::decimals(doc) {
-                slot = format!(
-                    "JSON_SET({slot}, CONVERT(? USING utf8mb4), CAST(? AS DECIMAL({}, {})))",
-                    d.precision, d.scale
-                );
-                params.push(Value::Bytes(d.path.into_bytes()));
-                params.push(Value::Bytes(d.text.into_bytes()));
-            }
-            slot
+            decimals_set_back("CONVERT(? USING utf8mb4)", doc)
         })
         .collect()
+}
+
+/// `doc_slot` with the DECIMALs of `doc` set back in: one flat
+/// `JSON_SET(doc, path, CAST('digits' AS DECIMAL(p, s)), …)`.
+///
+/// Flat, because a `JSON_SET` nested per DECIMAL overruns MySQL's thread
+/// stack at a few thousand (ERROR 1436; a 2,000-deep one as literal text
+/// crashed a MySQL 9.7 server). Paths and digits are literals, not
+/// parameters, so a document's DECIMALs never count against the 65,535
+/// parameters of a statement: a path as a hex literal (any key, no
+/// quoting), the digits quoted — a sign, digits and a point, as
+/// [`revdoor_mysql::json::Decimal`] promises; a text with anything else is
+/// left out, and the server's own reading of the document stands for it.
+fn decimals_set_back(doc_slot: &str, doc: &str) -> String {
+    let decimals = revdoor_mysql::json::decimals(doc);
+    if decimals.is_empty() {
+        return doc_slot.to_owned();
+    }
+    let mut slot = format!("JSON_SET({doc_slot}");
+    for d in decimals {
+        if !d
+            .text
+            .bytes()
+            .all(|b| matches!(b, b'-' | b'.' | b'0'..=b'9'))
+        {
+            continue;
+        }
+        slot.push_str(", CONVERT(X'");
+        for b in d.path.bytes() {
+            slot.push_str(&format!("{b:02x}"));
+        }
+        slot.push_str(&format!(
+            "' USING utf8mb4), CAST('{}' AS DECIMAL({}, {}))",
+            d.text, d.precision, d.scale
+        ));
+    }
+    slot.push(')');
+    slot
 }
 
 /// Whether `ev` can be part of a run of `kind`.

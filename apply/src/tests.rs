@@ -313,13 +313,35 @@ fn mysql_json_columns_take_their_value_as_utf8mb4() {
     assert_eq!(
         insert.0,
         "INSERT INTO `d`.`t` (`id`, `name`) VALUES (?, JSON_SET(CONVERT(? USING utf8mb4), \
-         CONVERT(? USING utf8mb4), CAST(? AS DECIMAL(2, 2))))"
+         CONVERT(X'242e226422' USING utf8mb4), CAST('0.50' AS DECIMAL(2, 2))))"
     );
-    assert_eq!(
-        insert.1[2..],
-        [
-            Value::Bytes(br#"$."d""#.to_vec()),
-            Value::Bytes(b"0.50".to_vec())
-        ]
+    assert_eq!(insert.1.len(), 2, "paths and digits are literals");
+}
+
+/// A document of many DECIMALs is set back with one flat `JSON_SET` and
+/// no parameters of its own: a nested one per DECIMAL overran MySQL's
+/// thread stack (ERROR 1436) at 5,000 (tests/capture_types), and two
+/// parameters each would pass a statement's 65,535 at ~32,000.
+#[test]
+fn many_json_decimals_make_one_flat_json_set_without_parameters() {
+    let json = vec!["name".to_string()];
+    let prices: Vec<String> = (0..40_000).map(|i| format!("{i}.10")).collect();
+    let doc = format!(r#"{{"k'\"ey": [{}]}}"#, prices.join(", "));
+    let s = statements(
+        &ev(Op::Create, None, Some(row(1, &doc))),
+        &["id".to_string()],
+        &json,
     );
+    let Stmt::Upsert { insert, .. } = &s[0] else {
+        panic!("upsert expected: {s:?}");
+    };
+    assert_eq!(insert.0.matches("JSON_SET(").count(), 1);
+    assert_eq!(insert.0.matches("AS DECIMAL(").count(), 40_000);
+    assert_eq!(insert.1.len(), 2, "one parameter per column");
+    // The key's quote and backslash travel in hex: `$."k'\"ey"[0]`.
+    let path = br#"$."k'\"ey"[0]"#;
+    let hex: String = path.iter().map(|b| format!("{b:02x}")).collect();
+    assert!(insert.0.contains(&format!(
+        "CONVERT(X'{hex}' USING utf8mb4), CAST('0.10' AS DECIMAL(2, 2))"
+    )));
 }

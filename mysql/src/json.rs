@@ -168,7 +168,8 @@ fn increment(digits: &str) -> Option<String> {
 pub struct Decimal {
     /// Where it is, as a MySQL JSON path (`$."a"[2]`).
     pub path: String,
-    /// Its digits as written (`-0.50`).
+    /// Its digits as written (`-0.50`): an optional `-`, digits, a point,
+    /// digits.
     pub text: String,
     /// `DECIMAL(precision, scale)` holding exactly those digits.
     pub precision: u32,
