@@ -534,11 +534,22 @@ pub fn args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
-/// The server's current GTID position (`@@gtid_binlog_pos`).
+/// The server's current GTID position: MariaDB `@@gtid_binlog_pos`, MySQL
+/// `@@gtid_executed`.
 pub async fn gtid_pos(conn: &mut Conn) -> String {
-    conn.query_first("SELECT @@gtid_binlog_pos")
+    let version: String = conn
+        .query_first("SELECT @@version")
         .await
-        .expect("read gtid_binlog_pos")
+        .expect("read version")
+        .unwrap_or_default();
+    let var = if version.to_ascii_lowercase().contains("mariadb") {
+        "gtid_binlog_pos"
+    } else {
+        "gtid_executed"
+    };
+    conn.query_first(format!("SELECT @@global.{var}"))
+        .await
+        .unwrap_or_else(|e| panic!("read {var}: {e}"))
         .unwrap_or_default()
 }
 
