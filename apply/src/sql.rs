@@ -190,16 +190,22 @@ pub(crate) fn multi_statement(
     let row = first.after.as_ref()?;
     let cols: Vec<String> = row.columns.iter().map(|c| quote_ident(c)).collect();
     let mut params = Vec::with_capacity(run.len() * cols.len());
-    let mut groups = Vec::with_capacity(run.len());
-    for (_, ev) in run.iter().copied() {
-        let slots = row_slots(ev.after.as_ref()?, json, &mut params);
-        groups.push(format!("({})", slots.join(", ")));
-    }
-    let mut sql = format!(
-        "INSERT INTO {table} ({}) VALUES {}",
-        cols.join(", "),
+    let values = if json.is_empty() {
+        // The common case, kept cheap: one placeholder group, repeated.
+        for (_, ev) in run.iter().copied() {
+            params.extend(ev.after.as_ref()?.values.iter().map(to_param));
+        }
+        let one = format!("({})", vec!["?"; cols.len()].join(", "));
+        vec![one.as_str(); run.len()].join(", ")
+    } else {
+        let mut groups = Vec::with_capacity(run.len());
+        for (_, ev) in run.iter().copied() {
+            let slots = row_slots(ev.after.as_ref()?, json, &mut params);
+            groups.push(format!("({})", slots.join(", ")));
+        }
         groups.join(", ")
-    );
+    };
+    let mut sql = format!("INSERT INTO {table} ({}) VALUES {values}", cols.join(", "));
     if kind == RunKind::Upsert {
         let set: Vec<String> = row
             .columns
