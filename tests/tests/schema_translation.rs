@@ -73,14 +73,15 @@ fn first(servers: Vec<usize>, n: usize, what: &str) -> Vec<usize> {
     servers[..n].to_vec()
 }
 
-/// Column name → (DATA_TYPE, COLLATION_NAME, EXTRA, COLUMN_DEFAULT) of
-/// `db.table` on a server.
-async fn columns(
-    c: &mut Conn,
-    db: &str,
-    table: &str,
-) -> BTreeMap<String, (String, Option<String>, String, Option<String>)> {
-    let rows: Vec<(String, String, Option<String>, String, Option<String>)> = c
+/// (DATA_TYPE, COLLATION_NAME, EXTRA, COLUMN_DEFAULT) of a column.
+type Column = (String, Option<String>, String, Option<String>);
+
+/// A row of `information_schema.COLUMNS`: the name, then a [`Column`].
+type ColumnRow = (String, String, Option<String>, String, Option<String>);
+
+/// Column name → its [`Column`] of `db.table` on a server.
+async fn columns(c: &mut Conn, db: &str, table: &str) -> BTreeMap<String, Column> {
+    let rows: Vec<ColumnRow> = c
         .exec(
             "SELECT COLUMN_NAME, DATA_TYPE, COLLATION_NAME, EXTRA, COLUMN_DEFAULT \
              FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
@@ -133,7 +134,11 @@ async fn nothing_left(door: &Door, targets: &[usize], out: &Out) {
             out.stderr
         );
     }
-    assert_eq!(door.triggers(door.source).await, 0, "fence triggers left on the source");
+    assert_eq!(
+        door.triggers(door.source).await,
+        0,
+        "fence triggers left on the source"
+    );
     assert!(
         door.etcd_keys(&format!("workflows/{}", door.ctx.workflow))
             .await
@@ -198,7 +203,11 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
     .await;
     let door = keyspaces(ctx, source, &[("-", target)]);
     let out = create(&door, &["plain", "rich"], &["--on-ddl", "exec"]);
-    assert!(out.ok, "workflow create MySQL → MariaDB: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.ok,
+        "workflow create MySQL → MariaDB: {}{}",
+        out.stdout, out.stderr
+    );
 
     let mut t = door.ctx.conn(target).await;
     for table in ["rich", "plain"] {
@@ -209,9 +218,18 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
         );
     }
     let cols = columns(&mut t, &db, "rich").await;
-    let col = |n: &str| cols.get(n).unwrap_or_else(|| panic!("column {n}: {cols:?}"));
-    assert_eq!(col("name").1.as_deref(), Some("utf8mb4_uca1400_nopad_ai_ci"));
-    assert_eq!(col("code").1.as_deref(), Some("utf8mb4_uca1400_nopad_as_cs"));
+    let col = |n: &str| {
+        cols.get(n)
+            .unwrap_or_else(|| panic!("column {n}: {cols:?}"))
+    };
+    assert_eq!(
+        col("name").1.as_deref(),
+        Some("utf8mb4_uca1400_nopad_ai_ci")
+    );
+    assert_eq!(
+        col("code").1.as_deref(),
+        Some("utf8mb4_uca1400_nopad_as_cs")
+    );
     assert_eq!(col("raw").1.as_deref(), Some("utf8mb4_nopad_bin"));
     // MariaDB's JSON: longtext utf8mb4_bin with CHECK (json_valid(doc)).
     assert_eq!(col("doc").0, "longtext");
@@ -302,7 +320,11 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
         )
         .await
         .expect("index");
-    assert_eq!(ignored.as_deref(), Some("YES"), "MySQL's INVISIBLE index as IGNORED");
+    assert_eq!(
+        ignored.as_deref(),
+        Some("YES"),
+        "MySQL's INVISIBLE index as IGNORED"
+    );
 }
 
 /// MariaDB → MySQL: MariaDB JSON (`longtext … CHECK (json_valid(c))`,
@@ -336,7 +358,11 @@ async fn mariadb_to_mysql_create_makes_json_and_0900_collations() {
     .await;
     let door = keyspaces(ctx, source, &[("-", target)]);
     let out = create(&door, &["docs"], &[]);
-    assert!(out.ok, "workflow create MariaDB → MySQL: {}{}", out.stdout, out.stderr);
+    assert!(
+        out.ok,
+        "workflow create MariaDB → MySQL: {}{}",
+        out.stdout, out.stderr
+    );
 
     let mut t = door.ctx.conn(target).await;
     assert_eq!(
@@ -344,10 +370,17 @@ async fn mariadb_to_mysql_create_makes_json_and_0900_collations() {
         Some("utf8mb4_0900_ai_ci")
     );
     let cols = columns(&mut t, &db, "docs").await;
-    let col = |n: &str| cols.get(n).unwrap_or_else(|| panic!("column {n}: {cols:?}"));
+    let col = |n: &str| {
+        cols.get(n)
+            .unwrap_or_else(|| panic!("column {n}: {cols:?}"))
+    };
     assert_eq!(col("doc").0, "json");
     assert_eq!(col("doc2").0, "json");
-    assert_eq!(col("other").0, "longtext", "a check that is not exactly json_valid stays");
+    assert_eq!(
+        col("other").0,
+        "longtext",
+        "a check that is not exactly json_valid stays"
+    );
     assert_eq!(col("name").1.as_deref(), Some("utf8mb4_sv_0900_as_cs"));
     assert_eq!(col("tag").2, "DEFAULT_GENERATED");
     assert_eq!(col("tag").3.as_deref(), Some("uuid()"));
@@ -400,7 +433,8 @@ async fn untranslatable_definitions_are_refused_before_anything_is_created() {
     let out = create(&door, &["fine", "fx"], &[]);
     assert!(!out.ok, "expected a refusal, got:\n{}", out.stdout);
     assert!(
-        out.stderr.contains(&format!("table {db}.fx cannot be created"))
+        out.stderr
+            .contains(&format!("table {db}.fx cannot be created"))
             && out.stderr.contains("index `fx_sum`: functional key part")
             && out.stderr.contains("MariaDB 10.11")
             && out.stderr.contains("nothing was created"),
@@ -425,8 +459,11 @@ async fn untranslatable_definitions_are_refused_before_anything_is_created() {
     let out = create(&door, &["hosts"], &[]);
     assert!(!out.ok, "expected a refusal, got:\n{}", out.stdout);
     assert!(
-        out.stderr.contains(&format!("table {db}.hosts cannot be created"))
-            && out.stderr.contains("column `addr`: MySQL has no INET6 type"),
+        out.stderr
+            .contains(&format!("table {db}.hosts cannot be created"))
+            && out
+                .stderr
+                .contains("column `addr`: MySQL has no INET6 type"),
         "refusal names table and column:\n{}",
         out.stderr
     );
@@ -501,7 +538,9 @@ async fn collation_mapping_names_exist_on_the_real_servers() {
         }
     }
     let ma_ids: BTreeMap<String, Option<u64>> = ma_c
-        .query::<(String, Option<u64>), _>("SELECT COLLATION_NAME, ID FROM information_schema.COLLATIONS")
+        .query::<(String, Option<u64>), _>(
+            "SELECT COLLATION_NAME, ID FROM information_schema.COLLATIONS",
+        )
         .await
         .expect("MariaDB ids")
         .into_iter()
@@ -533,13 +572,15 @@ async fn translated_fixtures_run_on_the_real_targets() {
     let ctx = TestCtx::new("xlat_fixtures");
     let my = first(ctx.stack.mysql_servers(), 1, "MySQL")[0];
     let ma = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
-    let expected = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../mysql/src/translate/fixtures/expected");
+    let expected =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../mysql/src/translate/fixtures/expected");
     for (dir, server) in [("mysql-to-mariadb", ma), ("mariadb-to-mysql", my)] {
         ctx.create_db(&[server]).await;
         let mut c = ctx.conn(server).await;
         c.query_drop(format!("USE {}", ctx.db)).await.expect("use");
-        c.query_drop("SET SESSION foreign_key_checks = 0").await.expect("fk");
+        c.query_drop("SET SESSION foreign_key_checks = 0")
+            .await
+            .expect("fk");
         let mut n = 0;
         for e in std::fs::read_dir(expected.join(dir)).expect("expected fixtures") {
             let path = e.expect("fixture").path();
@@ -552,6 +593,8 @@ async fn translated_fixtures_run_on_the_real_targets() {
             }
         }
         assert!(n >= 3, "{dir}: {n} fixtures");
-        c.query_drop(format!("DROP DATABASE {}", ctx.db)).await.expect("drop");
+        c.query_drop(format!("DROP DATABASE {}", ctx.db))
+            .await
+            .expect("drop");
     }
 }
