@@ -42,6 +42,17 @@ fn keyspaces(ctx: TestCtx, source: usize, targets: &[(&str, usize)]) -> Door {
     door
 }
 
+/// The test's database on `source`, holding what `statements` create
+/// (`{db}` stands for the database's name); the name.
+async fn source_tables(ctx: &TestCtx, source: usize, statements: &[&str]) -> String {
+    ctx.create_db(&[source]).await;
+    let db = ctx.db.clone();
+    let statements: Vec<String> = statements.iter().map(|s| s.replace("{db}", &db)).collect();
+    let statements: Vec<&str> = statements.iter().map(String::as_str).collect();
+    ctx.sql(source, &statements).await;
+    db
+}
+
 /// `workflow create` of `tables` of the test's database.
 fn create(door: &Door, tables: &[&str], extra: &[&str]) -> Out {
     let tables: Vec<String> = tables
@@ -187,17 +198,14 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
     let ctx = TestCtx::new("xlat_my_ma");
     let source = first(ctx.stack.mysql_servers(), 1, "MySQL")[0];
     let target = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
-    ctx.create_db(&[source]).await;
-    let db = ctx.db.clone();
-    ctx.sql(
+    let db = source_tables(
+        &ctx,
         source,
         &[
-            &RICH_MYSQL.replace("{db}", &db),
-            &PLAIN_MYSQL.replace("{db}", &db),
-            &format!(
-                "INSERT INTO {db}.plain (id, name, code, doc, secret, created, tag) VALUES \
-                 (1, 'Ünïcode', 'Ab', '{{\"k\": [1, \"two\"]}}', 42, '2024-02-29 12:34:56.789012', 'fixed')"
-            ),
+            RICH_MYSQL,
+            PLAIN_MYSQL,
+            "INSERT INTO {db}.plain (id, name, code, doc, secret, created, tag) VALUES \
+             (1, 'Ünïcode', 'Ab', '{\"k\": [1, \"two\"]}', 42, '2024-02-29 12:34:56.789012', 'fixed')",
         ],
     )
     .await;
@@ -336,12 +344,10 @@ async fn mariadb_to_mysql_create_makes_json_and_0900_collations() {
     let ctx = TestCtx::new("xlat_ma_my");
     let source = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
     let target = first(ctx.stack.mysql_servers(), 1, "MySQL")[0];
-    ctx.create_db(&[source]).await;
-    let db = ctx.db.clone();
-    ctx.sql(
+    let db = source_tables(
+        &ctx,
         source,
-        &[&format!(
-            "CREATE TABLE {db}.docs (
+        &["CREATE TABLE {db}.docs (
                 id INT PRIMARY KEY,
                 doc JSON,
                 doc2 LONGTEXT,
@@ -352,8 +358,7 @@ async fn mariadb_to_mysql_create_makes_json_and_0900_collations() {
                 hidden INT INVISIBLE DEFAULT 1,
                 CONSTRAINT doc2_json CHECK (json_valid(doc2)),
                 CONSTRAINT positive CHECK (id > 0)
-            ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_nopad_ai_ci"
-        )],
+            ) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_uca1400_nopad_ai_ci"],
     )
     .await;
     let door = keyspaces(ctx, source, &[("-", target)]);
@@ -417,15 +422,12 @@ async fn untranslatable_definitions_are_refused_before_anything_is_created() {
         unreachable!()
     };
     let maria = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
-    ctx.create_db(&[my_src]).await;
-    let db = ctx.db.clone();
-    ctx.sql(
+    let db = source_tables(
+        &ctx,
         my_src,
         &[
-            &format!("CREATE TABLE {db}.fine (id INT PRIMARY KEY, s VARCHAR(8))"),
-            &format!(
-                "CREATE TABLE {db}.fx (id INT PRIMARY KEY, a INT, b INT, KEY fx_sum ((a + b)))"
-            ),
+            "CREATE TABLE {db}.fine (id INT PRIMARY KEY, s VARCHAR(8))",
+            "CREATE TABLE {db}.fx (id INT PRIMARY KEY, a INT, b INT, KEY fx_sum ((a + b)))",
         ],
     )
     .await;
@@ -446,13 +448,10 @@ async fn untranslatable_definitions_are_refused_before_anything_is_created() {
     // MariaDB INET6 → MySQL.
     let ctx = TestCtx::new("xlat_refuse_ma");
     let ma_src = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
-    ctx.create_db(&[ma_src]).await;
-    let db = ctx.db.clone();
-    ctx.sql(
+    let db = source_tables(
+        &ctx,
         ma_src,
-        &[&format!(
-            "CREATE TABLE {db}.hosts (id INT PRIMARY KEY, addr INET6, seen DATETIME)"
-        )],
+        &["CREATE TABLE {db}.hosts (id INT PRIMARY KEY, addr INET6, seen DATETIME)"],
     )
     .await;
     let door = keyspaces(ctx, ma_src, &[("-", my_dst)]);
@@ -478,16 +477,12 @@ async fn a_create_failing_midway_leaves_nothing() {
     let ctx = TestCtx::new("xlat_midway");
     let source = first(ctx.stack.mysql_servers(), 1, "MySQL")[0];
     let target = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
-    ctx.create_db(&[source]).await;
-    let db = ctx.db.clone();
-    ctx.sql(
+    let db = source_tables(
+        &ctx,
         source,
         &[
-            &format!("CREATE TABLE {db}.a_first (id INT PRIMARY KEY, s VARCHAR(8))"),
-            &format!(
-                "CREATE TABLE {db}.b_second (id INT PRIMARY KEY, \
-                 u BINARY(16) DEFAULT (uuid_to_bin(uuid())))"
-            ),
+            "CREATE TABLE {db}.a_first (id INT PRIMARY KEY, s VARCHAR(8))",
+            "CREATE TABLE {db}.b_second (id INT PRIMARY KEY, u BINARY(16) DEFAULT (uuid_to_bin(uuid())))",
         ],
     )
     .await;

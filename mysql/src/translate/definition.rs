@@ -174,6 +174,15 @@ impl Ctx<'_> {
         Some((self.text(i, end).to_string(), end + 1))
     }
 
+    /// The comma-separated elements of `range`.
+    fn split(&self, range: Range<usize>, in_list: bool) -> Vec<Element> {
+        self.t
+            .split_commas(range)
+            .into_iter()
+            .map(|range| Element { range, in_list })
+            .collect()
+    }
+
     /// Dispatch on the statement's leading words.
     pub(super) fn statement(&mut self) {
         let mut i;
@@ -217,15 +226,7 @@ impl Ctx<'_> {
         let n = self.t.toks.len();
         if self.t.toks.get(i).is_some_and(|t| t.is_lparen()) {
             let close = self.t.closing(i);
-            let elements: Vec<Element> = self
-                .t
-                .split_commas(i + 1..close)
-                .into_iter()
-                .map(|range| Element {
-                    range,
-                    in_list: true,
-                })
-                .collect();
+            let elements = self.split(i + 1..close, true);
             self.elements(&elements);
             i = close + 1;
         }
@@ -264,15 +265,7 @@ impl Ctx<'_> {
         };
         self.table = Some(name);
         let n = self.t.toks.len();
-        let specs: Vec<Element> = self
-            .t
-            .split_commas(i..n)
-            .into_iter()
-            .map(|range| Element {
-                range,
-                in_list: true,
-            })
-            .collect();
+        let specs = self.split(i..n, true);
         for k in 0..specs.len() {
             self.alter_spec(&specs, k);
         }
@@ -297,15 +290,7 @@ impl Ctx<'_> {
                 }
                 if self.t.toks[j].is_lparen() {
                     let close = self.t.closing(j).min(r.end);
-                    let elements: Vec<Element> = self
-                        .t
-                        .split_commas(j + 1..close)
-                        .into_iter()
-                        .map(|range| Element {
-                            range,
-                            in_list: false,
-                        })
-                        .collect();
+                    let elements = self.split(j + 1..close, false);
                     self.elements(&elements);
                 } else if self.tok_is(j, "SYSTEM") && self.to.flavor == Flavor::Mysql {
                     self.refuse(
