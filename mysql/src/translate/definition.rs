@@ -200,6 +200,8 @@ impl Ctx<'_> {
             }
             if self.tok_is(i, "TABLE") {
                 self.create_table(i + 1);
+            } else if self.tok_is(i, "DATABASE") || self.tok_is(i, "SCHEMA") {
+                self.database(i + 1);
             } else if self.tok_is(i, "INDEX") {
                 self.create_index(i + 1);
             } else if self.tok_is(i, "SEQUENCE") && self.to.flavor == Flavor::Mysql {
@@ -213,7 +215,21 @@ impl Ctx<'_> {
             i = self.skip(i, &["IGNORE"]);
             if self.tok_is(i, "TABLE") {
                 self.alter_table(i + 1);
+            } else if self.tok_is(i, "DATABASE") || self.tok_is(i, "SCHEMA") {
+                self.database(i + 1);
             }
+        }
+    }
+
+    /// `CREATE`/`ALTER DATABASE [IF NOT EXISTS] name options`.
+    fn database(&mut self, at: usize) {
+        let at = self.skip(at, &["IF", "NOT", "EXISTS"]);
+        let Some((_, i)) = self.name_at(at) else {
+            return;
+        };
+        let n = self.t.toks.len();
+        for dropped in self.options(i..n) {
+            self.remove(dropped.start, dropped.end - 1);
         }
     }
 

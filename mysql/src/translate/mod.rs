@@ -8,9 +8,9 @@
 //! what must change is rewritten; every other byte is kept. The shapes it
 //! understands are the ones servers print and DDL takes: `CREATE TABLE`
 //! (columns, keys, constraints, table options, partitioning), `ALTER
-//! TABLE` (`ADD`, `MODIFY`, `CHANGE`, `ALTER INDEX`, options) and `CREATE
-//! INDEX`; in anything else only collations and versioned comments are
-//! translated.
+//! TABLE` (`ADD`, `MODIFY`, `CHANGE`, `ALTER INDEX`, options), `CREATE
+//! INDEX` and `CREATE`/`ALTER DATABASE`; in anything else only collations
+//! and versioned comments are translated.
 //!
 //! # The mapping (docs/engines.md has it as a table)
 //!

@@ -150,6 +150,15 @@ fn mysql_ddl_for_mariadb() {
             .sql,
         "ALTER TABLE t ADD x INT"
     );
+    // MySQL 9.7's SHOW CREATE DATABASE.
+    assert_eq!(
+        to_maria(
+            "CREATE DATABASE `xlat` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_0900_ai_ci */ /*!80016 DEFAULT ENCRYPTION='N' */"
+        )
+        .expect("translates")
+        .sql,
+        "CREATE DATABASE `xlat` /*!40100 DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_uca1400_nopad_ai_ci */"
+    );
     for unchanged in [
         "DROP TABLE `a`.`b`",
         "TRUNCATE TABLE t",
