@@ -410,6 +410,49 @@ async fn mariadb_to_mysql_create_makes_json_and_0900_collations() {
     );
 }
 
+/// MySQL → {MariaDB, MySQL}: each target shard gets the definition for its
+/// engine — translated on the MariaDB shard, word for word on the MySQL one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mixed_target_shards_get_each_their_engines_definition() {
+    let ctx = TestCtx::new("xlat_mixed");
+    let [my_src, my_dst] = first(ctx.stack.mysql_servers(), 2, "MySQL")[..] else {
+        unreachable!()
+    };
+    let maria = first(ctx.stack.mariadb_servers(), 1, "MariaDB")[0];
+    let db = source_tables(&ctx, my_src, &[PLAIN_MYSQL]).await;
+    let door = keyspaces(ctx, my_src, &[("-80", maria), ("80-", my_dst)]);
+    let out = create(&door, &["plain"], &[]);
+    assert!(
+        out.ok,
+        "workflow create MySQL → {{MariaDB, MySQL}}: {}{}",
+        out.stdout, out.stderr
+    );
+    let mut source = door.ctx.conn(my_src).await;
+    let (_, want): (String, String) = source
+        .query_first(format!("SHOW CREATE TABLE {db}.plain"))
+        .await
+        .expect("show create")
+        .expect("table");
+    let mut mysql = door.ctx.conn(my_dst).await;
+    let (_, got): (String, String) = mysql
+        .query_first(format!("SHOW CREATE TABLE {db}.plain"))
+        .await
+        .expect("show create")
+        .expect("table on the MySQL shard");
+    assert_eq!(got, want, "the MySQL shard's table is the source's");
+    let mut maria = door.ctx.conn(maria).await;
+    assert_eq!(
+        table_collation(&mut maria, &db, "plain").await.as_deref(),
+        Some("utf8mb4_uca1400_nopad_ai_ci")
+    );
+    let cols = columns(&mut maria, &db, "plain").await;
+    assert_eq!(
+        cols["code"].1.as_deref(),
+        Some("utf8mb4_uca1400_nopad_as_cs")
+    );
+    assert_eq!(cols["secret"].2, "INVISIBLE");
+}
+
 /// An untranslatable definition is refused at `workflow create`, naming
 /// the table, the column or index and why, before anything is created —
 /// on any shard, also where a target of the source's engine would have
