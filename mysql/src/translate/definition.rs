@@ -829,6 +829,14 @@ impl Ctx<'_> {
                 i += 1;
                 continue;
             }
+            // `CREATE TABLE … [AS] SELECT …`: the query is left as it is.
+            if t.is_lparen()
+                || ["AS", "SELECT", "IGNORE", "REPLACE", "TABLE", "VALUES"]
+                    .iter()
+                    .any(|k| t.is(k))
+            {
+                return dropped;
+            }
             if t.is("PARTITION") && self.tok_is(i + 1, "BY") {
                 self.labels.push((i..r.end, "partitioning".into()));
                 if self.to.flavor == Flavor::Mysql {

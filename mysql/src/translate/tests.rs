@@ -166,6 +166,8 @@ fn mysql_ddl_for_mariadb() {
         "ALTER TABLE t DROP COLUMN c, ADD INDEX k (a, b)",
         "ALTER TABLE t RENAME COLUMN a TO b",
         "CREATE INDEX k ON t (a DESC, b(10))",
+        "CREATE TABLE t2 (id INT PRIMARY KEY) ENGINE=InnoDB AS SELECT id FROM t1",
+        "CREATE TABLE t2 LIKE t1",
     ] {
         assert_eq!(to_maria(unchanged).expect("translates").sql, unchanged);
     }
