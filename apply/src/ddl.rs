@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::error::classify_mysql;
 use crate::keys::KeyCache;
 use crate::{ApplyError, ApplyStream};
+use revdoor_mysql::engine::{Flavor, Server};
+use revdoor_mysql::translate::translate;
 use revdoor_mysql::{codes, quote_ident};
 
 impl ApplyStream {
@@ -161,10 +163,11 @@ impl ApplyStream {
                     .await
                     .map_err(|e| classify_mysql(&format!("{at}: USE for DDL"), offset, e))?;
             }
+            let statement = for_destination(conn, ddl, &at, offset).await?;
             let sql = format!(
                 "{}{}",
                 ddl_tag(self.workflow.as_str(), self.direction.as_str()),
-                ddl.statement
+                statement
             );
             match conn.query_drop(&sql).await {
                 Ok(()) => {
@@ -253,6 +256,37 @@ impl ApplyStream {
             .await
             .map_err(|e| ApplyError::transient("look for the DDL of a sibling stream", e))?;
         Ok(n.unwrap_or(0) > 0)
+    }
+}
+
+/// The statement of `ddl` as the destination's engine must read it
+/// (`revdoor_mysql::translate`; the origin's engine is the one its GTID
+/// names): unchanged on the same engine. What cannot be translated halts
+/// the stream, as a statement the destination refuses would.
+async fn for_destination(
+    conn: &mut Conn,
+    ddl: &DdlEvent,
+    at: &str,
+    offset: i64,
+) -> Result<String, ApplyError> {
+    let from = Flavor::of_gtid(&ddl.gtid);
+    let to = Server::of(conn)
+        .await
+        .map_err(|e| ApplyError::transient("read the destination's version", e))?;
+    match translate(&ddl.statement, from, &to, None) {
+        Ok(t) => {
+            if t.sql != ddl.statement {
+                tracing::info!(at = %at, gtid = %ddl.gtid, statement = %t.sql, notes = ?t.notes,
+                    "DDL translated from {from} for the destination ({to})");
+            }
+            Ok(t.sql)
+        }
+        Err(refused) => Err(ApplyError::Definite(format!(
+            "{at}: DDL `{}` (GTID {}) of a {from} origin cannot run on the destination ({to}): \
+             {refused}; the stream halts here — run an equivalent statement on the destination, \
+             then skip this message with `revdoor stream skip --offset {offset}`",
+            ddl.statement, ddl.gtid
+        ))),
     }
 }
 

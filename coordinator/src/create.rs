@@ -10,6 +10,8 @@ use revdoor_core::workflow::{
     now_ms, plan_streams, Epoch, KeyspaceSpec, Phase, RoutingRule, ShardSpec, StreamKind,
     WorkflowSpec, WorkflowState,
 };
+use revdoor_mysql::engine::{Flavor, Server};
+use revdoor_mysql::translate::{self, collation};
 use revdoor_mysql::{preflight, tables};
 
 use crate::registry::Registry;
@@ -95,10 +97,13 @@ fn refused(where_: String) -> impl FnOnce(revdoor_mysql::MysqlError) -> Error {
     move |e| Error::Refused(format!("{where_}: {e}"))
 }
 
-/// Validate, create the target tables where absent, install the fences
+/// Validate, create the target tables where absent (each translated for
+/// its shard's engine, `revdoor_mysql::translate`), install the fences
 /// (source open, target fenced), and register the workflow with its forward
-/// streams (copy first). Nothing is written to etcd unless every check
-/// passed; the server-side preparation is idempotent.
+/// streams (copy first). Nothing is written to the servers or etcd unless
+/// every check passed — every table translates for every target shard; a
+/// preparation step that still fails undoes what this create made (tables,
+/// their databases, fences) and says so.
 pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<WorkflowSpec, Error> {
     let wf: WorkflowName = req
         .name
@@ -147,7 +152,8 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
 
     // Source shards: binlog settings, privileges, every table loadable
     // (exists, has a primary key, types carried), sharding keys exist.
-    let mut create_ddl: BTreeMap<String, String> = BTreeMap::new();
+    // Each table's `CREATE TABLE` and the engine that wrote it.
+    let mut create_ddl: BTreeMap<String, (String, Flavor)> = BTreeMap::new();
     for s in &source.shards {
         let at = format!(
             "source keyspace {} shard {} ({})",
@@ -164,6 +170,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         preflight::check_privileges(&mut conn)
             .await
             .map_err(refused(at.clone()))?;
+        let engine = Server::of(&mut conn).await.map_err(refused(at.clone()))?;
         for ((db, t), name) in pairs.iter().zip(&tables) {
             let def = tables::load_table_schema(&mut conn, db, t)
                 .await
@@ -182,15 +189,17 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
             }
             if !create_ddl.contains_key(name) {
                 if let Some(ddl) = shard::show_create(&mut conn, &s.url, db, t).await? {
-                    create_ddl.insert(name.clone(), ddl);
+                    create_ddl.insert(name.clone(), (ddl, engine.flavor));
                 }
             }
         }
         let _ = conn.disconnect().await;
     }
     // Target shards: reachable, able to run the reverse capture later,
-    // tables absent or empty.
-    let mut missing: Vec<(usize, String)> = Vec::new();
+    // tables absent or empty; the absent ones translated for the shard's
+    // engine, every refusal of every shard reported at once.
+    let mut missing: Vec<Missing> = Vec::new();
+    let mut untranslatable: Vec<String> = Vec::new();
     for (i, s) in target.shards.iter().enumerate() {
         let at = format!(
             "target keyspace {} shard {} ({})",
@@ -207,9 +216,40 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         preflight::check_privileges(&mut conn)
             .await
             .map_err(refused(at.clone()))?;
+        let engine = Server::of(&mut conn).await.map_err(refused(at.clone()))?;
+        let mut collations = None;
         for ((db, t), name) in pairs.iter().zip(&tables) {
             match shard::show_create(&mut conn, &s.url, db, t).await? {
-                None => missing.push((i, name.clone())),
+                None => {
+                    let (ddl, from) = create_ddl.get(name).ok_or_else(|| {
+                        Error::Refused(format!("no definition of {name} on the source"))
+                    })?;
+                    if *from != engine.flavor && collations.is_none() {
+                        collations = Some(
+                            collation::server_collations(&mut conn)
+                                .await
+                                .map_err(refused(at.clone()))?,
+                        );
+                    }
+                    match translate::translate(ddl, *from, &engine, collations.as_ref()) {
+                        Ok(t) => {
+                            for note in &t.notes {
+                                tracing::info!(table = %name, shard = %s.range, target = %engine,
+                                    "create on the target as translated from {from}: {note}");
+                            }
+                            missing.push(Missing {
+                                shard: i,
+                                db: db.clone(),
+                                table: name.clone(),
+                                ddl: t.sql,
+                            });
+                        }
+                        Err(refusal) => untranslatable.push(format!(
+                            "{at} ({engine}): table {name} cannot be created from its {from} \
+                             definition: {refusal}"
+                        )),
+                    }
+                }
                 Some(_) => {
                     if shard::has_rows(&mut conn, &s.url, db, t).await? {
                         return Err(Error::Refused(format!(
@@ -221,6 +261,13 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
             }
         }
         let _ = conn.disconnect().await;
+    }
+    if !untranslatable.is_empty() {
+        return Err(Error::Refused(format!(
+            "{}\nnothing was created; change the definitions on the source (or leave those \
+             tables out), see docs/engines.md",
+            untranslatable.join("\n")
+        )));
     }
 
     // A workflow of this name that ran before left its topics or
@@ -247,31 +294,16 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         let _ = conn.disconnect().await;
     }
 
-    // Everything checked: prepare the servers (idempotent).
-    for (i, name) in &missing {
-        let s = &target.shards[*i];
-        let (db, _) = split_table(name)?;
-        let ddl = create_ddl
-            .get(name)
-            .ok_or_else(|| Error::Refused(format!("no definition of {name} on the source")))?;
-        let mut conn = shard::connect(&s.url).await?;
-        shard::create_table(&mut conn, &s.url, &db, ddl).await?;
-        let _ = conn.disconnect().await;
-    }
-    let open_msg = format!("revdoor: workflow {wf} moves this table; it is served here");
-    let fenced_msg = format!(
-        "revdoor: workflow {wf} is moving this table here from keyspace {}; write there until traffic is switched",
-        source.name
-    );
-    for s in &source.shards {
-        let mut conn = shard::connect(&s.url).await?;
-        shard::install_fences(&mut conn, &s.url, wf.as_str(), &pairs, false, &open_msg).await?;
-        let _ = conn.disconnect().await;
-    }
-    for s in &target.shards {
-        let mut conn = shard::connect(&s.url).await?;
-        shard::install_fences(&mut conn, &s.url, wf.as_str(), &pairs, true, &fenced_msg).await?;
-        let _ = conn.disconnect().await;
+    // Everything checked: prepare the servers. A step that fails undoes
+    // what this create made before it.
+    let mut made = Made::default();
+    if let Err(e) = prepare(&mut made, wf.as_str(), &source, &target, &pairs, &missing).await {
+        let cleanup = made.undo(wf.as_str(), &pairs).await;
+        return Err(match e {
+            Error::Refused(m) => Error::Refused(format!("{m}; {cleanup}")),
+            Error::Sql(m) => Error::Sql(format!("{m}; {cleanup}")),
+            other => Error::Sql(format!("{other}; {cleanup}")),
+        });
     }
 
     let spec = WorkflowSpec {
@@ -308,6 +340,124 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         )));
     }
     Ok(spec)
+}
+
+/// A table to create on a target shard: its statement for that shard's
+/// engine.
+struct Missing {
+    shard: usize,
+    db: String,
+    table: String,
+    ddl: String,
+}
+
+/// Create the missing tables (and databases), install the fences (source
+/// open, target fenced), noting in `made` everything made.
+async fn prepare(
+    made: &mut Made,
+    wf: &str,
+    source: &KeyspaceSpec,
+    target: &KeyspaceSpec,
+    pairs: &[(String, String)],
+    missing: &[Missing],
+) -> Result<(), Error> {
+    for m in missing {
+        let s = &target.shards[m.shard];
+        let mut conn = shard::connect(&s.url).await?;
+        if shard::create_database(&mut conn, &s.url, &m.db).await? {
+            made.databases.push((s.url.clone(), m.db.clone()));
+        }
+        shard::create_table(&mut conn, &s.url, &m.db, &m.ddl)
+            .await
+            .map_err(|e| match e {
+                Error::Sql(msg) => Error::Sql(format!("table {}: {msg}", m.table)),
+                other => other,
+            })?;
+        made.tables.push((s.url.clone(), m.table.clone()));
+        let _ = conn.disconnect().await;
+    }
+    let open_msg = format!("revdoor: workflow {wf} moves this table; it is served here");
+    let fenced_msg = format!(
+        "revdoor: workflow {wf} is moving this table here from keyspace {}; write there until traffic is switched",
+        source.name
+    );
+    for (shards, fenced, msg) in [
+        (&source.shards, false, &open_msg),
+        (&target.shards, true, &fenced_msg),
+    ] {
+        for s in shards {
+            let mut conn = shard::connect(&s.url).await?;
+            made.fenced.push(s.url.clone());
+            shard::install_fences(&mut conn, &s.url, wf, pairs, fenced, msg).await?;
+            let _ = conn.disconnect().await;
+        }
+    }
+    Ok(())
+}
+
+/// What a `workflow create` made on the servers, so that a failed one
+/// leaves nothing behind.
+#[derive(Default)]
+struct Made {
+    /// (url, database) it created.
+    databases: Vec<(String, String)>,
+    /// (url, `db.table`) it created.
+    tables: Vec<(String, String)>,
+    /// Servers it installed (or began to install) fences on.
+    fenced: Vec<String>,
+}
+
+impl Made {
+    /// Undo everything, last made first; says what was cleaned up and what
+    /// could not be.
+    async fn undo(&self, wf: &str, pairs: &[(String, String)]) -> String {
+        if self.databases.is_empty() && self.tables.is_empty() && self.fenced.is_empty() {
+            return "nothing had been created".into();
+        }
+        let mut done = Vec::new();
+        let mut failed = Vec::new();
+        for url in self.fenced.iter().rev() {
+            match undo_fences(url, wf, pairs).await {
+                Ok(()) => done.push(format!("removed the fences on {}", redact(url))),
+                Err(e) => failed.push(format!("the fences on {}: {e}", redact(url))),
+            }
+        }
+        for (url, name) in self.tables.iter().rev() {
+            let r = async {
+                let (db, t) = split_table(name)?;
+                let mut conn = shard::connect(url).await?;
+                shard::drop_table(&mut conn, url, &db, &t, false).await
+            };
+            match r.await {
+                Ok(()) => done.push(format!("dropped table {name} on {}", redact(url))),
+                Err(e) => failed.push(format!("table {name} on {}: {e}", redact(url))),
+            }
+        }
+        for (url, db) in self.databases.iter().rev() {
+            let r = async {
+                let mut conn = shard::connect(url).await?;
+                shard::drop_database_if_empty(&mut conn, url, db).await
+            };
+            match r.await {
+                Ok(true) => done.push(format!("dropped database {db} on {}", redact(url))),
+                Ok(false) => failed.push(format!(
+                    "database {db} on {}: something else was created in it meanwhile",
+                    redact(url)
+                )),
+                Err(e) => failed.push(format!("database {db} on {}: {e}", redact(url))),
+            }
+        }
+        let mut out = format!("cleaned up: {}", done.join(", "));
+        if !failed.is_empty() {
+            out.push_str(&format!("; NOT cleaned up: {}", failed.join(", ")));
+        }
+        out
+    }
+}
+
+async fn undo_fences(url: &str, wf: &str, pairs: &[(String, String)]) -> Result<(), Error> {
+    let mut conn = shard::connect(url).await?;
+    shard::remove_fences(&mut conn, url, wf, pairs).await
 }
 
 /// Routing rules of every moved table, for both keyspaces: `serving`, `epoch`.

@@ -1,6 +1,8 @@
 //! The server error codes revdoor reacts to, by name (the same numbers on
 //! MySQL and MariaDB).
 
+/// `ER_DB_CREATE_EXISTS`: CREATE DATABASE of a database that exists.
+pub const DB_CREATE_EXISTS: u16 = 1007;
 /// `ER_TABLE_EXISTS_ERROR`: CREATE TABLE of a table that exists.
 pub const TABLE_EXISTS: u16 = 1050;
 /// `ER_BAD_TABLE_ERROR`: DROP TABLE of an unknown table.

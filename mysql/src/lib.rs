@@ -33,6 +33,7 @@ pub mod positions;
 pub mod preflight;
 pub mod schema;
 pub mod tables;
+pub mod translate;
 
 pub use ident::{quote_ident, quote_str};
 pub use param::to_param;

@@ -1,10 +1,10 @@
-//! The moved tables on a server: their `CREATE TABLE`, creating, checking
-//! for rows, dropping or renaming them.
+//! The moved tables on a server: their `CREATE TABLE`, creating them (and
+//! their database), checking for rows, dropping or renaming them.
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
-use revdoor_mysql::quote_ident;
+use revdoor_mysql::{codes, quote_ident};
 
 use super::{no_table, sql};
 use crate::Error;
@@ -30,22 +30,51 @@ pub async fn show_create(
     }
 }
 
-/// Create `db` if absent and run `create_table` in it.
+/// Create `db` unless it exists; true when this call created it.
+pub async fn create_database(conn: &mut Conn, url: &str, db: &str) -> Result<bool, Error> {
+    match conn
+        .query_drop(format!("CREATE DATABASE {}", quote_ident(db)))
+        .await
+    {
+        Ok(()) => Ok(true),
+        Err(mysql_async::Error::Server(e)) if e.code == codes::DB_CREATE_EXISTS => Ok(false),
+        Err(e) => Err(sql("create database", url)(e)),
+    }
+}
+
+/// Run `create_table` (a `CREATE TABLE` of an unqualified name) in `db`.
 pub async fn create_table(
     conn: &mut Conn,
     url: &str,
     db: &str,
     create_table: &str,
 ) -> Result<(), Error> {
-    conn.query_drop(format!("CREATE DATABASE IF NOT EXISTS {}", quote_ident(db)))
-        .await
-        .map_err(sql("create database", url))?;
     conn.query_drop(format!("USE {}", quote_ident(db)))
         .await
         .map_err(sql("use database", url))?;
     conn.query_drop(create_table)
         .await
         .map_err(sql(&format!("create table in {db}"), url))
+}
+
+/// Drop `db` if no table, view or routine is left in it; true when it
+/// was dropped.
+pub async fn drop_database_if_empty(conn: &mut Conn, url: &str, db: &str) -> Result<bool, Error> {
+    let left: Option<u64> = conn
+        .exec_first(
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?) + \
+             (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?)",
+            (db, db),
+        )
+        .await
+        .map_err(sql("read what a database holds", url))?;
+    if left.unwrap_or(0) > 0 {
+        return Ok(false);
+    }
+    conn.query_drop(format!("DROP DATABASE IF EXISTS {}", quote_ident(db)))
+        .await
+        .map_err(sql("drop database", url))?;
+    Ok(true)
 }
 
 /// Whether `db.table` has at least one row.
