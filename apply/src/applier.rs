@@ -119,6 +119,8 @@ impl ApplyStream {
             keys.ensure(&mut conns[0], &ev.source.db, &ev.source.table)
                 .await?;
         }
+        let stripped = keys.without_generated(events);
+        let events = stripped.as_deref().unwrap_or(events);
         let all: Vec<&(i64, ChangeEvent)> = events.iter().collect();
         let rest = if self.parallelism > 1 {
             self.apply_parallel(conns, keys, &all).await?

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
-use revdoor_core::event::ColumnValue;
+use revdoor_core::event::{ChangeEvent, ColumnValue, Row};
 
 use crate::ApplyError;
 
@@ -56,6 +56,9 @@ pub(crate) struct TableKeys {
     pub(crate) foreign_keys: bool,
     /// Its MySQL `JSON` columns (MariaDB's JSON is `LONGTEXT`: none).
     pub(crate) json: Vec<String>,
+    /// Its generated columns: the server computes them and refuses a value
+    /// (MariaDB error 1906, MySQL 3105), so apply leaves them out.
+    pub(crate) generated: Vec<String>,
 }
 
 /// Keys of destination tables.
@@ -113,14 +116,27 @@ impl KeyCache {
             )
             .await
             .map_err(|e| ApplyError::transient("read destination foreign keys", e))?;
-        let json: Vec<String> = conn
+        // MariaDB leaves GENERATION_EXPRESSION NULL for stored columns,
+        // MySQL empty.
+        let special: Vec<(String, String, bool)> = conn
             .exec(
-                "SELECT COLUMN_NAME FROM information_schema.COLUMNS \
-                 WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND DATA_TYPE = 'json'",
+                "SELECT COLUMN_NAME, DATA_TYPE, IFNULL(GENERATION_EXPRESSION, '') <> '' \
+                 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 AND (DATA_TYPE = 'json' OR IFNULL(GENERATION_EXPRESSION, '') <> '')",
                 (db, table),
             )
             .await
-            .map_err(|e| ApplyError::transient("read destination JSON columns", e))?;
+            .map_err(|e| ApplyError::transient("read destination JSON and generated columns", e))?;
+        let generated: Vec<String> = special
+            .iter()
+            .filter(|(_, _, g)| *g)
+            .map(|(c, _, _)| c.clone())
+            .collect();
+        let json: Vec<String> = special
+            .into_iter()
+            .filter(|(_, t, g)| t.eq_ignore_ascii_case("json") && !g)
+            .map(|(c, _, _)| c)
+            .collect();
         self.0.entry(db.to_string()).or_default().insert(
             table.to_string(),
             TableKeys {
@@ -128,6 +144,7 @@ impl KeyCache {
                 uniques: uniques.into_iter().map(|(_, c)| c).collect(),
                 foreign_keys: fks.unwrap_or(0) > 0,
                 json,
+                generated,
             },
         );
         Ok(())
@@ -139,6 +156,44 @@ impl KeyCache {
 
     pub(crate) fn get(&self, db: &str, table: &str) -> &[String] {
         self.info(db, table).map_or(&[], |t| t.primary.as_slice())
+    }
+
+    /// `events` without the values of their destination tables' generated
+    /// columns; `None` when no table has any (nothing to copy).
+    pub(crate) fn without_generated(
+        &self,
+        events: &[(i64, ChangeEvent)],
+    ) -> Option<Vec<(i64, ChangeEvent)>> {
+        let generated = |ev: &ChangeEvent| {
+            self.info(&ev.source.db, &ev.source.table)
+                .map_or(&[][..], |t| t.generated.as_slice())
+        };
+        if events.iter().all(|(_, ev)| generated(ev).is_empty()) {
+            return None;
+        }
+        let strip = |row: &Row, skip: &[String]| {
+            let keep: Vec<usize> = (0..row.columns.len())
+                .filter(|&i| !skip.contains(&row.columns[i]))
+                .collect();
+            Row {
+                columns: keep.iter().map(|&i| row.columns[i].clone()).collect(),
+                values: keep.iter().map(|&i| row.values[i].clone()).collect(),
+            }
+        };
+        Some(
+            events
+                .iter()
+                .map(|(offset, ev)| {
+                    let skip = generated(ev);
+                    let mut ev = ev.clone();
+                    if !skip.is_empty() {
+                        ev.before = ev.before.as_ref().map(|r| strip(r, skip));
+                        ev.after = ev.after.as_ref().map(|r| strip(r, skip));
+                    }
+                    (*offset, ev)
+                })
+                .collect(),
+        )
     }
 
     /// The table's MySQL `JSON` columns.

@@ -55,6 +55,7 @@ fn keys_of(uniques: Vec<Vec<&str>>, foreign_keys: bool) -> KeyCache {
             uniques,
             foreign_keys,
             json: Vec::new(),
+            generated: Vec::new(),
         },
     );
     keys

@@ -188,11 +188,10 @@ const PLAIN_MYSQL: &str = "CREATE TABLE {db}.plain (
 /// Failure 1: MySQL → MariaDB `workflow create` of tables using
 /// `utf8mb4_0900_ai_ci` (table default and per column), JSON, an invisible
 /// column, generated columns and expression defaults: created translated,
-/// a row copies, and a forwarded `ALTER TABLE` (`on_ddl=exec`) is
-/// translated too. The row is copied into `plain`, which has no generated
-/// columns: apply writes every column of a row, and both engines refuse a
-/// value for a generated column (ERROR 1906 / 3105) whatever the engines
-/// (docs/engines.md, "Not translated").
+/// rows copy — into `rich` too, whose generated columns apply leaves to
+/// the target server (both engines refuse a value for one, ERROR 1906 /
+/// 3105) — and a forwarded `ALTER TABLE` (`on_ddl=exec`) is translated
+/// too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mysql_to_mariadb_create_translates_and_copies() {
     let ctx = TestCtx::new("xlat_my_ma");
@@ -206,6 +205,7 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
             PLAIN_MYSQL,
             "INSERT INTO {db}.plain (id, name, code, doc, secret, created, tag) VALUES \
              (1, 'Ünïcode', 'Ab', '{\"k\": [1, \"two\"]}', 42, '2024-02-29 12:34:56.789012', 'fixed')",
+            "INSERT INTO {db}.rich (name, code, raw, doc, price) VALUES ('abc', 'X1', 'r', '[1]', 5.00)",
         ],
     )
     .await;
@@ -296,6 +296,22 @@ async fn mysql_to_mariadb_create_translates_and_copies() {
             "fixed".to_string()
         )
     );
+
+    // Generated columns: computed by the target, not written by apply.
+    let generated: (String, i64, String) = wait_for(
+        "the row with generated columns copied to MariaDB",
+        Duration::from_secs(60),
+        || async {
+            let mut t = door.ctx.conn(target).await;
+            Ok(
+                t.query_first(format!("SELECT name, name_len, name_up FROM {db}.rich"))
+                    .await?,
+            )
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    assert_eq!(generated, ("abc".to_string(), 3, "ABC".to_string()));
 
     // A forwarded ALTER TABLE in MySQL's spelling runs translated.
     door.wait_streams_running(Duration::from_secs(60)).await;
