@@ -106,15 +106,16 @@ impl ApplyStream {
         heartbeat: Option<(i64, &Heartbeat)>,
     ) -> Result<(), ApplyError> {
         let (last_offset, last_gtid, source_ts_ms) = match (heartbeat, events.last()) {
-            (Some((offset, hb)), _) => (offset, hb.position.as_str(), hb.heartbeat_ms),
+            (Some((offset, hb)), _) => (offset, hb.position.to_string(), hb.heartbeat_ms),
             (None, Some((offset, ev))) => (
                 *offset,
-                ev.txn.gtid.as_str(),
+                self.reached(&ev.txn.gtid),
                 // Capture time, bounded by the source's commit second.
                 ev.ts_ms.min(u64::from(ev.source.ts_sec) * 1000 + 999),
             ),
             (None, None) => return Ok(()),
         };
+        let last_gtid = last_gtid.as_str();
         for (_, ev) in events {
             keys.ensure(&mut conns[0], &ev.source.db, &ev.source.table)
                 .await?;
@@ -183,6 +184,23 @@ impl ApplyStream {
             p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
         });
         Ok(())
+    }
+
+    /// The source position the checkpoint records after transaction
+    /// `gtid`: on MariaDB the GTID itself (a one-GTID list: the domain's
+    /// sequence); on MySQL the position reached so far (the last heartbeat's
+    /// and what followed) with `uuid:1-n`, so that it includes a fence's
+    /// `@@gtid_executed` once the stream passed it
+    /// ([`revdoor_core::gtid::Position::through_gtid`]).
+    fn reached(&self, gtid: &str) -> String {
+        if !gtid.contains(':') {
+            return gtid.to_owned();
+        }
+        let before = self.progress.snapshot().position;
+        before
+            .position()
+            .through_gtid(gtid)
+            .map_or_else(|_| gtid.to_owned(), |p| p.to_string())
     }
 
     /// Apply `events` in a transaction, runs of inserts as multi-row

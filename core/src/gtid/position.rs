@@ -67,6 +67,31 @@ impl Position {
         }
     }
 
+    /// This position with transaction `gtid` handled, and with it every
+    /// earlier transaction of its origin: on MariaDB the domain's sequence
+    /// moves to it ([`Position::add_gtid`]); on MySQL `uuid:1-n` joins the
+    /// set — a server numbers its own transactions in binlog order, so a
+    /// stream that handled `uuid:n` has handled (applied, or passed over as
+    /// not its tables') every earlier one of that server. This is what an
+    /// apply checkpoint reached after the transaction's last event.
+    pub fn through_gtid(&self, gtid: &str) -> Result<Position, GtidError> {
+        let mut next = self.clone();
+        match gtid.rsplit_once(':') {
+            Some((uuid, seq)) => {
+                let prefix: MysqlGtidSet = format!("{uuid}:1-{seq}").parse()?;
+                match &mut next {
+                    Position::Mysql(set) => set.merge(&prefix),
+                    Position::Mariadb(list) if list.is_empty() => next = Position::Mysql(prefix),
+                    Position::Mariadb(_) => {
+                        return Err(GtidError::MissingIntervals(gtid.to_owned()))
+                    }
+                }
+            }
+            None => next.add_gtid(gtid)?,
+        }
+        Ok(next)
+    }
+
     /// Whether every transaction of `other` is part of this position. The
     /// empty position (`""`) is part of every position.
     pub fn includes(&self, other: &Position) -> bool {
@@ -139,6 +164,20 @@ mod tests {
         y.add_gtid("3e11fa47-71ca-11e1-9e33-c80aa9429562:4")
             .expect("add");
         assert_eq!(y.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:1-4");
+    }
+
+    #[test]
+    fn through_gtid_takes_the_servers_earlier_transactions_along() {
+        let empty: Position = "".parse().expect("empty");
+        let p = empty.through_gtid(&format!("{U1}:7")).expect("mysql");
+        assert_eq!(p.to_string(), format!("{U1}:1-7"));
+        let base: Position = format!("{U1}:1-3,{U2}:1-9").parse().expect("set");
+        let p = base.through_gtid(&format!("{U1}:12")).expect("mysql");
+        assert_eq!(p.to_string(), format!("{U1}:1-12,{U2}:1-9"));
+        assert!(p.includes(&base));
+        let m = empty.through_gtid("0-1-5").expect("mariadb");
+        assert_eq!(m.to_string(), "0-1-5");
+        assert!(base.through_gtid("0-1-5").is_err());
     }
 
     #[test]
