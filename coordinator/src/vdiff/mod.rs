@@ -10,7 +10,10 @@
 //!    here on nothing it applies was committed on the origin after now.
 //! 2. Each origin shard opens a consistent snapshot and reads its GTID
 //!    position `X` (MariaDB: `Binlog_snapshot_file/position` →
-//!    `BINLOG_GTID_POS`; MySQL: a moment of `FLUSH TABLES WITH READ LOCK`).
+//!    `BINLOG_GTID_POS`, no lock; MySQL, which exposes no snapshot's
+//!    position: a moment of `FLUSH TABLES WITH READ LOCK`, waiting at most
+//!    [`ORIGIN_LOCK_WAIT`] for running statements; how long it blocked the
+//!    origin's writes is recorded, `Pause::origin_locks`).
 //! 3. Each hold becomes "up to `X` of the stream's origin"; a mark on each
 //!    origin makes capture heartbeat at once. Each apply stream applies the
 //!    rest of `X` and reports `held_gtid = X` when the next thing it sees is
@@ -69,7 +72,7 @@ mod record;
 mod run;
 mod table;
 
-pub use point::HOLD_TTL;
+pub use point::{HOLD_TTL, ORIGIN_LOCK_WAIT};
 pub use record::{
     create, get, list, stop, KeyPart, Pause, Sample, TableReport, VdiffOptions, VdiffRecord,
     VdiffState, SAMPLES_PER_KIND,
