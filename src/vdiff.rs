@@ -240,13 +240,20 @@ pub fn render(r: &VdiffRecord) -> String {
     }
     let _ = writeln!(
         out,
-        "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
-        "table", "processed", "matching", "missing", "extra", "different", "wrong shard"
+        "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>11}",
+        "table",
+        "processed",
+        "matching",
+        "missing",
+        "extra",
+        "different",
+        "wrong shard",
+        "row by row"
     );
     for t in &r.tables {
         let _ = writeln!(
             out,
-            "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}{}",
+            "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>11}{}",
             t.table,
             t.processed,
             t.matching,
@@ -254,6 +261,7 @@ pub fn render(r: &VdiffRecord) -> String {
             t.extra,
             t.different,
             t.wrong_shard,
+            t.row_by_row,
             if t.done { "" } else { "  (not finished)" }
         );
     }

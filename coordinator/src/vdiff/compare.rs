@@ -327,6 +327,7 @@ impl Point {
                 Ordering::Less => {
                     let s = &src[a];
                     report.processed += 1;
+                    report.row_by_row += 1;
                     report.missing += 1;
                     report.sample(Sample {
                         kind: "missing".into(),
@@ -352,6 +353,7 @@ impl Point {
                 Ordering::Equal => {
                     let (s, t) = (&src[a], groups[b]);
                     report.processed += 1;
+                    report.row_by_row += 1;
                     if def.same_values(&s.vals, &t.vals) {
                         report.matching += 1;
                     } else {

@@ -73,6 +73,15 @@ pub struct TableReport {
     pub wrong_shard: u64,
     pub samples: Vec<Sample>,
     pub done: bool,
+    /// Origin rows compared row by row (of `processed`): in chunks whose
+    /// checksums differed, and every row of a table with a JSON column.
+    /// The rest matched by checksum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub row_by_row: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TableReport {
