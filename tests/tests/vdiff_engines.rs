@@ -322,20 +322,11 @@ async fn moved(name: &str, src: usize, dst: usize) -> Moved {
         "streamed rows on the target",
         Duration::from_secs(120),
         || async {
-            let p = count(ctx, dst, &format!("SELECT COUNT(*) FROM {db}.people")).await;
-            let gone = count(
-                ctx,
-                dst,
-                &format!("SELECT COUNT(*) FROM {db}.people WHERE id = 4"),
-            )
-            .await;
-            let d = count(ctx, dst, &format!("SELECT COUNT(*) FROM {db}.docs")).await;
-            let updated = count(
-                ctx,
-                dst,
-                &format!("SELECT COUNT(*) FROM {db}.docs WHERE id = 1 AND label = 'updated'"),
-            )
-            .await;
+            let rows = |t: &str, c: &str| format!("SELECT COUNT(*) FROM {db}.{t} WHERE {c}");
+            let p = count(ctx, dst, &rows("people", "TRUE")).await;
+            let gone = count(ctx, dst, &rows("people", "id = 4")).await;
+            let d = count(ctx, dst, &rows("docs", "TRUE")).await;
+            let updated = count(ctx, dst, &rows("docs", "id = 1 AND label = 'updated'")).await;
             let docs_done = to_mysql || (d == docs && updated == 1);
             Ok((p == 2 * PEOPLE - 1 && gone == 0 && docs_done).then_some(()))
         },
