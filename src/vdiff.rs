@@ -136,8 +136,9 @@ async fn run(
             printed_pause = r.pauses.len();
             if let Some(p) = r.pauses.last() {
                 eprintln!(
-                    "consistent point: streams held {} ms; source positions {}",
+                    "consistent point: streams held {} ms{}; source positions {}",
                     p.ms,
+                    origin_locks(p),
                     positions(p)
                 );
             }
@@ -167,6 +168,21 @@ fn positions(p: &vdiff::Pause) -> String {
         .map(|(shard, pos)| format!("{shard}: {pos}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `, source writes blocked N ms on SHARD (FLUSH TABLES WITH READ LOCK)`
+/// for the MySQL origins; nothing for MariaDB ones (no lock).
+fn origin_locks(p: &vdiff::Pause) -> String {
+    if p.origin_locks.is_empty() {
+        return String::new();
+    }
+    let each = p
+        .origin_locks
+        .iter()
+        .map(|(shard, ms)| format!("{ms} ms on {shard}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(", source writes blocked {each} (FLUSH TABLES WITH READ LOCK)")
 }
 
 fn progress_line(r: &VdiffRecord) -> String {
@@ -212,9 +228,10 @@ pub fn render(r: &VdiffRecord) -> String {
     for (i, p) in r.pauses.iter().enumerate() {
         let _ = writeln!(
             out,
-            "  consistent point {}: streams held {} ms; source positions {}",
+            "  consistent point {}: streams held {} ms{}; source positions {}",
             i + 1,
             p.ms,
+            origin_locks(p),
             positions(p)
         );
     }
@@ -223,13 +240,20 @@ pub fn render(r: &VdiffRecord) -> String {
     }
     let _ = writeln!(
         out,
-        "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}",
-        "table", "processed", "matching", "missing", "extra", "different", "wrong shard"
+        "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>11}",
+        "table",
+        "processed",
+        "matching",
+        "missing",
+        "extra",
+        "different",
+        "wrong shard",
+        "row by row"
     );
     for t in &r.tables {
         let _ = writeln!(
             out,
-            "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12}{}",
+            "  {:<32} {:>10} {:>10} {:>8} {:>8} {:>10} {:>12} {:>11}{}",
             t.table,
             t.processed,
             t.matching,
@@ -237,6 +261,7 @@ pub fn render(r: &VdiffRecord) -> String {
             t.extra,
             t.different,
             t.wrong_shard,
+            t.row_by_row,
             if t.done { "" } else { "  (not finished)" }
         );
     }

@@ -66,6 +66,13 @@ impl Door {
             &stmts.iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .await;
+        Door::register(ctx, source, target, accounts)
+    }
+
+    /// Keyspaces `src` (unsharded on `source`) and `dst` (`target` shards)
+    /// registered over tables already made; `accounts` is the bank
+    /// workload's (0 without one).
+    pub fn register(ctx: TestCtx, source: usize, target: &[(&str, usize)], accounts: i64) -> Door {
         let door = Door {
             source,
             target: target.iter().map(|(r, s)| (r.to_string(), *s)).collect(),
@@ -96,7 +103,13 @@ impl Door {
             tables.push_str(&format!(",{}.{t}", self.ctx.db));
         }
         let key = format!("{}.ledger=account_id", self.ctx.db);
-        self.cmd(&[
+        self.create_workflow_of(&tables, &["--sharding-key", &key])
+    }
+
+    /// `workflow create` of `tables` (`db.t,…`) from `src` to `dst`, with
+    /// `extra` arguments.
+    pub fn create_workflow_of(&self, tables: &str, extra: &[&str]) -> Out {
+        let mut args = vec![
             "workflow",
             "create",
             &self.ctx.workflow,
@@ -105,10 +118,10 @@ impl Door {
             "--target",
             "dst",
             "--tables",
-            &tables,
-            "--sharding-key",
-            &key,
-        ])
+            tables,
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
     }
 
     /// Run `revdoor <args>`.

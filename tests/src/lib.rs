@@ -31,6 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 pub mod door;
+pub mod vdiff;
 
 /// The database engine of a server (`REVDOOR_ENGINE_i`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

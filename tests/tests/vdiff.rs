@@ -14,64 +14,9 @@ use std::time::Duration;
 
 use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_tests::door::Door;
+use revdoor_tests::vdiff::{counts, samples, table, vdiff};
 use revdoor_tests::{env_num, wait_for};
 use serde_json::Value;
-
-/// Run `vdiff <args>`; its exit code and the JSON record it printed.
-fn vdiff(door: &Door, args: &[&str]) -> (i32, Value) {
-    let mut a = vec!["vdiff"];
-    a.extend_from_slice(args);
-    a.push("--json");
-    let o = door.ctx.run(&a);
-    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    let rec: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-        panic!(
-            "vdiff {args:?}: no JSON ({e}):\n{stdout}\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (o.status.code().unwrap_or(-1), rec)
-}
-
-fn table<'a>(rec: &'a Value, name: &str) -> &'a Value {
-    rec["tables"]
-        .as_array()
-        .and_then(|t| {
-            t.iter()
-                .find(|t| t["table"].as_str().is_some_and(|n| n.ends_with(name)))
-        })
-        .unwrap_or_else(|| panic!("no table {name} in {rec}"))
-}
-
-fn counts(t: &Value) -> [u64; 6] {
-    [
-        "processed",
-        "matching",
-        "missing",
-        "extra",
-        "different",
-        "wrong_shard",
-    ]
-    .map(|k| t[k].as_u64().unwrap_or(u64::MAX))
-}
-
-/// (kind, key, shard) of every sample.
-fn samples(t: &Value) -> BTreeSet<(String, String, String)> {
-    t["samples"]
-        .as_array()
-        .map(|v| {
-            v.iter()
-                .map(|s| {
-                    (
-                        s["kind"].as_str().unwrap_or_default().to_string(),
-                        s["key"].as_str().unwrap_or_default().to_string(),
-                        s["shard"].as_str().unwrap_or_default().to_string(),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn shard_of(id: i64) -> usize {
     usize::from(keyspace_id(&[KeyValue::Int(id)]) >= 1 << 63)

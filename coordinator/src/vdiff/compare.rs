@@ -13,7 +13,9 @@ use revdoor_core::workflow::ShardSpec;
 use super::point::Point;
 use super::record::{KeyPart, Sample, TableReport};
 use super::sql;
-use super::table::{key_part, kind, ksid, ord_part, q, shown, text, Kind, OrdPart, TableDef};
+use super::table::{
+    key_part, kind, ksid, ord_part, q, shown, shown_as, text, Kind, OrdPart, TableDef,
+};
 use crate::shard::redact;
 use crate::Error;
 
@@ -69,12 +71,29 @@ impl Point {
             .await
             .map_err(|e| Error::Refused(format!("vdiff of {name} on {}: {e}", redact(&s.url))))?;
         let names: Vec<String> = schema.columns.iter().map(|c| c.name.clone()).collect();
-        let kinds: Vec<Kind> = schema.columns.iter().map(|c| kind(&c.sql_type)).collect();
+        let mut kinds: Vec<Kind> = schema.columns.iter().map(|c| kind(&c.sql_type)).collect();
+        // A JSON column on either side (MySQL `JSON` facing a MariaDB
+        // `LONGTEXT` without its `json_valid` check, or the reverse) is
+        // compared as JSON.
+        if let Some((t, c)) = self.targets.first_mut() {
+            let target = revdoor_mysql::tables::load_table_schema(c, db, table)
+                .await
+                .map_err(|e| {
+                    Error::Refused(format!("vdiff of {name} on {}: {e}", redact(&t.url)))
+                })?;
+            for col in target.columns {
+                if col.sql_type == SqlType::Json {
+                    if let Some(i) = names.iter().position(|n| *n == col.name) {
+                        kinds[i] = Kind::Json;
+                    }
+                }
+            }
+        }
         let idx = |col: &str| names.iter().position(|n| n == col);
         let pk: Vec<usize> = schema.primary_key.iter().filter_map(|c| idx(c)).collect();
         for &i in &pk {
             let ok = match kinds[i] {
-                Kind::Other => false,
+                Kind::Other | Kind::Float | Kind::Bit | Kind::Json => false,
                 Kind::Decimal { precision, .. } => precision <= 38,
                 Kind::Text => matches!(schema.columns[i].sql_type, SqlType::String { .. }),
                 _ => true,
@@ -113,13 +132,11 @@ impl Point {
         let upper = self.boundary(def, rows, last.as_deref()).await?;
         let upto = upper.as_ref().map(|(_, k)| k.as_slice());
         let (cond, params) = def.range(last.as_deref(), upto);
-        let checksum = format!(
-            "SELECT COUNT(*), IFNULL(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), \
-             IFNULL(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) \
-             FROM (SELECT MD5({}) AS h FROM {} WHERE {cond}) AS x",
-            def.row_text(),
-            def.from
-        );
+        let Some(checksum) = def.checksum_sql(&cond) else {
+            // JSON: every row, compared by value.
+            self.rows(def, &cond, &params, report).await?;
+            return Ok(Self::advance(upper, last));
+        };
         let (src, dst) = tokio::join!(
             side_sum(&mut self.sources, &checksum, &params),
             side_sum(&mut self.targets, &checksum, &params)
@@ -134,12 +151,20 @@ impl Point {
         } else {
             self.rows(def, &cond, &params, report).await?;
         }
+        Ok(Self::advance(upper, last))
+    }
+
+    /// Move `last` to the chunk's upper bound; true when the table is done.
+    fn advance(
+        upper: Option<(Vec<OrdPart>, Vec<KeyPart>)>,
+        last: &mut Option<Vec<KeyPart>>,
+    ) -> bool {
         match upper {
             Some((_, k)) => {
                 *last = Some(k);
-                Ok(false)
+                false
             }
-            None => Ok(true),
+            None => true,
         }
     }
 
@@ -302,6 +327,7 @@ impl Point {
                 Ordering::Less => {
                     let s = &src[a];
                     report.processed += 1;
+                    report.row_by_row += 1;
                     report.missing += 1;
                     report.sample(Sample {
                         kind: "missing".into(),
@@ -327,7 +353,8 @@ impl Point {
                 Ordering::Equal => {
                     let (s, t) = (&src[a], groups[b]);
                     report.processed += 1;
-                    if s.vals == t.vals {
+                    report.row_by_row += 1;
+                    if def.same_values(&s.vals, &t.vals) {
                         report.matching += 1;
                     } else {
                         report.different += 1;
@@ -443,7 +470,8 @@ fn key_string(def: &TableDef, vals: impl Iterator<Item = Option<Vec<u8>>>) -> St
 fn row_map(def: &TableDef, r: &RowData) -> BTreeMap<String, Option<String>> {
     def.names
         .iter()
+        .zip(&def.kinds)
         .zip(&r.vals)
-        .map(|(n, v)| (n.clone(), shown(v)))
+        .map(|((n, k), v)| (n.clone(), shown_as(*k, v)))
         .collect()
 }

@@ -10,7 +10,10 @@
 //!    here on nothing it applies was committed on the origin after now.
 //! 2. Each origin shard opens a consistent snapshot and reads its GTID
 //!    position `X` (MariaDB: `Binlog_snapshot_file/position` →
-//!    `BINLOG_GTID_POS`; MySQL: a moment of `FLUSH TABLES WITH READ LOCK`).
+//!    `BINLOG_GTID_POS`, no lock; MySQL, which exposes no snapshot's
+//!    position: a moment of `FLUSH TABLES WITH READ LOCK`, waiting at most
+//!    [`ORIGIN_LOCK_WAIT`] for running statements; how long it blocked the
+//!    origin's writes is recorded, `Pause::origin_locks`).
 //! 3. Each hold becomes "up to `X` of the stream's origin"; a mark on each
 //!    origin makes capture heartbeat at once. Each apply stream applies the
 //!    rest of `X` and reports `held_gtid = X` when the next thing it sees is
@@ -23,10 +26,16 @@
 //!
 //! Table by table in primary-key order, in chunks of `chunk_rows` rows (per
 //! origin shard): a checksum of the chunk on every origin and every
-//! destination shard (`COUNT`, and two 64-bit `BIT_XOR`s of each row's
-//! `MD5`), combined per side; equal → the chunk matches. Otherwise the
-//! chunk's rows are read from every shard and merged by key: missing on
-//! the target, extra on the target, different. With several destination
+//! destination shard (`COUNT`, and two 64-bit `BIT_XOR`s of the first 128
+//! bits of each row's `SHA2(…, 256)` — MySQL 9.6 removed `MD5()`), over a
+//! row text both engines print alike for equal values (`vdiff::table` docs),
+//! combined per side; equal → the chunk matches. Otherwise the chunk's
+//! rows are read from every shard and merged by key: missing on the
+//! target, extra on the target, different. A table with a JSON column (on
+//! either side) skips the checksum: every chunk's rows are read and merged,
+//! the documents compared by value (`vdiff::json`) — its rows cross the network
+//! from both sides, so it is compared at the rate of the row merge, not of
+//! the servers' checksums. With several destination
 //! shards every destination row's keyspace id is checked too: a row on a
 //! shard that does not own it is "wrong shard" (counted per copy; the data
 //! comparison uses the copy on the right shard if there is one).
@@ -37,7 +46,10 @@
 //! columns' character sets and collations: strings are compared as the
 //! characters they hold (both sides converted to utf8mb4, so a latin1 `é`
 //! equals a utf8mb4 `é`), binary strings byte for byte, numbers and
-//! temporal values by their exact text. A difference a collation would
+//! temporal values by their exact text (FLOAT and DOUBLE by their bits),
+//! JSON documents by value — whitespace and key order ignored, numbers by
+//! exact numeric value (`0.50` = `0.5`, `1` = `1.0`), a number never equal
+//! to a string (`vdiff::json` docs). A difference a collation would
 //! hide is reported: `'abc'` vs `'ABC'` under a case-insensitive
 //! collation, and `'abc'` vs `'abc '` in a `VARCHAR` (PAD SPACE collations
 //! ignore trailing spaces in comparisons, but replication must keep them)
@@ -54,12 +66,13 @@
 //! `workflows/<wf>/vdiff_runs/<id>` under a lease.
 
 mod compare;
+mod json;
 mod point;
 mod record;
 mod run;
 mod table;
 
-pub use point::HOLD_TTL;
+pub use point::{HOLD_TTL, ORIGIN_LOCK_WAIT};
 pub use record::{
     create, get, list, stop, KeyPart, Pause, Sample, TableReport, VdiffOptions, VdiffRecord,
     VdiffState, SAMPLES_PER_KIND,

@@ -10,6 +10,7 @@ use mysql_async::Conn;
 use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::{Direction, WorkflowName};
 use revdoor_core::workflow::{now_ms, KeyspaceSpec, ShardSpec, StreamKind, StreamSpec};
+use revdoor_mysql::codes;
 
 use super::record::Pause;
 use super::sql;
@@ -18,6 +19,14 @@ use crate::Error;
 
 /// A hold nobody released stops counting after this long.
 pub const HOLD_TTL: Duration = Duration::from_secs(60);
+
+/// How long `FLUSH TABLES WITH READ LOCK` may wait on a MySQL origin
+/// (`lock_wait_timeout` of its session). It waits for running statements
+/// to let go of the tables while already blocking every write, so a long
+/// query would otherwise stop the origin's writes for as long as it runs;
+/// past this the vdiff fails and says why. (Measured when nothing long
+/// runs: 0–66 ms, median 5 ms, on a loaded 2-core machine; docs/vdiff.md.)
+pub const ORIGIN_LOCK_WAIT: Duration = Duration::from_secs(5);
 
 /// The snapshots of one consistent point.
 pub(super) struct Point {
@@ -39,9 +48,29 @@ async fn session(url: &str) -> Result<Conn, Error> {
     Ok(conn)
 }
 
+/// An origin's snapshot: its connection, its GTID position, and how long
+/// the origin's writes were blocked to take it (MySQL only).
+struct OriginSnapshot {
+    conn: Conn,
+    position: StoredPosition,
+    locked: Option<Duration>,
+}
+
 /// Open a consistent snapshot on an origin shard and read its GTID
 /// position.
-async fn snapshot_source(url: &str) -> Result<(Conn, StoredPosition), Error> {
+///
+/// MariaDB reports the binlog position of a snapshot
+/// (`Binlog_snapshot_file/position`): no lock. MySQL (9.7 checked) has no
+/// such status and exposes no snapshot's GTID set: `gtid_executed` read
+/// inside a snapshot is the server's current set, and
+/// `performance_schema.log_status` is a consistent instant of the binlog
+/// and the engines, not of a transaction's read view. Bracketing the
+/// snapshot between two equal reads of `gtid_executed` is not exact
+/// either: a transaction is visible in InnoDB before its GTID joins
+/// `gtid_executed`. So on MySQL writes are stopped for the instant of
+/// opening the snapshot and reading `gtid_executed` (`FLUSH TABLES WITH
+/// READ LOCK`, needs `RELOAD`), and that instant is measured.
+async fn snapshot_source(url: &str) -> Result<OriginSnapshot, Error> {
     let mut conn = session(url).await?;
     conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
         .await
@@ -71,8 +100,12 @@ async fn snapshot_source(url: &str) -> Result<(Conn, StoredPosition), Error> {
             .map_err(sql("read snapshot GTID position", url))?;
         return match gtid {
             Some(g) => {
-                let pos = parse_position(url, "BINLOG_GTID_POS", g)?;
-                Ok((conn, pos))
+                let position = parse_position(url, "BINLOG_GTID_POS", g)?;
+                Ok(OriginSnapshot {
+                    conn,
+                    position,
+                    locked: None,
+                })
             }
             None => Err(Error::Sql(format!(
                 "{}: BINLOG_GTID_POS({file}, {pos}) is NULL; is the binary log on?",
@@ -85,21 +118,53 @@ async fn snapshot_source(url: &str) -> Result<(Conn, StoredPosition), Error> {
         .await
         .map_err(sql("rollback", url))?;
     let mut lock = session(url).await?;
-    lock.query_drop("FLUSH TABLES WITH READ LOCK")
+    lock.query_drop(format!(
+        "SET SESSION lock_wait_timeout = {}",
+        ORIGIN_LOCK_WAIT.as_secs()
+    ))
+    .await
+    .map_err(sql("set lock_wait_timeout", url))?;
+    let locked_at = Instant::now();
+    let snapshot = async {
+        lock.query_drop("FLUSH TABLES WITH READ LOCK")
+            .await
+            .map_err(|e| match e {
+                mysql_async::Error::Server(s) if s.code == codes::LOCK_WAIT_TIMEOUT => {
+                    Error::Timeout(format!(
+                        "{}: FLUSH TABLES WITH READ LOCK waited {ORIGIN_LOCK_WAIT:?} for running \
+                         statements (a long query, or DDL) while blocking the origin's writes, \
+                         and gave up; run the vdiff when they have finished \
+                         (SHOW PROCESSLIST on the origin)",
+                        redact(url)
+                    ))
+                }
+                e => sql("FLUSH TABLES WITH READ LOCK (needs RELOAD)", url)(e),
+            })?;
+        conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
+            .await
+            .map_err(sql("start snapshot", url))?;
+        conn.query_first::<String, _>("SELECT @@global.gtid_executed")
+            .await
+            .map_err(sql("read GTID position", url))
+    }
+    .await;
+    // Unlocked whatever happened (a failed FLUSH holds nothing).
+    let unlocked = lock
+        .query_drop("UNLOCK TABLES")
         .await
-        .map_err(sql("FLUSH TABLES WITH READ LOCK (needs RELOAD)", url))?;
-    conn.query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT")
-        .await
-        .map_err(sql("start snapshot", url))?;
-    let gtid: Option<String> = conn
-        .query_first("SELECT @@global.gtid_executed")
-        .await
-        .map_err(sql("read GTID position", url))?;
-    lock.query_drop("UNLOCK TABLES")
-        .await
-        .map_err(sql("unlock tables", url))?;
-    let pos = parse_position(url, "gtid_executed", gtid.unwrap_or_default())?;
-    Ok((conn, pos))
+        .map_err(sql("unlock tables", url));
+    let locked = locked_at.elapsed();
+    let _ = lock.disconnect().await;
+    let gtid = snapshot?;
+    unlocked?;
+    tracing::info!(server = %redact(url), locked_ms = u64::try_from(locked.as_millis()).unwrap_or(u64::MAX),
+        "MySQL origin: writes blocked while the snapshot opened");
+    let position = parse_position(url, "gtid_executed", gtid.unwrap_or_default())?;
+    Ok(OriginSnapshot {
+        conn,
+        position,
+        locked: Some(locked),
+    })
 }
 
 fn parse_position(url: &str, what: &str, text: String) -> Result<StoredPosition, Error> {
@@ -160,10 +225,17 @@ pub(super) async fn consistent_point(
         // 2. Snapshot the origins.
         let mut sources = Vec::new();
         let mut positions = BTreeMap::new();
+        let mut origin_locks = BTreeMap::new();
         for s in &src.shards {
-            let (conn, pos) = snapshot_source(&s.url).await?;
-            positions.insert(s.range.to_string(), pos);
-            sources.push((s.clone(), conn));
+            let snap = snapshot_source(&s.url).await?;
+            positions.insert(s.range.to_string(), snap.position);
+            if let Some(d) = snap.locked {
+                origin_locks.insert(
+                    s.range.to_string(),
+                    u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+                );
+            }
+            sources.push((s.clone(), snap.conn));
         }
         // 3. Up to each origin's position; marks make captures heartbeat.
         let mut want: BTreeMap<(String, i32), StoredPosition> = BTreeMap::new();
@@ -222,7 +294,7 @@ pub(super) async fn consistent_point(
                 .map_err(sql("start snapshot", &s.url))?;
             targets.push((s.clone(), conn));
         }
-        Ok((sources, targets, positions))
+        Ok((sources, targets, positions, origin_locks))
     })
     .await;
     // Release, whatever happened.
@@ -239,7 +311,7 @@ pub(super) async fn consistent_point(
         }
     }
     let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let (sources, targets, positions) = result?;
+    let (sources, targets, positions, origin_locks) = result?;
     Ok(Point {
         sources,
         targets,
@@ -247,6 +319,7 @@ pub(super) async fn consistent_point(
             at_ms,
             ms,
             positions,
+            origin_locks,
         },
     })
 }

@@ -73,6 +73,15 @@ pub struct TableReport {
     pub wrong_shard: u64,
     pub samples: Vec<Sample>,
     pub done: bool,
+    /// Origin rows compared row by row (of `processed`): in chunks whose
+    /// checksums differed, and every row of a table with a JSON column.
+    /// The rest matched by checksum.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub row_by_row: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl TableReport {
@@ -87,14 +96,21 @@ impl TableReport {
     }
 }
 
-/// One consistent point: when, how long the streams were held, and the
-/// origin positions.
+/// One consistent point: when, how long the streams were held, how long
+/// origin writes were blocked, and the origin positions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pause {
     pub at_ms: u64,
+    /// How long the apply streams were held (steps 1 → 4).
     pub ms: u64,
     /// Origin shard → GTID position of its snapshot.
     pub positions: BTreeMap<String, StoredPosition>,
+    /// Origin shard → how long its writes were blocked (ms) to open the
+    /// snapshot at a known position: MySQL's `FLUSH TABLES WITH READ LOCK`,
+    /// from the statement sent to `UNLOCK TABLES` answered. MariaDB shards
+    /// are not here: they take no lock.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub origin_locks: BTreeMap<String, u64>,
 }
 
 /// A primary-key value as stored in the resume point.

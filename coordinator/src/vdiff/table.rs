@@ -1,5 +1,34 @@
 //! How a table's columns are read, ordered, checksummed and placed: the
 //! SQL of the comparison rule ([`super`] docs) and the values it reads.
+//!
+//! # One checksum on every engine
+//!
+//! A chunk's checksum must be the same on MySQL and MariaDB for equal rows
+//! (cross-engine diffs are the point) and must change when a value does.
+//! Hash: `SHA2(…, 256)` — MySQL 9.6 removed `MD5()` and `SHA1()`; `SHA2`
+//! and `CRC32` are on both, and 32 bits are too few. Row text: each column
+//! rendered so that both engines print the same characters for the same
+//! value, and different characters for different values (checked on MySQL
+//! 9.7 and MariaDB 10.11, `tests/tests/vdiff_engines.rs`):
+//!
+//! - integers, DECIMAL (scale kept), TIME, YEAR, ENUM, SET: `CAST(… AS
+//!   CHAR)`, hex-encoded; ENUM and SET labels arrive in the connection's
+//!   utf8mb4;
+//! - character strings: `CONVERT(… USING utf8mb4)`, hex-encoded; binary
+//!   strings and GEOMETRY: their bytes, hex-encoded;
+//! - DATE, DATETIME, TIMESTAMP: `DATE_FORMAT` with six fraction digits, in
+//!   the session's UTC (zero dates print alike);
+//! - FLOAT, DOUBLE: the IEEE bits, as the x of `POINT(…, 0)` (a FLOAT
+//!   widened to double exactly). Their text is no use: `CAST(FLOAT AS
+//!   CHAR)` keeps 6 digits on both engines (`16777216` → `16777200`), and a
+//!   DOUBLE's text switches to exponent form at different magnitudes
+//!   (`6.387016158513563e-12` on MySQL is `0.000000000006387016158513563`
+//!   on MariaDB);
+//! - BIT: `HEX` of its value (`CAST(BIT AS CHAR)` is `?` on MariaDB and
+//!   NULL on MySQL for bytes that are not UTF-8);
+//! - JSON: not at all. Its text differs legitimately between engines, so a
+//!   table with a JSON column (on either side) is compared row by row,
+//!   documents by value ([`super::json`]).
 
 use mysql_async::Value;
 use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
@@ -22,6 +51,11 @@ pub(super) enum Kind {
         scale: u8,
     },
     Temporal,
+    /// FLOAT, DOUBLE: checksummed by their IEEE bits.
+    Float,
+    Bit,
+    /// Compared by value, row by row ([`super::json`]); cannot be checksummed.
+    Json,
     /// Compared by its text; cannot be part of an ordered key here.
     Other,
 }
@@ -36,7 +70,10 @@ pub(super) fn kind(t: &SqlType) -> Kind {
             unsigned: *unsigned,
         },
         SqlType::Year => Kind::Int { unsigned: true },
-        SqlType::String { .. } | SqlType::Json => Kind::Text,
+        SqlType::String { .. } => Kind::Text,
+        SqlType::Json => Kind::Json,
+        SqlType::Float | SqlType::Double => Kind::Float,
+        SqlType::Bit { .. } => Kind::Bit,
         SqlType::Binary { .. } | SqlType::Geometry => Kind::Binary,
         SqlType::Decimal { precision, scale } => Kind::Decimal {
             precision: *precision,
@@ -88,33 +125,67 @@ impl TableDef {
                 let c = q(&self.names[i]);
                 match self.kinds[i] {
                     Kind::Int { .. } => c,
-                    Kind::Text | Kind::Binary => format!("CAST({c} AS BINARY)"),
+                    Kind::Text | Kind::Json | Kind::Binary => format!("CAST({c} AS BINARY)"),
                     Kind::Temporal => format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
-                    Kind::Decimal { .. } | Kind::Other => format!("CAST({c} AS CHAR)"),
+                    Kind::Decimal { .. } | Kind::Float | Kind::Bit | Kind::Other => {
+                        format!("CAST({c} AS CHAR)")
+                    }
                 }
             })
             .collect()
     }
 
-    /// One row's checksum input: every column, unambiguous, as the
-    /// comparison rule ([`super`] docs) sees it.
-    pub(super) fn row_text(&self) -> String {
-        let parts: Vec<String> = self
+    /// One row's checksum input: every column, unambiguous, the same text
+    /// on every engine for the same value (module docs); `None` when a
+    /// column is JSON.
+    fn row_text(&self) -> Option<String> {
+        let parts = self
             .names
             .iter()
             .zip(&self.kinds)
             .map(|(n, k)| {
                 let c = q(n);
                 let e = match k {
+                    Kind::Json => return None,
                     Kind::Text => format!("HEX(CONVERT({c} USING utf8mb4))"),
-                    Kind::Binary => format!("HEX({c})"),
+                    Kind::Binary | Kind::Bit => format!("HEX({c})"),
                     Kind::Temporal => format!("DATE_FORMAT({c}, '%Y-%m-%d %H:%i:%s.%f')"),
-                    _ => format!("HEX(CAST({c} AS CHAR))"),
+                    Kind::Float => format!("HEX(POINT({c}, 0))"),
+                    Kind::Int { .. } | Kind::Decimal { .. } | Kind::Other => {
+                        format!("HEX(CAST({c} AS CHAR))")
+                    }
                 };
-                format!("IFNULL({e}, 'N')")
+                Some(format!("IFNULL({e}, 'N')"))
             })
-            .collect();
-        format!("CONCAT_WS(',', {})", parts.join(", "))
+            .collect::<Option<Vec<String>>>()?;
+        Some(format!("CONCAT_WS(',', {})", parts.join(", ")))
+    }
+
+    /// The checksum of the rows matching `cond`: `COUNT(*)` and two 64-bit
+    /// `BIT_XOR`s of the first 128 bits of each row's SHA-256; `None` when
+    /// the table is compared row by row (a JSON column).
+    pub(super) fn checksum_sql(&self, cond: &str) -> Option<String> {
+        Some(format!(
+            "SELECT COUNT(*), IFNULL(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), \
+             IFNULL(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) \
+             FROM (SELECT SHA2({}, 256) AS h FROM {} WHERE {cond}) AS x",
+            self.row_text()?,
+            self.from
+        ))
+    }
+
+    /// Whether two rows' values (in column order, as [`text`] reads them)
+    /// are equal by the comparison rule.
+    pub(super) fn same_values(&self, a: &[Option<Vec<u8>>], b: &[Option<Vec<u8>>]) -> bool {
+        a.len() == b.len()
+            && self
+                .kinds
+                .iter()
+                .zip(a.iter().zip(b))
+                .all(|(k, (x, y))| match (k, x, y) {
+                    (Kind::Json, Some(x), Some(y)) => super::json::same(x, y),
+                    _ => x == y,
+                })
     }
 
     /// `key > last` (or `<= upper`) over the primary key, lexicographic.
@@ -196,14 +267,28 @@ pub(super) fn text(v: &Value) -> Option<Vec<u8>> {
     })
 }
 
+/// A value for a report: its text, or `0x…` for bytes that are not UTF-8.
 pub(super) fn shown(b: &Option<Vec<u8>>) -> Option<String> {
     b.as_ref().map(|b| match std::str::from_utf8(b) {
         Ok(s) => s.to_string(),
-        Err(_) => format!(
-            "0x{}",
-            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
-        ),
+        Err(_) => hex(b),
     })
+}
+
+/// A column's value for a report: [`shown`], but BIT always as `0x…` (its
+/// bytes are a number, not characters).
+pub(super) fn shown_as(kind: Kind, b: &Option<Vec<u8>>) -> Option<String> {
+    match kind {
+        Kind::Bit => b.as_deref().map(hex),
+        _ => shown(b),
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    format!(
+        "0x{}",
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    )
 }
 
 /// Order of one key column.
@@ -325,5 +410,84 @@ mod tests {
             ord_part(int, &Value::Bytes(b"-7".to_vec())).expect("int"),
             OrdPart::Int(-7)
         );
+    }
+
+    fn def(cols: &[(&str, SqlType)]) -> TableDef {
+        TableDef {
+            from: "`d`.`t`".into(),
+            names: cols.iter().map(|(n, _)| n.to_string()).collect(),
+            kinds: cols.iter().map(|(_, t)| kind(t)).collect(),
+            pk: vec![0],
+            sharding: vec![0],
+            placement: false,
+        }
+    }
+
+    #[test]
+    fn checksum_text_is_engine_neutral_and_json_is_not_checksummed() {
+        let t = def(&[
+            ("id", SqlType::Int { unsigned: false }),
+            ("f", SqlType::Float),
+            ("d", SqlType::Double),
+            ("b", SqlType::Bit { bits: 8 }),
+            ("at", SqlType::DateTime { fsp: 6 }),
+        ]);
+        let sql = t.checksum_sql("TRUE").expect("no JSON column");
+        for part in [
+            "SHA2(CONCAT_WS(',', IFNULL(HEX(CAST(`id` AS CHAR)), 'N')",
+            "IFNULL(HEX(POINT(`f`, 0)), 'N')",
+            "IFNULL(HEX(POINT(`d`, 0)), 'N')",
+            "IFNULL(HEX(`b`), 'N')",
+            "DATE_FORMAT(`at`, '%Y-%m-%d %H:%i:%s.%f')",
+        ] {
+            assert!(sql.contains(part), "{part} in {sql}");
+        }
+        assert!(!sql.contains("MD5"), "{sql}");
+        let j = def(&[
+            ("id", SqlType::Int { unsigned: false }),
+            ("doc", SqlType::Json),
+        ]);
+        assert_eq!(j.checksum_sql("TRUE"), None);
+    }
+
+    #[test]
+    fn json_columns_compare_by_value_others_by_bytes() {
+        let t = def(&[
+            ("id", SqlType::Int { unsigned: false }),
+            ("doc", SqlType::Json),
+            (
+                "s",
+                SqlType::String {
+                    kind: revdoor_core::sqltype::StringKind::VarChar(10),
+                    charset: "utf8mb4".into(),
+                },
+            ),
+        ]);
+        let row = |doc: Option<&str>, s: &str| {
+            vec![
+                Some(b"1".to_vec()),
+                doc.map(|d| d.as_bytes().to_vec()),
+                Some(s.as_bytes().to_vec()),
+            ]
+        };
+        let a = row(Some(r#"{"a": 0.50, "b": [1]}"#), "x");
+        assert!(t.same_values(&a, &row(Some(r#"{"b":[1.0],"a":0.5}"#), "x")));
+        assert!(!t.same_values(&a, &row(Some(r#"{"a": "0.50", "b": [1]}"#), "x")));
+        assert!(!t.same_values(&a, &row(None, "x")));
+        assert!(!t.same_values(&a, &row(Some(r#"{"a": 0.50, "b": [1]}"#), "x ")));
+        assert!(t.same_values(&row(None, "x"), &row(None, "x")));
+    }
+
+    #[test]
+    fn bit_values_are_shown_as_numbers() {
+        assert_eq!(
+            shown_as(Kind::Bit, &Some(vec![0x6f])).as_deref(),
+            Some("0x6f")
+        );
+        assert_eq!(
+            shown_as(Kind::Text, &Some(b"o".to_vec())).as_deref(),
+            Some("o")
+        );
+        assert_eq!(shown_as(Kind::Bit, &None), None);
     }
 }
