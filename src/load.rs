@@ -119,11 +119,10 @@ impl Client {
                     self.table, self.keyspace
                 )
             })?;
-        let wf: revdoor_core::names::WorkflowName =
-            rule.workflow.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let wf = &rule.workflow;
         let spec: WorkflowSpec = self
             .reg
-            .value(&self.reg.prefix.workflow_spec(&wf))
+            .value(&self.reg.prefix.workflow_spec(wf))
             .await?
             .context("workflow of the routing rule is gone")?;
         let other = if rule.serving == spec.source {
@@ -133,8 +132,8 @@ impl Client {
         };
         Ok(Route {
             epoch: rule.epoch,
-            serving: self.keyspace_spec(&rule.serving).await?,
-            other: self.keyspace_spec(&other).await?,
+            serving: self.keyspace_spec(rule.serving.as_str()).await?,
+            other: self.keyspace_spec(other.as_str()).await?,
         })
     }
 

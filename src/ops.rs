@@ -463,8 +463,8 @@ async fn dry_run(
         .value(&reg.prefix.workflow_state(&wf))
         .await?
         .with_context(|| format!("workflow {wf} has no state"))?;
-    let source = create::keyspace(reg, &spec.source).await?;
-    let target = create::keyspace(reg, &spec.target).await?;
+    let source = create::keyspace(reg, spec.source.as_str()).await?;
+    let target = create::keyspace(reg, spec.target.as_str()).await?;
     let plan = SwitchPlan::new(&state, &source, &target, to_target);
     let check = switch::check_streams(reg, &wf, plan.old_dir, max_lag_ms)
         .await

@@ -41,7 +41,7 @@ pub async fn add_keyspace(
         let _ = conn.disconnect().await;
     }
     let spec = KeyspaceSpec {
-        name: ks.to_string(),
+        name: ks.clone(),
         shards: shards
             .into_iter()
             .map(|(range, url)| ShardSpec { range, url })
@@ -307,7 +307,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
     }
 
     let spec = WorkflowSpec {
-        name: wf.to_string(),
+        name: wf.clone(),
         source: source.name.clone(),
         target: target.name.clone(),
         tables: tables.clone(),
@@ -464,21 +464,20 @@ async fn undo_fences(url: &str, wf: &str, pairs: &[(String, String)]) -> Result<
 pub fn routing_ops(
     reg: &Registry,
     spec: &WorkflowSpec,
-    serving: &str,
+    serving: &KeyspaceName,
     epoch: Epoch,
 ) -> Result<Vec<etcd_client::TxnOp>, Error> {
     let mut ops = Vec::new();
     for ks in [&spec.source, &spec.target] {
-        let ks: KeyspaceName = ks.parse().map_err(|e| Error::Refused(format!("{e}")))?;
         for t in &spec.tables {
             let rule = RoutingRule {
                 table: t.clone(),
-                serving: serving.to_string(),
+                serving: serving.clone(),
                 epoch,
                 workflow: spec.name.clone(),
                 sharding_key: spec.sharding_keys.get(t).cloned().unwrap_or_default(),
             };
-            ops.push(Registry::op_put(&reg.prefix.routing(&ks, t), &rule));
+            ops.push(Registry::op_put(&reg.prefix.routing(ks, t), &rule));
         }
     }
     Ok(ops)

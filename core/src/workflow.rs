@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gtid::StoredPosition;
 use crate::keyrange::KeyRange;
-use crate::names::Direction;
+use crate::names::{Direction, KeyspaceName, WorkflowName};
 
 /// One shard of a keyspace: a key range and its primary server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,7 +31,7 @@ pub struct ShardSpec {
 /// A keyspace: its shards, which cover the key space without gaps.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyspaceSpec {
-    pub name: String,
+    pub name: KeyspaceName,
     pub shards: Vec<ShardSpec>,
 }
 
@@ -50,9 +50,9 @@ impl KeyspaceSpec {
 /// What `workflow create` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowSpec {
-    pub name: String,
-    pub source: String,
-    pub target: String,
+    pub name: WorkflowName,
+    pub source: KeyspaceName,
+    pub target: KeyspaceName,
     /// `db.table`, sorted.
     pub tables: Vec<String>,
     /// Sharding key columns by `db.table` when not the primary key.
@@ -174,7 +174,7 @@ pub struct WorkflowState {
     /// Keyspaces whose servers a `--fence=read-only` switch made read-only
     /// (made writable again when traffic returns to them, or at complete).
     #[serde(default)]
-    pub read_only: std::collections::BTreeSet<String>,
+    pub read_only: std::collections::BTreeSet<KeyspaceName>,
     pub updated_ms: u64,
 }
 
@@ -190,7 +190,7 @@ pub enum StreamKind {
 /// one partition into its destination shard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StreamSpec {
-    pub workflow: String,
+    pub workflow: WorkflowName,
     pub direction: Direction,
     pub kind: StreamKind,
     /// Capture: the origin shard. Apply: the destination shard.
@@ -282,10 +282,10 @@ pub struct RoutingRule {
     /// `db.table`.
     pub table: String,
     /// The keyspace that serves the table now.
-    pub serving: String,
+    pub serving: KeyspaceName,
     /// The next one at every switch.
     pub epoch: Epoch,
-    pub workflow: String,
+    pub workflow: WorkflowName,
     /// Sharding key columns (empty: the primary key).
     #[serde(default)]
     pub sharding_key: Vec<String>,
@@ -560,7 +560,7 @@ mod tests {
 
     fn ks(name: &str, ranges: &[&str]) -> KeyspaceSpec {
         KeyspaceSpec {
-            name: name.into(),
+            name: name.parse().expect("keyspace name"),
             shards: ranges
                 .iter()
                 .map(|r| ShardSpec {
@@ -573,9 +573,9 @@ mod tests {
 
     fn spec() -> WorkflowSpec {
         WorkflowSpec {
-            name: "wf".into(),
-            source: "a".into(),
-            target: "b".into(),
+            name: "wf".parse().expect("workflow name"),
+            source: "a".parse().expect("keyspace name"),
+            target: "b".parse().expect("keyspace name"),
             tables: vec!["d.t".into()],
             sharding_keys: BTreeMap::new(),
             on_ddl: "stop".into(),

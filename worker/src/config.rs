@@ -147,7 +147,7 @@ impl CaptureSettings {
         })?;
         Ok(CaptureSettings {
             brokers: brokers.to_string(),
-            workflow: spec.workflow.parse()?,
+            workflow: spec.workflow.clone(),
             direction: spec.direction,
             shard: spec.shard,
             source: spec.url.clone(),
@@ -172,7 +172,7 @@ mod tests {
 
     fn spec(on_ddl: &str) -> StreamSpec {
         StreamSpec {
-            workflow: "wf".into(),
+            workflow: "wf".parse().expect("workflow name"),
             direction: Direction::Reverse,
             kind: StreamKind::Capture,
             shard: "-80".parse().expect("range"),

@@ -241,13 +241,11 @@ impl Worker {
         let reg = &self.shared.reg;
         let worker = &self.shared.cfg.id;
         for t in self.tasks.values_mut() {
-            let Ok(wf) = t.spec.workflow.parse::<WorkflowName>() else {
-                continue;
-            };
+            let wf = &t.spec.workflow;
             let status = t.status.report(worker);
             if let Err(e) = reg
                 .put(
-                    &reg.prefix.status(&wf, &t.spec.id()),
+                    &reg.prefix.status(wf, &t.spec.id()),
                     &status,
                     Some(self.lease),
                 )
@@ -267,11 +265,11 @@ async fn stop_task(reg: &Registry, t: Task) {
             Err(_) => tracing::warn!(stream = %t.spec.id(), "stream did not stop within 30s"),
         }
     }
-    if let Ok(wf) = t.spec.workflow.parse::<WorkflowName>() {
+    {
         let _ = reg
             .client
             .clone()
-            .delete(reg.prefix.status(&wf, &t.spec.id()), None)
+            .delete(reg.prefix.status(&t.spec.workflow, &t.spec.id()), None)
             .await;
     }
     tracing::info!(workflow = %t.spec.workflow, stream = %t.spec.id(), "stream stopped (unassigned)");
@@ -304,7 +302,7 @@ fn run_assigned(
     let state = status.state.clone();
     async move {
         let Shared { reg, cfg } = shared;
-        let wf: WorkflowName = spec.workflow.parse()?;
+        let wf: WorkflowName = spec.workflow.clone();
         let name = format!("{}/{}", spec.workflow, spec.id());
         state.set(StreamState::Starting, "");
         let key = reg.prefix.stream_owner(&wf, &spec.id());

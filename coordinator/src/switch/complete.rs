@@ -210,10 +210,8 @@ pub(super) async fn cancel(
     stop_and_unfence(ctx, e, &pairs, !keep_data).await?;
     let mut ops = vec![Registry::op_delete_prefix(&ctx.reg.prefix.streams(&ctx.wf))];
     for ks in [&ctx.spec.source, &ctx.spec.target] {
-        if let Ok(k) = ks.parse() {
-            for t in &ctx.spec.tables {
-                ops.push(Registry::op_delete(&ctx.reg.prefix.routing(&k, t)));
-            }
+        for t in &ctx.spec.tables {
+            ops.push(Registry::op_delete(&ctx.reg.prefix.routing(ks, t)));
         }
     }
     ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;

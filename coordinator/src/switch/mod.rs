@@ -148,8 +148,8 @@ pub async fn handle_request(
     else {
         return Ok(());
     };
-    let source = keyspace(reg, &spec.source).await?;
-    let target = keyspace(reg, &spec.target).await?;
+    let source = keyspace(reg, spec.source.as_str()).await?;
+    let target = keyspace(reg, spec.target.as_str()).await?;
     let ctx = Ctx {
         reg,
         guard,

@@ -250,7 +250,7 @@ mod tests {
 
     fn ks(name: &str, ranges: &[&str]) -> KeyspaceSpec {
         KeyspaceSpec {
-            name: name.into(),
+            name: name.parse().expect("keyspace name"),
             shards: ranges
                 .iter()
                 .map(|r| ShardSpec {
@@ -263,9 +263,9 @@ mod tests {
 
     fn spec() -> WorkflowSpec {
         WorkflowSpec {
-            name: "wf".into(),
-            source: "a".into(),
-            target: "b".into(),
+            name: "wf".parse().expect("workflow name"),
+            source: "a".parse().expect("keyspace name"),
+            target: "b".parse().expect("keyspace name"),
             tables: vec!["d.t".into(), "d.u".into()],
             sharding_keys: BTreeMap::new(),
             on_ddl: "stop".into(),
@@ -326,7 +326,12 @@ mod tests {
         let next = p.flipped_state(&state(Phase::Running, 4), &starts, true, 11);
         assert_eq!(next.phase, Phase::Switched);
         assert_eq!(next.epoch, Epoch::new(5));
-        assert!(next.reverse_created && next.read_only.contains("a"));
+        assert!(
+            next.reverse_created
+                && next
+                    .read_only
+                    .contains(&"a".parse().expect("keyspace name"))
+        );
         assert_eq!(next.resume["reverse"], starts);
         assert_eq!(next.updated_ms, 11);
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use mysql_async::Value;
 use revdoor_core::gtid::StoredPosition;
-use revdoor_core::names::{Direction, WorkflowName};
+use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
 use revdoor_core::workflow::{now_ms, Phase};
 use serde::{Deserialize, Serialize};
 
@@ -139,8 +139,8 @@ pub struct VdiffRecord {
     pub workflow: String,
     pub direction: Direction,
     /// Origin and destination keyspaces of `direction`.
-    pub source: String,
-    pub target: String,
+    pub source: KeyspaceName,
+    pub target: KeyspaceName,
     pub tables: Vec<TableReport>,
     pub state: VdiffState,
     #[serde(default)]

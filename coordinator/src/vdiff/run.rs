@@ -94,8 +94,8 @@ async fn run_locked(
             state.phase, rec.direction
         )));
     }
-    let src = crate::create::keyspace(reg, &rec.source).await?;
-    let dst = crate::create::keyspace(reg, &rec.target).await?;
+    let src = crate::create::keyspace(reg, rec.source.as_str()).await?;
+    let dst = crate::create::keyspace(reg, rec.target.as_str()).await?;
     let streams: Vec<StreamSpec> = reg
         .list::<StreamSpec>(&reg.prefix.streams(workflow))
         .await?
