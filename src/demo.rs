@@ -376,6 +376,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         Action::Complete {
             drop_source: false,
             rename_source: false,
+            force: false,
         },
         Duration::from_secs(120),
     )

@@ -101,6 +101,10 @@ pub enum WorkflowCmd {
         drop_source: bool,
         #[arg(long)]
         rename_source: bool,
+        /// Complete even though a stream of the serving direction is halted
+        /// or retrying: what it has not applied never reaches the source.
+        #[arg(long)]
+        force: bool,
         #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
         wait: Duration,
     },
@@ -278,14 +282,22 @@ pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::
             workflow,
             drop_source,
             rename_source,
+            force,
             wait,
         } => {
+            if force {
+                eprintln!(
+                    "revdoor: --force: completing even if a stream of {workflow} is halted; \
+                     what it has not applied will be missing on the source"
+                );
+            }
             request(
                 reg,
                 &workflow,
                 Action::Complete {
                     drop_source,
                     rename_source,
+                    force,
                 },
                 wait,
             )

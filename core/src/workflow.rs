@@ -310,6 +310,11 @@ pub enum Action {
     Complete {
         drop_source: bool,
         rename_source: bool,
+        /// Complete even though a stream of the serving direction is
+        /// halted, retrying or not reporting (what it did not apply is
+        /// lost to the source).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        force: bool,
     },
     Cancel {
         keep_data: bool,

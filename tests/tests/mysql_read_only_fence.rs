@@ -8,7 +8,8 @@
 //!   stream applies there.
 //! - A stream that cannot apply (here: `super_read_only`, which no
 //!   privilege passes) is reported as such by `workflow status`, never as
-//!   "running"; it resumes by itself once the server takes writes again.
+//!   "running", and `complete` is refused while it is stuck; it resumes by
+//!   itself once the server takes writes again.
 //!
 //! Its own test binary: it changes the revdoor account's grants and
 //! `read_only` on a shared MySQL server.
@@ -172,6 +173,20 @@ async fn mysql_read_only_fence_needs_connection_admin_and_reports_a_stuck_stream
     )
     .await
     .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    // The door does not close on it (issue 17): complete is refused, naming
+    // the stream, and nothing changes.
+    let out = door.cmd(&["workflow", "complete", &door.ctx.workflow]);
+    assert!(
+        !out.ok,
+        "complete on a stuck stream: {}{}",
+        out.stdout, out.stderr
+    );
+    assert!(
+        out.stderr.contains("reverse.apply.0") && out.stderr.contains("--force"),
+        "the refusal names the stream and the way out: {}",
+        out.stderr
+    );
+    assert_eq!(door.phase(), "switched");
     door.ctx
         .sql(source, &["SET GLOBAL super_read_only = OFF"])
         .await;

@@ -4,8 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use revdoor_core::names::Direction;
 use revdoor_core::workflow::{now_ms, JournalEntry, Outcome, Phase, Step, WorkflowSpec};
 
+use super::check::{gate, Closed};
 use super::journal::finish;
 use super::Ctx;
 use crate::assign::assign;
@@ -93,6 +95,33 @@ fn table_pairs(spec: &WorkflowSpec) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The door must not close on a broken stream: every stream of the serving
+/// (reverse) direction runs, or `complete` is refused naming the one that
+/// does not — unless `force`, which is logged. A stream still starting
+/// gets a few seconds, as at a switch.
+async fn serving_streams_healthy(ctx: &Ctx<'_>, force: bool) -> Result<(), Error> {
+    let since = Instant::now();
+    let why = loop {
+        match gate(ctx.reg, &ctx.wf, Direction::Reverse, u64::MAX).await? {
+            Ok(_) => return Ok(()),
+            Err(Closed::Starting(_)) if since.elapsed() < Duration::from_secs(10) => {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(Closed::Starting(why) | Closed::Refused(why)) => break why,
+        }
+    };
+    if force {
+        tracing::warn!(workflow = %ctx.wf, reason = %why,
+            "complete --force: completing with a stream that is not running");
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{why}; completing now would leave the source without what it has not applied: \
+         fix the stream (`revdoor workflow status {}`), or pass --force to complete anyway",
+        ctx.wf
+    )))
+}
+
 /// `complete`: stop the reverse streams, remove fences, keep routing on the
 /// target (the next epoch), optionally drop or rename the source tables.
 pub(super) async fn complete(
@@ -100,6 +129,7 @@ pub(super) async fn complete(
     e: &mut JournalEntry,
     drop_source: bool,
     rename_source: bool,
+    force: bool,
 ) -> Result<(), Error> {
     let mut st = ctx.state().await?;
     if st.phase != Phase::Switched && st.phase != Phase::Completed {
@@ -113,6 +143,9 @@ pub(super) async fn complete(
                 _ => "the workflow is finished",
             }
         )));
+    }
+    if st.phase == Phase::Switched {
+        serving_streams_healthy(ctx, force).await?;
     }
     if st.phase != Phase::Completed {
         ctx.step(e, Step::StopStreams, async {

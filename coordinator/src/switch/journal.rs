@@ -203,7 +203,8 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
         Action::Complete {
             drop_source,
             rename_source,
-        } => Box::pin(complete(ctx, &mut e, drop_source, rename_source)).await,
+            force,
+        } => Box::pin(complete(ctx, &mut e, drop_source, rename_source, force)).await,
         Action::Cancel { keep_data } => Box::pin(cancel(ctx, &mut e, keep_data)).await,
     }
 }

@@ -212,7 +212,17 @@ pub async fn handle_request(
         Action::Complete {
             drop_source,
             rename_source,
-        } => Box::pin(complete(&ctx, &mut entry, *drop_source, *rename_source)).await,
+            force,
+        } => {
+            Box::pin(complete(
+                &ctx,
+                &mut entry,
+                *drop_source,
+                *rename_source,
+                *force,
+            ))
+            .await
+        }
         Action::Cancel { keep_data } => Box::pin(cancel(&ctx, &mut entry, *keep_data)).await,
     };
     match result {
