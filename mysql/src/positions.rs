@@ -23,7 +23,7 @@ pub async fn server_position(conn: &mut Conn) -> Result<StoredPosition, MysqlErr
         .query_first(format!("SELECT @@global.{var}"))
         .await
         .map_err(|e| MysqlError::query(format!("read {var}"), e))?;
-    parse(var, text.unwrap_or_default())
+    parse_position(var, text.unwrap_or_default())
 }
 
 /// The GTID of this session's last transaction where the server tells it
@@ -32,7 +32,7 @@ pub async fn server_position(conn: &mut Conn) -> Result<StoredPosition, MysqlErr
 pub async fn last_gtid(conn: &mut Conn) -> Result<Option<StoredPosition>, MysqlError> {
     let last: Option<String> = conn.query_first("SELECT @@last_gtid").await.ok().flatten();
     match last {
-        Some(g) if !g.is_empty() => parse("@@last_gtid", g).map(Some),
+        Some(g) if !g.is_empty() => parse_position("@@last_gtid", g).map(Some),
         _ => Ok(None),
     }
 }
@@ -61,11 +61,12 @@ pub async fn applied_position(
             }
         })
         .map_err(|e| MysqlError::query("read stream_state", e))?;
-    text.map(|t| parse("_revdoor.stream_state.source_gtid", t))
+    text.map(|t| parse_position("_revdoor.stream_state.source_gtid", t))
         .transpose()
 }
 
-fn parse(what: &str, text: String) -> Result<StoredPosition, MysqlError> {
+/// `text`, which `what` returned, as a position; refused naming both.
+pub fn parse_position(what: &str, text: String) -> Result<StoredPosition, MysqlError> {
     text.parse().map_err(|source| MysqlError::Position {
         what: what.to_owned(),
         text,

@@ -84,6 +84,27 @@ impl Stack {
     }
 }
 
+/// Run `sql` on the server of admin URL `url` with the `mariadb` client,
+/// synchronously: for guards that undo a test's server-wide change in
+/// `Drop`, where no async connection can be made. Errors are ignored.
+pub fn admin_sql_blocking(url: &str, sql: &str) {
+    let Ok(o) = Opts::from_url(url) else { return };
+    let _ = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h",
+            o.ip_or_hostname(),
+            "-P",
+            &o.tcp_port().to_string(),
+            "-u",
+            o.user().unwrap_or("admin"),
+            &format!("-p{}", o.pass().unwrap_or("")),
+            "-e",
+            sql,
+        ])
+        .status();
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

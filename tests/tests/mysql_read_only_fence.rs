@@ -26,22 +26,11 @@ struct Restore(String);
 
 impl Drop for Restore {
     fn drop(&mut self) {
-        let o = mysql_async::Opts::from_url(&self.0).expect("admin URL");
-        let _ = std::process::Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-h",
-                o.ip_or_hostname(),
-                "-P",
-                &o.tcp_port().to_string(),
-                "-u",
-                o.user().unwrap_or("admin"),
-                &format!("-p{}", o.pass().unwrap_or("")),
-                "-e",
-                "GRANT CONNECTION_ADMIN ON *.* TO revdoor@'%'; \
+        revdoor_tests::admin_sql_blocking(
+            &self.0,
+            "GRANT CONNECTION_ADMIN ON *.* TO revdoor@'%'; \
                  SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF",
-            ])
-            .status();
+        );
     }
 }
 

@@ -17,21 +17,7 @@ struct Writable(String);
 
 impl Drop for Writable {
     fn drop(&mut self) {
-        let o = mysql_async::Opts::from_url(&self.0).expect("admin URL");
-        let _ = std::process::Command::new("mariadb")
-            .args([
-                "--no-defaults",
-                "-h",
-                o.ip_or_hostname(),
-                "-P",
-                &o.tcp_port().to_string(),
-                "-u",
-                o.user().unwrap_or("admin"),
-                &format!("-p{}", o.pass().unwrap_or("")),
-                "-e",
-                "SET GLOBAL read_only = OFF",
-            ])
-            .status();
+        revdoor_tests::admin_sql_blocking(&self.0, "SET GLOBAL read_only = OFF");
     }
 }
 

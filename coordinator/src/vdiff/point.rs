@@ -168,12 +168,8 @@ async fn snapshot_source(url: &str) -> Result<OriginSnapshot, Error> {
 }
 
 fn parse_position(url: &str, what: &str, text: String) -> Result<StoredPosition, Error> {
-    text.parse().map_err(|e| {
-        Error::Sql(format!(
-            "{}: {what} returned GTID position {text:?}, which revdoor cannot read: {e}",
-            redact(url)
-        ))
-    })
+    revdoor_mysql::positions::parse_position(what, text)
+        .map_err(|e| Error::Sql(format!("{}: {e}", redact(url))))
 }
 
 pub(super) async fn consistent_point(
