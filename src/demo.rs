@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::keyrange::KeyRange;
@@ -66,7 +66,8 @@ pub(crate) struct DemoArgs {
 const DB: &str = "revdoor_demo";
 
 fn with_user(admin: &str, user: &str, password: &str) -> anyhow::Result<String> {
-    let o = Opts::from_url(admin).with_context(|| format!("bad URL {}", crate::redact(admin)))?;
+    let o = revdoor_mysql::conn::exact(admin)
+        .with_context(|| format!("bad URL {}", crate::redact(admin)))?;
     Ok(format!(
         "mysql://{user}:{password}@{}:{}",
         o.ip_or_hostname(),
@@ -75,7 +76,7 @@ fn with_user(admin: &str, user: &str, password: &str) -> anyhow::Result<String> 
 }
 
 async fn admin(url: &str) -> anyhow::Result<Conn> {
-    Conn::new(Opts::from_url(url)?)
+    Conn::new(revdoor_mysql::conn::exact(url)?)
         .await
         .with_context(|| format!("connect to {}", crate::redact(url)))
 }

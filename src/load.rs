@@ -157,7 +157,7 @@ impl Client {
         let shard = ks.shard_for(id).context("no shard for keyspace id")?;
         let key = format!("{}/{}", ks.name, shard.range);
         if !self.pools.contains_key(&key) {
-            let opts = Opts::from_url(&shard.url)?;
+            let opts = revdoor_mysql::conn::exact(&shard.url)?;
             let opts: Opts = OptsBuilder::from_opts(opts)
                 .user(Some(self.user.clone()))
                 .pass(Some(self.password.clone()))

@@ -1,7 +1,7 @@
 //! Where revdoor connects: shard URLs (`mysql://user:password@host:port`)
 //! parsed into connection options, and shown without their password.
 
-use mysql_async::Opts;
+use mysql_async::{Opts, OptsBuilder, UrlError};
 
 use crate::MysqlError;
 
@@ -20,12 +20,22 @@ pub fn redact(url: &str) -> String {
 }
 
 /// The connection options of a shard URL; a bad URL is named without its
-/// password.
+/// password. See [`exact`].
 pub fn opts(url: &str) -> Result<Opts, MysqlError> {
-    Opts::from_url(url).map_err(|source| MysqlError::Url {
+    exact(url).map_err(|source| MysqlError::Url {
         url: redact(url),
         source,
     })
+}
+
+/// The connection options of `url`, connecting exactly where it says: over
+/// TCP to its host and port, or through the Unix socket it names
+/// (`?socket=…`). mysql_async's default (`prefer_socket`) would move a TCP
+/// connection to a local server onto the socket path that server reports
+/// after the handshake — and another server's socket may be at that path.
+pub fn exact(url: &str) -> Result<Opts, UrlError> {
+    let opts = Opts::from_url(url)?;
+    Ok(OptsBuilder::from_opts(opts).prefer_socket(false).into())
 }
 
 /// The account a URL logs in with (`root` when it names none).
@@ -45,6 +55,12 @@ mod tests {
             account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),
             "revdoor"
         );
+        assert!(!opts("mysql://u:pw@127.0.0.1:3306")
+            .expect("url")
+            .prefer_socket());
+        assert!(!opts("mysql://u:pw@127.0.0.1:3306?prefer_socket=true")
+            .expect("url")
+            .prefer_socket());
         let bad = opts("mysql://u:secret@h:notaport").expect_err("bad port");
         assert!(!bad.to_string().contains("secret"), "{bad}");
         assert!(

@@ -45,7 +45,7 @@ pub enum ConfigError {
 
 /// Connection options from a server URL.
 pub fn mysql_opts(url: &str) -> Result<mysql_async::Opts, ConfigError> {
-    mysql_async::Opts::from_url(url).map_err(|source| ConfigError::Url {
+    revdoor_mysql::conn::exact(url).map_err(|source| ConfigError::Url {
         url: revdoor_mysql::conn::redact(url),
         source,
     })
