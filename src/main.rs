@@ -615,7 +615,12 @@ fn main() {
     if let Err(e) = rt.block_on(run(cli)) {
         tracing::error!("{e:#}");
         eprintln!("revdoor: {e:#}");
-        std::process::exit(1);
+        let code = if e.downcast_ref::<ops::StreamsHalted>().is_some() {
+            ops::StreamsHalted::EXIT_CODE
+        } else {
+            1
+        };
+        std::process::exit(code);
     }
 }
 

@@ -17,11 +17,12 @@ use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_coordinator::shard;
 use revdoor_coordinator::switch::{self, SwitchPlan};
+use revdoor_core::gtid::StoredPosition;
 use revdoor_core::keyrange::KeyRange;
-use revdoor_core::names::{KeyspaceName, WorkflowName};
+use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
 use revdoor_core::workflow::{
     now_ms, Action, JournalEntry, KeyspaceSpec, Outcome, Request, RoutingRule, StreamKind,
-    StreamSpec, StreamStatus, WorkflowSpec, WorkflowState,
+    StreamSpec, StreamState, WorkflowSpec, WorkflowState,
 };
 
 #[derive(Subcommand)]
@@ -288,8 +289,12 @@ pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::
             if force {
                 eprintln!(
                     "revdoor: --force: completing even if a stream of {workflow} is halted; \
-                     what it has not applied will be missing on the source"
+                     what it has not applied will be missing on the source:"
                 );
+                let wf = wf_name(&workflow)?;
+                for line in force_losses(reg, &wf).await? {
+                    println!("{line}");
+                }
             }
             request(
                 reg,
@@ -522,19 +527,26 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
             format!("unknown workflow {wf} (create it with `revdoor workflow create`)")
         })?;
     let state: Option<WorkflowState> = reg.value(&reg.prefix.workflow_state(&wf)).await?;
-    let streams: Vec<StreamSpec> = reg
-        .list::<StreamSpec>(&reg.prefix.streams(&wf))
-        .await?
-        .into_iter()
-        .map(|(_, s)| s)
-        .collect();
-    let statuses: BTreeMap<String, StreamStatus> = reg
-        .list(&reg.prefix.statuses(&wf))
-        .await?
-        .into_iter()
-        .collect();
+    let streams = reg.stream_specs(&wf).await?;
+    let statuses = reg.stream_statuses(&wf).await?;
     let journal: Vec<(String, JournalEntry)> = reg.list(&reg.prefix.journal(&wf)).await?;
     let now = now_ms();
+    // Halted streams first: they are what an operator must act on.
+    let mut streams = streams;
+    streams.sort_by_key(|s| {
+        statuses
+            .get(&s.id())
+            .is_none_or(|st| st.state != StreamState::Halted)
+    });
+    let halted: Vec<String> = streams
+        .iter()
+        .filter(|s| {
+            statuses
+                .get(&s.id())
+                .is_some_and(|st| st.state == StreamState::Halted)
+        })
+        .map(StreamSpec::id)
+        .collect();
     if json {
         let streams_json: Vec<serde_json::Value> = streams
             .iter()
@@ -559,7 +571,7 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
             "last_request": last,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
+        return StreamsHalted::check(&wf, halted);
     }
     let phase = state
         .as_ref()
@@ -603,6 +615,9 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
             None => "frozen".into(),
         };
         println!("  {:<24} {line}", s.id());
+        if st.is_some_and(|st| st.state == StreamState::Halted) {
+            println!("  {:<24} ↳ {}", "", unblock(&wf, s));
+        }
     }
     if let Some(s) = &state {
         for sw in &s.switches {
@@ -629,5 +644,121 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
             }
         );
     }
-    Ok(())
+    StreamsHalted::check(&wf, halted)
 }
+
+/// What `complete --force` leaves behind: each reverse apply stream with
+/// its state and, per target shard feeding it, the transactions there that
+/// it has not applied on the source (from its checkpoint, or from where the
+/// switch started it if it applied nothing yet) — an upper bound, since
+/// not every transaction there touches the moved tables.
+async fn force_losses(reg: &Registry, wf: &WorkflowName) -> anyhow::Result<Vec<String>> {
+    let specs: Vec<StreamSpec> = reg
+        .stream_specs(wf)
+        .await?
+        .into_iter()
+        .filter(|s| s.direction == Direction::Reverse)
+        .collect();
+    let statuses = reg.stream_statuses(wf).await?;
+    let mut lines = Vec::new();
+    for a in specs.iter().filter(|s| s.kind == StreamKind::Apply) {
+        let state = match statuses.get(&a.id()) {
+            Some(st) if st.error.is_empty() => st.state.to_string(),
+            Some(st) => format!("{}: {}", st.state, st.error),
+            None => "reported by no worker".to_string(),
+        };
+        lines.push(format!(
+            "  {} ({state}), into source shard {}:",
+            a.id(),
+            a.shard
+        ));
+        let applied = match applied_on(&a.url, wf, a.partition).await {
+            Ok(p) => p,
+            Err(e) => {
+                lines.push(format!("    what it applied is unknown: {e:#}"));
+                continue;
+            }
+        };
+        let origins = specs.iter().filter(|c| {
+            c.kind == StreamKind::Capture && c.routes.iter().any(|(_, p)| *p == a.partition)
+        });
+        for c in origins {
+            let base = match (&applied, &c.start_position) {
+                (Some(p), _) => p.clone(),
+                (None, Some(start)) => start.clone(),
+                (None, None) => StoredPosition::empty(),
+            };
+            let line = match server_position(&c.url).await {
+                Ok(now) => match now.position().missing_from(base.position()) {
+                    None => "nothing missing".to_string(),
+                    Some((n, which)) => format!("up to {n} transaction(s) not applied: {which}"),
+                },
+                Err(e) => format!("unknown: {e:#}"),
+            };
+            lines.push(format!("    from target shard {}: {line}", c.shard));
+        }
+    }
+    Ok(lines)
+}
+
+async fn applied_on(
+    url: &str,
+    wf: &WorkflowName,
+    partition: i32,
+) -> anyhow::Result<Option<StoredPosition>> {
+    let mut c = shard::connect(url).await?;
+    let p = shard::applied_position(&mut c, url, wf, Direction::Reverse, partition).await;
+    let _ = c.disconnect().await;
+    Ok(p?.filter(|p| !p.is_empty()))
+}
+
+async fn server_position(url: &str) -> anyhow::Result<StoredPosition> {
+    let mut c = shard::connect(url).await?;
+    let p = shard::position(&mut c, url).await;
+    let _ = c.disconnect().await;
+    Ok(p?)
+}
+
+/// What unblocks a halted stream, for `workflow status`.
+fn unblock(wf: &WorkflowName, s: &StreamSpec) -> String {
+    let fix = "fix what the error names; the worker restarts the stream at most 30 s later";
+    match s.kind {
+        StreamKind::Capture => fix.to_string(),
+        StreamKind::Apply => format!(
+            "{fix}, or pass over the one message it names: revdoor stream skip --workflow {wf} \
+             --direction {} --partition {} --offset <offset in the error> --target <{} URL> \
+             --reason '…'",
+            s.direction, s.partition, s.shard
+        ),
+    }
+}
+
+/// `workflow status` found halted streams: it printed everything, and the
+/// command exits with [`StreamsHalted::EXIT_CODE`] so that scripts notice.
+#[derive(Debug)]
+pub struct StreamsHalted(String);
+
+impl StreamsHalted {
+    pub const EXIT_CODE: i32 = 2;
+
+    fn check(wf: &WorkflowName, halted: Vec<String>) -> anyhow::Result<()> {
+        if halted.is_empty() {
+            return Ok(());
+        }
+        Err(StreamsHalted(format!(
+            "workflow {wf}: {} stream(s) halted ({}): see the first lines of \
+             `revdoor workflow status {wf}`",
+            halted.len(),
+            halted.join(", ")
+        ))
+        .into())
+    }
+}
+
+impl std::fmt::Display for StreamsHalted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StreamsHalted {}

@@ -8,11 +8,14 @@
 //! the key re-created by a successor) writes nothing — its transaction fails
 //! and it steps down.
 
+use std::collections::BTreeMap;
+
 use etcd_client::{Client, Compare, CompareOp, GetOptions, PutOptions, Txn, TxnOp};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use revdoor_core::names::{EtcdPrefix, WorkflowName};
+use revdoor_core::workflow::{StreamSpec, StreamStatus};
 
 use crate::Error;
 
@@ -104,6 +107,28 @@ impl Registry {
             }
         }
         Ok(out)
+    }
+
+    /// A workflow's stream specs.
+    pub async fn stream_specs(&self, wf: &WorkflowName) -> Result<Vec<StreamSpec>, Error> {
+        Ok(self
+            .list::<StreamSpec>(&self.prefix.streams(wf))
+            .await?
+            .into_iter()
+            .map(|(_, s)| s)
+            .collect())
+    }
+
+    /// What workers report about a workflow's streams, by stream id.
+    pub async fn stream_statuses(
+        &self,
+        wf: &WorkflowName,
+    ) -> Result<BTreeMap<String, StreamStatus>, Error> {
+        Ok(self
+            .list(&self.prefix.statuses(wf))
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// Keys under `prefix` (after the prefix).

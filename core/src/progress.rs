@@ -23,6 +23,9 @@ pub struct Snapshot {
     /// The transient error the stream is retrying after, until it makes
     /// progress again (any [`Progress::update`] clears it).
     pub retrying: Option<String>,
+    /// How many times the stream recorded progress (every
+    /// [`Progress::update`]): whether it got anywhere since a given moment.
+    pub updates: u64,
 }
 
 /// A stream's progress cell.
@@ -35,6 +38,7 @@ impl Progress {
     pub fn update(&self, f: impl FnOnce(&mut Snapshot)) {
         if let Ok(mut s) = self.0.lock() {
             s.retrying = None;
+            s.updates += 1;
             f(&mut s);
         }
     }

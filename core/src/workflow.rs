@@ -504,6 +504,11 @@ pub enum StreamState {
     Running,
     /// Stopped by an error (in `error`) it retries after a backoff.
     Error,
+    /// Stopped by a definite error (in `error`): retrying alone will not
+    /// get it past it, an operator must act. The worker still restarts it
+    /// with a capped backoff, and it reads `halted` until a restarted run
+    /// has made progress for a while.
+    Halted,
 }
 
 impl StreamState {
@@ -512,6 +517,7 @@ impl StreamState {
             StreamState::Starting => "starting",
             StreamState::Running => "running",
             StreamState::Error => "error",
+            StreamState::Halted => "halted",
         }
     }
 }

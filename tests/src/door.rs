@@ -31,6 +31,10 @@ pub struct Out {
     pub stderr: String,
 }
 
+/// The apply lag under which [`Door::wait_streams_running`] calls a
+/// stream caught up: half the `--max-lag` the tests switch with.
+pub const CAUGHT_UP_MS: u64 = 5_000;
+
 impl Door {
     /// Bank tables with `accounts` accounts (balance 1000) on `source`,
     /// keyspaces registered, workflow created (not yet running: no
@@ -247,8 +251,17 @@ impl Door {
     }
 
     /// `workflow status --json`.
+    /// `workflow status --json`; it exits with 2 (and prints everything)
+    /// when a stream is halted.
     pub fn status(&self) -> serde_json::Value {
-        let out = self.ok(&["workflow", "status", &self.ctx.workflow, "--json"]);
+        let args = ["workflow", "status", &self.ctx.workflow, "--json"];
+        let o = self.ctx.run(&args);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(
+            matches!(o.status.code(), Some(0 | 2)),
+            "revdoor {args:?} failed:\n{out}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status JSON: {e}\n{out}"))
     }
 
@@ -257,6 +270,18 @@ impl Door {
             .as_str()
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// Create the workflow and start coordinator `c0` and worker `w1`;
+    /// return once it runs with its streams caught up.
+    pub async fn started(&self) -> (Revdoor, Revdoor) {
+        let out = self.create_workflow();
+        assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
+        let c = self.coordinator("c0", &[]);
+        let w = self.worker("w1");
+        self.wait_phase("running", Duration::from_secs(60)).await;
+        self.wait_streams_running(Duration::from_secs(30)).await;
+        (c, w)
     }
 
     /// Wait until the workflow is in `phase`.
@@ -268,8 +293,17 @@ impl Door {
         .unwrap_or_else(|e| panic!("{e}; status: {}", self.status()));
     }
 
-    /// Wait until every stream of the running direction reports running.
+    /// Wait until every stream of the running direction reports running
+    /// and every apply stream has caught up (lag under [`CAUGHT_UP_MS`]),
+    /// as an operator waits before a switch: a stream restarted by the
+    /// previous switch reports its last lag until its first heartbeat, and
+    /// on a loaded machine that can exceed a switch's `--max-lag`.
     pub async fn wait_streams_running(&self, within: Duration) {
+        self.wait_streams_lag_below(CAUGHT_UP_MS, within).await;
+    }
+
+    /// [`Door::wait_streams_running`] with apply lag under `lag_ms`.
+    pub async fn wait_streams_lag_below(&self, lag_ms: u64, within: Duration) {
         wait_for("streams running", within, || async {
             let st = self.status();
             let phase = st["state"]["phase"]
@@ -287,7 +321,8 @@ impl Door {
                 .filter(|s| s["direction"] == active)
                 .all(|s| {
                     s["status"]["state"] == "running"
-                        && (s["kind"] == "capture" || s["lag_ms"].is_u64())
+                        && (s["kind"] == "capture"
+                            || s["lag_ms"].as_u64().is_some_and(|l| l < lag_ms))
                 });
             Ok(running.then_some(()))
         })

@@ -8,16 +8,6 @@ use std::time::{Duration, Instant};
 use revdoor_tests::door::Door;
 use revdoor_tests::wait_for;
 
-async fn started(door: &Door) -> (revdoor_tests::Revdoor, revdoor_tests::Revdoor) {
-    let out = door.create_workflow();
-    assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
-    let c = door.coordinator("c0", &[]);
-    let w = door.worker("w1");
-    door.wait_phase("running", Duration::from_secs(60)).await;
-    door.wait_streams_running(Duration::from_secs(30)).await;
-    (c, w)
-}
-
 fn refused(out: &revdoor_tests::door::Out, what: &str) {
     assert!(
         !out.ok,
@@ -80,7 +70,7 @@ async fn refusals_say_why_and_leave_nothing_behind() {
         "a refused create made tables on the target"
     );
 
-    let (mut c, mut w) = started(&door).await;
+    let (mut c, mut w) = door.started().await;
     let mut writer = door.writer("writer", 1, 100);
 
     refused(
@@ -141,7 +131,10 @@ async fn refusals_say_why_and_leave_nothing_behind() {
         &[("FAILPOINTS", "switch::after_warmup=sleep(1500)")],
     );
     door.wait_leader("slow", Duration::from_secs(20)).await;
-    door.wait_streams_running(Duration::from_secs(30)).await;
+    // Caught up well within the switch's 3 s --timeout: only the lock may
+    // stop its catch-up.
+    door.wait_streams_lag_below(1_000, Duration::from_secs(60))
+        .await;
     let wf_arg = wf.clone();
     let cli = door.ctx.spawn(
         "timeout-cli",
@@ -273,7 +266,7 @@ async fn refusals_say_why_and_leave_nothing_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn coordinator_killed_at_every_switch_step() {
     let door = Door::create("coord_crash", 3, &[("-", 4)], 100).await;
-    let (mut c0, mut w) = started(&door).await;
+    let (mut c0, mut w) = door.started().await;
     c0.stop(Duration::from_secs(10));
     let mut writer = door.writer("writer", 1, 150);
     let mut prober = door.prober("prober");
@@ -410,7 +403,7 @@ async fn paused_leader_writes_nothing_after_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_spread_streams_and_take_over_a_dead_ones() {
     let door = Door::create("workers", 2, &[("-80", 3), ("80-", 4)], 100).await;
-    let (mut c, w1) = started(&door).await;
+    let (mut c, w1) = door.started().await;
     let mut writer = door.writer("writer", 1, 150);
     let on = |st: &serde_json::Value| -> Vec<(String, String)> {
         st["streams"]

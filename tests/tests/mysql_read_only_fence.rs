@@ -157,11 +157,34 @@ async fn mysql_read_only_fence_needs_connection_admin_and_reports_a_stuck_stream
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
-            Ok((state == "error" && error.contains("super-read-only")).then_some(()))
+            Ok((state == "halted" && error.contains("super-read-only")).then_some(()))
         },
     )
     .await
     .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    // `workflow status` lists the halted stream first, with its error and
+    // what unblocks it, and exits non-zero.
+    let out = door.cmd(&["workflow", "status", &door.ctx.workflow]);
+    assert!(!out.ok, "status with a halted stream exits non-zero");
+    let first = out
+        .stdout
+        .lines()
+        .find(|l| l.contains(".capture.") || l.contains(".apply."))
+        .unwrap_or_default();
+    assert!(
+        first.contains("reverse.apply.0")
+            && first.contains("halted")
+            && first.contains("super-read-only"),
+        "the halted stream comes first, with its error:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("revdoor stream skip --workflow")
+            && out.stderr.contains("1 stream(s) halted"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
     // The door does not close on it (issue 17): complete is refused, naming
     // the stream, and nothing changes.
     let out = door.cmd(&["workflow", "complete", &door.ctx.workflow]);

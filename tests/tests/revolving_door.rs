@@ -45,7 +45,7 @@ async fn revolving(door: Door) {
             ("switch-traffic", "switched"),
             ("reverse-traffic", "reversed"),
         ] {
-            door.wait_streams_running(Duration::from_secs(30)).await;
+            door.wait_streams_running(Duration::from_secs(60)).await;
             let out = door.cutover(action, &["--max-lag", "10s", "--timeout", "30s"]);
             assert!(
                 out.ok,

@@ -3,25 +3,82 @@
 //! copy progress, error), under the worker's lease.
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use revdoor_core::progress::Progress;
+use revdoor_core::progress::{Progress, Snapshot};
 use revdoor_core::workflow::{now_ms, StreamState, StreamStatus};
 
 /// A stream task's state and last error, shared by the task, the worker and
 /// the reports.
 #[derive(Clone, Default)]
-pub(crate) struct TaskState(Arc<Mutex<(StreamState, String)>>);
+pub(crate) struct TaskState(Arc<Mutex<Inner>>);
+
+#[derive(Clone, Default)]
+struct Inner {
+    state: StreamState,
+    error: String,
+    /// The definite error the stream last stopped with, until a restarted
+    /// run has made progress for [`HALT_CLEARS_AFTER`].
+    halt: Option<Halt>,
+}
+
+#[derive(Clone)]
+struct Halt {
+    error: String,
+    /// [`Snapshot::updates`] when it stopped.
+    updates: u64,
+    /// When a restarted run was first seen making progress.
+    progressing_since: Option<Instant>,
+}
+
+/// How long a restarted run must keep making progress before a halt is
+/// over: a run that only gets as far as the same error again (a heartbeat
+/// published on the way) stays reported as halted.
+const HALT_CLEARS_AFTER: Duration = Duration::from_secs(10);
 
 impl TaskState {
+    /// The run's own state (starting, running, error); a recorded halt
+    /// stays until the run has made progress.
     pub(crate) fn set(&self, state: StreamState, error: &str) {
         if let Ok(mut t) = self.0.lock() {
-            *t = (state, error.to_string());
+            (t.state, t.error) = (state, error.to_string());
         }
     }
 
-    fn get(&self) -> (StreamState, String) {
-        self.0.lock().map(|t| t.clone()).unwrap_or_default()
+    /// The stream stopped with a definite error after `updates` progress
+    /// records: it reads `halted` from now on.
+    pub(crate) fn halt(&self, error: &str, updates: u64) {
+        if let Ok(mut t) = self.0.lock() {
+            (t.state, t.error) = (StreamState::Halted, error.to_string());
+            t.halt = Some(Halt {
+                error: error.to_string(),
+                updates,
+                progressing_since: None,
+            });
+        }
+    }
+
+    /// The state and error to report, given the progress now: a halt ends
+    /// once the restarted run has made progress for [`HALT_CLEARS_AFTER`].
+    fn get(&self, p: &Snapshot, now: Instant) -> (StreamState, String) {
+        let Ok(mut t) = self.0.lock() else {
+            return Default::default();
+        };
+        let t = &mut *t;
+        if let Some(h) = &mut t.halt {
+            if t.state == StreamState::Running && p.updates > h.updates {
+                let since = *h.progressing_since.get_or_insert(now);
+                if now.duration_since(since) >= HALT_CLEARS_AFTER {
+                    t.halt = None;
+                }
+            } else {
+                h.progressing_since = None;
+            }
+        }
+        match &t.halt {
+            Some(h) => (StreamState::Halted, h.error.clone()),
+            None => (t.state, t.error.clone()),
+        }
     }
 }
 
@@ -45,7 +102,7 @@ impl Status {
     /// The report of `worker` now; events/s since the previous one.
     pub(crate) fn report(&mut self, worker: &str) -> StreamStatus {
         let p = self.progress.snapshot();
-        let (mut state, mut error) = self.state.get();
+        let (mut state, mut error) = self.state.get(&p, Instant::now());
         // "running" means working: a stream retrying an error says so, and
         // one that has reported nothing yet is still starting.
         if state == StreamState::Running {
@@ -71,5 +128,59 @@ impl Status {
             copy_done: p.copy_done,
             updated_ms: now_ms(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(updates: u64) -> Snapshot {
+        Snapshot {
+            updates,
+            ..Snapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_halt_lasts_until_a_restarted_run_keeps_making_progress() {
+        let t = TaskState::default();
+        let t0 = Instant::now();
+        t.set(StreamState::Running, "");
+        assert_eq!(t.get(&progress(5), t0).0, StreamState::Running);
+        t.halt("poison message at offset 7", 5);
+        let halted = (
+            StreamState::Halted,
+            "poison message at offset 7".to_string(),
+        );
+        assert_eq!(t.get(&progress(5), t0), halted);
+        // Restarted: starting, then running without progress — still halted.
+        t.set(StreamState::Starting, "");
+        assert_eq!(t.get(&progress(5), t0), halted);
+        t.set(StreamState::Running, "");
+        assert_eq!(t.get(&progress(5), t0), halted);
+        // A heartbeat on the way to the same error, then the same error.
+        assert_eq!(t.get(&progress(6), t0), halted);
+        t.halt("poison message at offset 7", 6);
+        t.set(StreamState::Running, "");
+        let later = t0 + HALT_CLEARS_AFTER * 2;
+        assert_eq!(t.get(&progress(6), later), halted);
+        // Progress that lasts ends the halt.
+        assert_eq!(t.get(&progress(7), later), halted);
+        assert_eq!(
+            t.get(&progress(9), later + HALT_CLEARS_AFTER),
+            (StreamState::Running, String::new())
+        );
+    }
+
+    #[test]
+    fn a_transient_error_is_not_a_halt() {
+        let t = TaskState::default();
+        t.set(StreamState::Error, "lost connection");
+        t.set(StreamState::Running, "");
+        assert_eq!(
+            t.get(&progress(0), Instant::now()),
+            (StreamState::Running, String::new())
+        );
     }
 }

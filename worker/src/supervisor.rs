@@ -26,7 +26,7 @@ use revdoor_apply::ApplyStream;
 use revdoor_coordinator::lock::{LeaseLock, LockError};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::names::{NameError, WorkflowName};
-use revdoor_core::policy::Backoff;
+use revdoor_core::policy::{Backoff, Classify, ErrorKind};
 use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState};
 use tokio::task::{JoinError, JoinHandle};
 use tokio_util::sync::CancellationToken;
@@ -39,6 +39,10 @@ use crate::stream::{RunError, Stream, StreamRun};
 
 /// Restarts of a stopped stream: 2 s, doubling up to 30 s.
 const RESTART: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_secs(30));
+
+/// A run that lasted this long before it stopped restarts after the first
+/// delay again.
+const RESTART_RESETS_AFTER: Duration = Duration::from_secs(60);
 
 /// How often the worker reads its assignments.
 const TICK: Duration = Duration::from_millis(200);
@@ -149,6 +153,8 @@ struct Task {
     /// When to restart after an error; with the next backoff.
     restart_at: Option<Instant>,
     backoff: Backoff,
+    /// When the current run started.
+    started: Instant,
 }
 
 impl Worker {
@@ -206,19 +212,30 @@ impl Worker {
                 status: Status::new(),
                 restart_at: Some(Instant::now()),
                 backoff: RESTART,
+                started: Instant::now(),
             });
             if let Some(h) = t.handle.take_if(|h| h.is_finished()) {
-                let err = match h.await.unwrap_or_else(|e| Err(TaskError::Join(e))) {
-                    Ok(()) => "stopped".to_string(),
-                    Err(e) => with_causes(&e),
+                let (err, halts) = match h.await.unwrap_or_else(|e| Err(TaskError::Join(e))) {
+                    Ok(()) => ("stopped".to_string(), false),
+                    Err(e) => (with_causes(&e), e.halts()),
                 };
+                // A run that lasted starts the backoff again.
+                if t.started.elapsed() >= RESTART_RESETS_AFTER {
+                    t.backoff.reset();
+                }
                 let after = t.backoff.next_delay();
-                tracing::error!(stream = %k, error = %err, retry_in = ?after, "stream stopped");
-                t.status.state.set(StreamState::Error, &err);
+                tracing::error!(stream = %k, error = %err, halted = halts, retry_in = ?after, "stream stopped");
+                if halts {
+                    let updates = t.status.progress.snapshot().updates;
+                    t.status.state.halt(&err, updates);
+                } else {
+                    t.status.state.set(StreamState::Error, &err);
+                }
                 t.restart_at = Some(Instant::now() + after);
             }
             if t.handle.is_none() && t.restart_at.is_some_and(|at| Instant::now() >= at) {
                 t.restart_at = None;
+                t.started = Instant::now();
                 t.cancel = CancellationToken::new();
                 let span = tracing::info_span!(
                     "stream",
@@ -289,6 +306,22 @@ enum TaskError {
     /// holds it).
     #[error("task: {0}")]
     Join(JoinError),
+}
+
+impl TaskError {
+    /// Whether the stream stopped on something only an operator can fix
+    /// (a definite error), rather than on losing its ownership or its task.
+    fn halts(&self) -> bool {
+        let kind = match self {
+            TaskError::Workflow(_) | TaskError::Config(_) => return true,
+            TaskError::Run(RunError::Open { source, .. } | RunError::Capture(source)) => {
+                source.kind()
+            }
+            TaskError::Run(RunError::Apply(e)) => e.kind(),
+            TaskError::Run(RunError::LeaseLost { .. }) | TaskError::Join(_) => return false,
+        };
+        kind == ErrorKind::Definite
+    }
 }
 
 /// One run of an assigned stream: take its ownership key, then run it.

@@ -2,10 +2,8 @@
 //! the running direction is reported running by a live worker and its apply
 //! lag is within `--max-lag`. `--dry-run` prints the same verdict.
 
-use std::collections::BTreeMap;
-
 use revdoor_core::names::{Direction, WorkflowName};
-use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState, StreamStatus};
+use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState};
 
 use crate::registry::Registry;
 use crate::Error;
@@ -49,17 +47,12 @@ pub(super) async fn gate(
     max_lag_ms: u64,
 ) -> Result<Result<String, Closed>, Error> {
     let specs: Vec<StreamSpec> = reg
-        .list::<StreamSpec>(&reg.prefix.streams(wf))
+        .stream_specs(wf)
         .await?
         .into_iter()
-        .map(|(_, s)| s)
         .filter(|s| s.direction == direction)
         .collect();
-    let statuses: BTreeMap<String, StreamStatus> = reg
-        .list(&reg.prefix.statuses(wf))
-        .await?
-        .into_iter()
-        .collect();
+    let statuses = reg.stream_statuses(wf).await?;
     let now = now_ms();
     let mut worst = 0;
     for s in &specs {

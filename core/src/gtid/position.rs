@@ -92,6 +92,44 @@ impl Position {
         Ok(next)
     }
 
+    /// What of this position `other` lacks, for an operator: how many
+    /// transactions and which (MySQL: the GTID set; MariaDB: per domain, the
+    /// sequence numbers past `other`'s — an upper bound, sequence numbers
+    /// may skip). `None` when `other` includes it all. A position of the
+    /// other engine counts as empty.
+    pub fn missing_from(&self, other: &Position) -> Option<(u64, String)> {
+        let (n, text) = match (self, other) {
+            (Position::Mysql(a), b) => {
+                let d = match b {
+                    Position::Mysql(b) => a.difference(b),
+                    Position::Mariadb(_) => a.clone(),
+                };
+                (d.count(), d.to_string())
+            }
+            (Position::Mariadb(a), b) => {
+                let mut n = 0;
+                let mut parts = Vec::new();
+                for g in a.iter() {
+                    let had = match b {
+                        Position::Mariadb(b) => b.get(g.domain).map_or(0, |o| o.seq),
+                        Position::Mysql(_) => 0,
+                    };
+                    if g.seq > had {
+                        n += g.seq - had;
+                        parts.push(format!(
+                            "domain {} sequence {}-{}",
+                            g.domain,
+                            had + 1,
+                            g.seq
+                        ));
+                    }
+                }
+                (n, parts.join(", "))
+            }
+        };
+        (n > 0).then_some((n, text))
+    }
+
     /// Whether every transaction of `other` is part of this position. The
     /// empty position (`""`) is part of every position.
     pub fn includes(&self, other: &Position) -> bool {
@@ -147,6 +185,24 @@ mod tests {
     use crate::gtid::mariadb::tests::arb_mariadb_list;
     use crate::gtid::mysql::tests::{arb_mysql_set, U1, U2};
     use proptest::prelude::*;
+
+    #[test]
+    fn missing_from_names_what_the_other_position_lacks() {
+        let p = |s: &str| s.parse::<Position>().expect("position");
+        assert_eq!(
+            p("0-1-15,1-2-4").missing_from(&p("0-1-10")),
+            Some((9, "domain 0 sequence 11-15, domain 1 sequence 1-4".into()))
+        );
+        assert_eq!(p("0-1-10").missing_from(&p("0-1-10,1-2-4")), None);
+        assert_eq!(
+            p(&format!("{U1}:1-20")).missing_from(&p(&format!("{U1}:1-17"))),
+            Some((3, format!("{U1}:18-20")))
+        );
+        assert_eq!(
+            p(&format!("{U1}:1-20")).missing_from(&p(&format!("{U1}:1-20"))),
+            None
+        );
+    }
 
     #[test]
     fn add_gtid_refuses_the_other_engine_and_tags() {
