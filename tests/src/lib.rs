@@ -62,9 +62,56 @@ pub struct Stack {
     pub servers: Vec<Server>,
     pub revdoor_user: String,
     pub revdoor_password: String,
+    /// `deploy/stack`'s state directory (`REVDOOR_STACK_DIR`): where its
+    /// services' pid files are, for the chaos tests.
+    pub state_dir: PathBuf,
 }
 
 impl Stack {
+    /// SIGKILL a service of the stack (`kafka`, `etcd`, `mariadb-2`,
+    /// `mysql-1`…) and wait until it is gone. Only a test binary that runs
+    /// alone on the stack may do this (binaries run one after another).
+    pub fn kill(&self, service: &str) {
+        let pid_file = self.state_dir.join(service).join("pid");
+        let pid = std::fs::read_to_string(&pid_file)
+            .unwrap_or_else(|e| panic!("{}: {e}", pid_file.display()));
+        let pid = pid.trim();
+        let status = Command::new("kill")
+            .args(["-KILL", pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -KILL {pid} ({service})");
+        let proc = PathBuf::from(format!("/proc/{pid}"));
+        let since = Instant::now();
+        // Gone, or a zombie of the script that started it.
+        while proc.exists()
+            && !std::fs::read_to_string(proc.join("stat")).is_ok_and(|s| s.contains(") Z "))
+        {
+            assert!(
+                since.elapsed() < Duration::from_secs(10),
+                "{service} survived SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Start again whatever of the stack is down (`deploy/stack up`, which
+    /// keeps a restarted service's ports), and wait until it all answers.
+    pub fn restart(&self) {
+        let script = repo_root().join("deploy/stack");
+        let status = Command::new(&script)
+            .arg("up")
+            .env("REVDOOR_STACK_DIR", &self.state_dir)
+            .env("REVDOOR_KAFKA_START_TIMEOUT_S", "300")
+            .stdout(Stdio::null())
+            .status()
+            .unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+        assert!(
+            status.success(),
+            "deploy/stack up (restart) failed: {status}"
+        );
+    }
+
     /// Numbers `i` (as in `REVDOOR_MYSQL_i`, [`TestCtx::conn`]) of the
     /// servers running `engine`, ascending.
     pub fn servers_of(&self, engine: Engine) -> Vec<usize> {
@@ -163,6 +210,10 @@ fn stack_from(vars: &HashMap<String, String>) -> anyhow::Result<Option<Stack>> {
             .get("REVDOOR_MYSQL_PASSWORD")
             .cloned()
             .unwrap_or_else(|| "revdoor-pw".into()),
+        state_dir: vars
+            .get("REVDOOR_STACK_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| repo_root().join(".stack")),
     }))
 }
 

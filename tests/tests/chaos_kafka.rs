@@ -1,0 +1,140 @@
+//! Chaos: the Kafka broker SIGKILLed and restarted (issue 17), with the
+//! bank writer and the prober running, 1 → 2 shards — while streaming, and
+//! again in the middle of a switch. Ends with every acknowledged write on
+//! both sides, the invariants, source = target row for row, and no write
+//! accepted on a fenced side. Prints how long revdoor took to recover by
+//! itself; an operator does nothing.
+//!
+//! Its own test binary, one test: it kills the broker every other test
+//! shares (test binaries run one after another).
+
+use std::time::{Duration, Instant};
+
+use revdoor_tests::door::Door;
+use revdoor_tests::wait_for;
+
+/// How long the broker stays down (`REVDOOR_CHAOS_OUTAGE_S`, default 5).
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("REVDOOR_CHAOS_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_killed_while_streaming_and_mid_switch() {
+    let stack = revdoor_tests::stack();
+    let door = Door::create("chaos_kafka", 3, &[("-80", 4), ("80-", 5)], 200).await;
+    let wf = door.ctx.workflow.clone();
+    let (mut c, mut w) = door.started().await;
+    let mut writer = door.writer("writer", 1, 200);
+    let mut prober = door.prober("prober");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // 1. While streaming.
+    stack.kill("kafka");
+    tokio::time::sleep(outage()).await;
+    let back = Instant::now();
+    stack.restart();
+    let broker_up = back.elapsed();
+    door.wait_streams_lag_below(2_000, Duration::from_secs(300))
+        .await;
+    eprintln!(
+        "chaos kafka: down {:?} while streaming; broker back in {:.1}s, streams caught up {:.1}s after that",
+        outage(),
+        broker_up.as_secs_f64(),
+        (back.elapsed() - broker_up).as_secs_f64()
+    );
+
+    // 2. In the middle of a switch, once the source is fenced (a leader
+    // that pauses 2 s after the fence step): it completes or rolls back,
+    // by itself.
+    c.stop(Duration::from_secs(10));
+    let mut c = door.coordinator(
+        "fence-pause",
+        &[("FAILPOINTS", "switch::after_fence=sleep(2000)")],
+    );
+    door.wait_leader("fence-pause", Duration::from_secs(30))
+        .await;
+    door.wait_streams_lag_below(2_000, Duration::from_secs(120))
+        .await;
+    let mut cli = door.ctx.spawn(
+        "switch-killed",
+        &["workflow", "switch-traffic", &wf, "--timeout", "30s"],
+    );
+    wait_for("source fenced", Duration::from_secs(60), || async {
+        let fenced = door.fences(door.source).await.iter().any(|(_, f)| *f != 0);
+        Ok(fenced.then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cli.log_text()));
+    stack.kill("kafka");
+    tokio::time::sleep(outage()).await;
+    let back = Instant::now();
+    stack.restart();
+    let code = cli.wait_exit(Duration::from_secs(300)).await;
+    let phase = door.phase();
+    eprintln!(
+        "chaos kafka: switch with the broker killed midway exited {code:?}, phase {phase}, {:.1}s after the broker was restarted",
+        back.elapsed().as_secs_f64()
+    );
+    match (code, phase.as_str()) {
+        (Some(0), "switched") => {}
+        (Some(c), "running") if c != 0 => {
+            assert!(
+                cli.log_text().contains("rolled back"),
+                "a failed switch says it rolled back:\n{}",
+                cli.log_text()
+            );
+            assert!(
+                door.fences(door.source).await.iter().all(|(_, f)| *f == 0),
+                "rolled back, yet the source is still fenced"
+            );
+        }
+        _ => panic!(
+            "the switch neither completed nor rolled back: exit {code:?}, phase {phase}\n{}",
+            cli.log_text()
+        ),
+    }
+    door.wait_streams_lag_below(2_000, Duration::from_secs(300))
+        .await;
+    eprintln!(
+        "chaos kafka: streams caught up {:.1}s after the broker was restarted",
+        back.elapsed().as_secs_f64()
+    );
+    // Then the door still turns both ways.
+    for action in if phase == "switched" {
+        ["reverse-traffic", "switch-traffic"]
+    } else {
+        ["switch-traffic", "reverse-traffic"]
+    } {
+        door.wait_streams_running(Duration::from_secs(120)).await;
+        let out = door.cutover(action, &[]);
+        assert!(
+            out.ok,
+            "{action} after the chaos: {}{}",
+            out.stdout, out.stderr
+        );
+    }
+
+    let w_sum = door.finish_load(&mut writer, "writer").await;
+    let p_sum = door.finish_load(&mut prober, "prober").await;
+    assert_eq!(
+        p_sum["violations"], 0,
+        "a fenced side took a write: {p_sum}"
+    );
+    assert!(
+        w_sum["acked"].as_u64().unwrap_or(0) > 500,
+        "writer barely wrote: {w_sum}"
+    );
+    door.wait_converged(Duration::from_secs(120)).await;
+    let n = door
+        .check_invariants(&[door.acks_path("writer")])
+        .await
+        .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+    eprintln!("chaos kafka: {n} acknowledged writes all present, sides equal");
+    c.stop(Duration::from_secs(10));
+    w.stop(Duration::from_secs(30));
+}
