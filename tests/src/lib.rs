@@ -95,6 +95,26 @@ impl Stack {
         }
     }
 
+    /// SIGKILL `service`, leave it down for `down`, start it again; how
+    /// long the restart took.
+    pub async fn bounce(&self, service: &str, down: Duration) -> Duration {
+        self.kill(service);
+        tokio::time::sleep(down).await;
+        let t = Instant::now();
+        self.restart();
+        t.elapsed()
+    }
+
+    /// The `deploy/stack` service name of server `i` (`mariadb-3`,
+    /// `mysql-1`): MariaDB servers come first.
+    pub fn service_of(&self, i: usize) -> String {
+        let mariadb = self.servers_of(Engine::MariaDb).len();
+        match self.servers[i - 1].engine {
+            Engine::MariaDb => format!("mariadb-{i}"),
+            Engine::MySql => format!("mysql-{}", i - mariadb),
+        }
+    }
+
     /// Start again whatever of the stack is down (`deploy/stack up`, which
     /// keeps a restarted service's ports), and wait until it all answers.
     pub fn restart(&self) {

@@ -1,0 +1,98 @@
+//! Chaos: database servers SIGKILLed and restarted (issue 17), with the
+//! bank writer and the prober running, 1 → 2 shards — the source and a
+//! target while streaming, and both sides again while switched (the
+//! reverse stream running). Ends with every acknowledged write on both
+//! sides, the invariants, source = target row for row, and no write
+//! accepted on a fenced side. Prints how long revdoor took to recover by
+//! itself; an operator does nothing.
+//!
+//! Its own test binary, one test: it kills servers other tests use (test
+//! binaries run one after another).
+
+use std::time::{Duration, Instant};
+
+use revdoor_tests::door::Door;
+
+/// How long a server stays down (`REVDOOR_CHAOS_OUTAGE_S`, default 5).
+fn outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("REVDOOR_CHAOS_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
+/// Kill server `i`, restart it, and wait until the streams caught up.
+async fn bounce(door: &Door, i: usize, when: &str) {
+    let stack = revdoor_tests::stack();
+    let service = stack.service_of(i);
+    let t = Instant::now();
+    let restart = stack.bounce(&service, outage()).await;
+    door.wait_streams_lag_below(2_000, Duration::from_secs(300))
+        .await;
+    eprintln!(
+        "chaos db: {service} down {:?} {when}; restarted in {:.1}s, streams caught up {:.1}s after that",
+        outage(),
+        restart.as_secs_f64(),
+        (t.elapsed() - outage() - restart).as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn source_and_target_killed_while_streaming_and_switched() {
+    let door = Door::create("chaos_db", 3, &[("-80", 4), ("80-", 5)], 200).await;
+    let (mut c, mut w) = door.started().await;
+    let mut writer = door.writer("writer", 1, 200);
+    let mut prober = door.prober("prober");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    bounce(&door, door.source, "while streaming (the source)").await;
+    bounce(&door, door.target[0].1, "while streaming (a target)").await;
+
+    let out = door.cutover("switch-traffic", &[]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    door.wait_streams_running(Duration::from_secs(60)).await;
+    bounce(
+        &door,
+        door.source,
+        "while switched (the reverse stream's destination)",
+    )
+    .await;
+    bounce(
+        &door,
+        door.target[1].1,
+        "while switched (a reverse stream's origin)",
+    )
+    .await;
+
+    // The door still turns both ways.
+    for action in ["reverse-traffic", "switch-traffic"] {
+        door.wait_streams_running(Duration::from_secs(120)).await;
+        let out = door.cutover(action, &[]);
+        assert!(
+            out.ok,
+            "{action} after the chaos: {}{}",
+            out.stdout, out.stderr
+        );
+    }
+
+    let w_sum = door.finish_load(&mut writer, "writer").await;
+    let p_sum = door.finish_load(&mut prober, "prober").await;
+    assert_eq!(
+        p_sum["violations"], 0,
+        "a fenced side took a write: {p_sum}"
+    );
+    assert!(
+        w_sum["acked"].as_u64().unwrap_or(0) > 500,
+        "writer barely wrote: {w_sum}"
+    );
+    door.wait_converged(Duration::from_secs(120)).await;
+    let n = door
+        .check_invariants(&[door.acks_path("writer")])
+        .await
+        .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+    eprintln!("chaos db: {n} acknowledged writes all present, sides equal");
+    c.stop(Duration::from_secs(10));
+    w.stop(Duration::from_secs(30));
+}
