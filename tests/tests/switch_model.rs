@@ -126,6 +126,13 @@ fn the_switch_protocol_verifies_exhaustively() {
         "suspiciously small state space:\n{}",
         v.output
     );
+    // Not vacuous: the end-state checks ran (spin lists no statement of
+    // `Final` as unreached).
+    assert!(
+        v.output.contains("unreached in proctype Final\n\t(0 of"),
+        "the end-state checks never ran:\n{}",
+        v.output
+    );
 }
 
 /// Negative model: the final position read before the fence is installed
@@ -146,7 +153,7 @@ fn reading_the_fence_position_before_the_fence_loses_a_write() {
     );
 }
 
-/// A known hole (docs/model/README.md, "Finding"): a coordinator that lost
+/// A known hole (docs/model/README.md, finding 1): a coordinator that lost
 /// its lease but runs on still executes its fence statements, which carry
 /// no fencing token; spin finds both sides writable. When the coordinator's
 /// fence statements are fenced, this variant must verify instead.
@@ -161,5 +168,21 @@ fn a_deposed_coordinator_still_running_breaks_the_fences() {
     assert!(
         what.contains("fenced["),
         "not a writable-side property: {what}"
+    );
+}
+
+/// A known hole (docs/model/README.md, finding 2): a closing transaction
+/// that landed but reported a failure is retried by `recover`, whose
+/// `finish` deletes the request key unconditionally, so the operator's next
+/// request can be deleted before it runs. When `finish` deletes only its
+/// own request, this variant must verify instead.
+#[test]
+fn a_retried_finish_can_delete_the_next_request() {
+    let v = verify("keep-requests", &["-DKEEP_REQUESTS"]);
+    assert!(v.errors().is_some_and(|n| n > 0), "{}", v.output);
+    let what = v.violation().expect("an assertion violated");
+    assert!(
+        what.contains("jout[i]!=0"),
+        "not the kept-request check: {what}"
     );
 }
