@@ -3,6 +3,28 @@
 //! connections, positions — and has one method per journal step (see the
 //! table in the module above). The fence is installed by
 //! [`Cutover::fence`] and removed from the new side by [`unfence`].
+//!
+//! # Model
+//!
+//! `docs/model/switch.pml` models these steps for spin (checked by
+//! `tests/tests/switch_model.rs`; abstractions and findings in
+//! `docs/model/README.md`). Labels of its `Coord` process, by step; keep
+//! them in step when the order or the journaling here changes:
+//!
+//! | code | model label |
+//! | --- | --- |
+//! | `handle_request` (entry created / recovered / request key removed) | `pass` |
+//! | [`Cutover::begin`], `check`, `prepare`, `warm_up` | `begin`, `check` |
+//! | [`Cutover::fence`] (fence begun journaled; position read after the fence) | `fence` |
+//! | [`Cutover::catch_up`] | `catch_up` |
+//! | [`Cutover::record_positions`] | `record_positions` |
+//! | [`Cutover::create_streams`] | `create_streams` |
+//! | [`Cutover::flip_routing`] | `flip_routing` |
+//! | [`Cutover::unfence`] / [`unfence`] | `unfence` (and in `recover`) |
+//! | [`Cutover::finish`] | `finish_done` |
+//! | `handle_request`'s error arm | `failed` |
+//! | `journal::recover` | `recover`, `recover_done` |
+//! | `journal::rollback` | `rollback`, `rollback_done` |
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
