@@ -294,7 +294,17 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
                 }
                 Ok(()) => {
                     // Fresh routing: the side may have become serving.
-                    let after = client.route().await?;
+                    // (etcd may be down for a while: keep asking.)
+                    let after = loop {
+                        match client.route().await {
+                            Ok(r) => break r,
+                            Err(e) => {
+                                s.other_errors += 1;
+                                s.last_error = format!("{e:#}");
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                        }
+                    };
                     if after.epoch == before.epoch && after.serving.name == before.serving.name {
                         s.violations += 1;
                         eprintln!(

@@ -367,8 +367,34 @@ pub async fn request(
     let journal = reg.prefix.journal_entry(&wf, id);
     let start = Instant::now();
     let mut printed = 0usize;
+    let mut etcd_lost = false;
     loop {
-        if let Some(e) = reg.value::<JournalEntry>(&journal).await? {
+        // The coordinator carries on with the request while etcd is out of
+        // reach for this CLI: keep following it until `wait` runs out.
+        let entry = match reg.value::<JournalEntry>(&journal).await {
+            Ok(e) => {
+                if std::mem::take(&mut etcd_lost) {
+                    eprintln!("revdoor: etcd answers again");
+                }
+                e
+            }
+            Err(e) if start.elapsed() <= wait => {
+                if !std::mem::replace(&mut etcd_lost, true) {
+                    eprintln!("revdoor: {e}; still following the request");
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                continue;
+            }
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!(
+                        "{} not followed to its end: see `revdoor workflow status {wf}`",
+                        action.name()
+                    )
+                })
+            }
+        };
+        if let Some(e) = entry {
             for s in e.steps.iter().skip(printed) {
                 let detail = if s.detail.is_empty() {
                     String::new()
@@ -385,7 +411,10 @@ pub async fn request(
                 Outcome::RolledBack => bail!("{} rolled back: {}", action.name(), e.reason),
             }
         } else if start.elapsed() > Duration::from_secs(10)
-            && reg.keys(&reg.prefix.leader()).await?.is_empty()
+            && reg
+                .keys(&reg.prefix.leader())
+                .await
+                .is_ok_and(|k| k.is_empty())
         {
             // No coordinator at all (a busy leader may take longer: it runs
             // one request at a time). Take the request back unless one

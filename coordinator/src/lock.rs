@@ -16,7 +16,9 @@
 
 use std::time::Duration;
 
-use etcd_client::{Client, Compare, CompareOp, PutOptions, Txn, TxnOp};
+use etcd_client::{
+    Client, Compare, CompareOp, LeaseKeepAliveStream, LeaseKeeper, PutOptions, Txn, TxnOp,
+};
 use revdoor_core::fence::FenceToken;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -188,12 +190,33 @@ pub async fn current_holder(client: &Client, key: &str) -> Result<String, LockEr
 /// Why a lease's keep-alive stopped (logged; the lock is then lost).
 #[derive(Debug, thiserror::Error)]
 enum KeepAliveError {
-    #[error("{0}")]
-    Etcd(#[from] etcd_client::Error),
     #[error("lease expired")]
     Expired,
+    #[error("no renewal from etcd within the lease's TTL (last error: {0})")]
+    Unconfirmed(String),
 }
 
+/// One renewal: `Ok(false)` when etcd says the lease is gone.
+async fn renew(
+    client: &mut Client,
+    lease_id: i64,
+    open: &mut Option<(LeaseKeeper, LeaseKeepAliveStream)>,
+) -> Result<bool, etcd_client::Error> {
+    if open.is_none() {
+        *open = Some(client.lease_keep_alive(lease_id).await?);
+    }
+    let Some((keeper, stream)) = open.as_mut() else {
+        return Ok(false);
+    };
+    keeper.keep_alive().await?;
+    Ok(matches!(stream.message().await?, Some(resp) if resp.ttl() > 0))
+}
+
+/// Renew the lease every TTL/3 until etcd says it expired, or until no
+/// renewal was confirmed for TTL − TTL/3 (the lease may have expired on the
+/// server by then, and a successor may hold the lock). An etcd error in
+/// between — a restart, a leader change, a dropped stream — is retried on a
+/// new keep-alive stream, so a blip shorter than that rides through.
 async fn keep_alive(
     mut client: Client,
     lease_id: i64,
@@ -202,20 +225,34 @@ async fn keep_alive(
     key: String,
 ) {
     let period = (ttl / 3).max(Duration::from_millis(200));
-    let result: Result<(), KeepAliveError> = async {
-        let (mut keeper, mut stream) = client.lease_keep_alive(lease_id).await?;
-        loop {
-            keeper.keep_alive().await?;
-            match stream.message().await? {
-                Some(resp) if resp.ttl() > 0 => {}
-                _ => return Err(KeepAliveError::Expired),
+    let mut confirmed = tokio::time::Instant::now();
+    let mut open = None;
+    let mut last_error = String::new();
+    let why = loop {
+        let deadline = confirmed + ttl.saturating_sub(period);
+        match tokio::time::timeout_at(deadline, renew(&mut client, lease_id, &mut open)).await {
+            Ok(Ok(true)) => {
+                if !last_error.is_empty() {
+                    tracing::info!(key = %key, lease = lease_id, "lease renewed again after an etcd error");
+                    last_error.clear();
+                }
+                confirmed = tokio::time::Instant::now();
+                tokio::time::sleep(period).await;
             }
-            tokio::time::sleep(period).await;
+            Ok(Ok(false)) => break KeepAliveError::Expired,
+            Ok(Err(e)) => {
+                if last_error.is_empty() {
+                    tracing::warn!(key = %key, lease = lease_id, error = %e,
+                        "lease renewal failed; retrying until the lease's TTL runs out");
+                }
+                last_error = e.to_string();
+                open = None;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                tokio::time::sleep((period / 4).min(left)).await;
+            }
+            Err(_) => break KeepAliveError::Unconfirmed(last_error),
         }
-    }
-    .await;
-    if let Err(e) = result {
-        tracing::warn!(key = %key, lease = lease_id, error = %e, "lock lost");
-    }
+    };
+    tracing::warn!(key = %key, lease = lease_id, error = %why, "lock lost");
     lost.cancel();
 }

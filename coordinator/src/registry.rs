@@ -36,7 +36,30 @@ pub struct Registry {
 }
 
 fn etcd(what: &str) -> impl FnOnce(etcd_client::Error) -> Error + '_ {
-    move |e| Error::Etcd(format!("{what}: {e}"))
+    move |e| {
+        if unreachable(&e) {
+            Error::Etcd(format!(
+                "{what}: etcd does not answer ({e}): it is down, restarting or out of reach; \
+                 try again once it answers (and check --etcd / REVDOOR_ETCD)"
+            ))
+        } else {
+            Error::Etcd(format!("{what}: {e}"))
+        }
+    }
+}
+
+/// Whether etcd could not be reached at all (down, restarting, a cut
+/// connection), as opposed to answering with an error.
+pub fn unreachable(e: &etcd_client::Error) -> bool {
+    // gRPC codes: 4 DEADLINE_EXCEEDED, 14 UNAVAILABLE; a reset connection
+    // comes back as UNKNOWN "transport error".
+    match e {
+        etcd_client::Error::TransportError(_) => true,
+        etcd_client::Error::GRpcStatus(s) => {
+            matches!(s.code() as i32, 4 | 14) || s.message() == "transport error"
+        }
+        _ => false,
+    }
 }
 
 /// A JSON value for etcd.

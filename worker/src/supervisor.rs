@@ -73,29 +73,55 @@ pub enum WorkerError {
     Register(#[source] LockError),
     #[error("worker id {id} is registered by another live worker ({key}); pick another --id")]
     Taken { id: String, key: String },
-    #[error(
-        "worker {id} lost its registration lease; its streams move to other workers — stopping"
-    )]
+    /// Handled inside [`run`]: the worker registers again.
+    #[error("worker {id} lost its registration lease")]
     LeaseLost { id: String },
 }
 
-/// Run a worker until `cancel` fires or its registration lease is lost.
+/// Run a worker until `cancel` fires. If it loses its registration lease
+/// (etcd down or out of reach for longer than the TTL), its streams stop —
+/// their ownership leases went with etcd too — and it registers again as
+/// soon as etcd answers, then takes its assignments back with new fence
+/// tokens. Only a first registration that fails ends it.
 pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Result<(), WorkerError> {
-    let registration = register(&reg, &cfg).await?;
-    tracing::info!(worker = %cfg.id, ttl = ?cfg.lease_ttl, "worker registered");
-    let worker = Worker {
-        shared: Shared {
-            reg,
-            cfg: Arc::new(cfg),
-        },
-        lease: registration.lease_id(),
-        cancel,
-        tasks: HashMap::new(),
-        last_report: Instant::now() - Duration::from_secs(1),
-    };
-    let result = worker.run(registration.lost()).await;
-    let _ = registration.release().await;
-    result
+    let cfg = Arc::new(cfg);
+    let mut registration = register(&reg, &cfg).await?;
+    let mut again = Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
+    loop {
+        tracing::info!(worker = %cfg.id, ttl = ?cfg.lease_ttl, "worker registered");
+        let worker = Worker {
+            shared: Shared {
+                reg: reg.clone(),
+                cfg: Arc::clone(&cfg),
+            },
+            lease: registration.lease_id(),
+            cancel: cancel.clone(),
+            tasks: HashMap::new(),
+            last_report: Instant::now() - Duration::from_secs(1),
+        };
+        let result = worker.run(registration.lost()).await;
+        let _ = registration.release().await;
+        if !matches!(result, Err(WorkerError::LeaseLost { .. })) {
+            return result;
+        }
+        tracing::warn!(worker = %cfg.id,
+            "lost the registration lease (etcd out of reach longer than the lease TTL?): \
+             streams stopped; registering again");
+        registration = loop {
+            match register(&reg, &cfg).await {
+                Ok(r) => break r,
+                Err(e) => {
+                    let after = again.next_delay();
+                    tracing::warn!(worker = %cfg.id, error = %e, retry_in = ?after, "register again");
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(after) => {}
+                    }
+                }
+            }
+        };
+        again.reset();
+    }
 }
 
 /// Take `workers/<id>`. A restarted worker may find its previous
