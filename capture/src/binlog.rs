@@ -51,6 +51,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ddl::{captured_tables_changed, Ddl};
 use crate::rows::{decode_rows, RowError, RowLayout};
+use crate::tablemap::TableMap;
 use crate::values::convert_value;
 use revdoor_mysql::engine::Flavor;
 use revdoor_mysql::preflight;
@@ -98,6 +99,9 @@ pub struct RowChange {
     pub op: Op,
     pub before: Option<Row>,
     pub after: Option<Row>,
+    /// The table map of a binlog row change: the table's definition when
+    /// the row was written. `None` for copied rows (read as the table is now).
+    pub map: Option<Arc<TableMap>>,
 }
 
 /// A committed source transaction, possibly with no row of interest
@@ -402,7 +406,10 @@ struct Framer<'a> {
     watermark_stream: Option<&'a str>,
     table_maps: HashMap<u64, TableMapEvent<'static>>,
     /// Row layouts of captured tables' maps, read on first use.
-    layouts: HashMap<u64, RowLayout>,
+    layouts: HashMap<u64, Arc<RowLayout>>,
+    /// The last layout of each captured table: a new map with the same
+    /// definition shares it (and its definition keeps one identity).
+    last_layouts: HashMap<(String, String), Arc<RowLayout>>,
     current: Option<SourceTxn>,
     standalone: bool,
     last_gtid: String,
@@ -420,6 +427,7 @@ impl<'a> Framer<'a> {
             watermark_stream,
             table_maps: HashMap::new(),
             layouts: HashMap::new(),
+            last_layouts: HashMap::new(),
             current: None,
             standalone: false,
             last_gtid: String::new(),
@@ -622,10 +630,18 @@ impl<'a> Framer<'a> {
         let layout = match self.layouts.get(&rows.table_id()) {
             Some(l) => l,
             None => {
-                let l = RowLayout::of(tme).map_err(|e| {
+                let map = TableMap::of(tme).map_err(|e| {
                     CaptureError::Definite(format!("{}.{} in {}: {e}", key.0, key.1, txn.gtid))
                 })?;
-                self.layouts.entry(rows.table_id()).or_insert(l)
+                let l = match self.last_layouts.get(&key) {
+                    Some(last) if *last.map == map => Arc::clone(last),
+                    _ => {
+                        let l = Arc::new(RowLayout::from_map(map));
+                        self.last_layouts.insert(key.clone(), Arc::clone(&l));
+                        l
+                    }
+                };
+                &*self.layouts.entry(rows.table_id()).or_insert(l)
             }
         };
         let decoded = decode_rows(rows, layout).map_err(|e| {
@@ -642,6 +658,7 @@ impl<'a> Framer<'a> {
                 op,
                 before,
                 after,
+                map: Some(Arc::clone(&layout.map)),
             });
         }
         Ok(())

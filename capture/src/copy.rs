@@ -261,7 +261,7 @@ impl Window {
 
     pub(crate) fn note_changes(&mut self, codecs: &Codecs, txn: &SourceTxn) {
         for ch in &txn.changes {
-            let Some(codec) = codecs.get(&(ch.db.clone(), ch.table.clone())) else {
+            let Some(codec) = codecs.of_change(&ch.db, &ch.table, ch.map.as_ref()) else {
                 continue;
             };
             for row in [ch.before.as_ref(), ch.after.as_ref()]
@@ -285,7 +285,7 @@ impl Window {
         gtid: String,
         copy: Option<&mut CopyState>,
     ) -> (SourceTxn, usize) {
-        let codec = codecs.get(&(chunk.db.clone(), chunk.table.clone()));
+        let codec = codecs.current(&chunk.db, &chunk.table);
         let mut changes = Vec::with_capacity(chunk.rows.len());
         for row in chunk.rows {
             let key = codec.and_then(|c| canonical_key(c, &row, false));
@@ -301,6 +301,7 @@ impl Window {
                 op: Op::Read,
                 before: None,
                 after: Some(row),
+                map: None,
             });
         }
         if let Some(state) = copy {

@@ -9,11 +9,12 @@
 //!   The stream's position stays before the DDL, so a restart halts again
 //!   until the operator has changed the target the same way and restarts
 //!   with `--on-ddl ignore`.
-//! - `ignore`: go on; the table's definition is re-read from the source
-//!   and its new schema published before the next event that uses it.
-//!   (`information_schema` shows the table as it is now, not as it was at
-//!   that binlog position: if several DDLs on one table are still to be
-//!   read, capture stops with a schema mismatch rather than guess.)
+//! - `ignore`: go on. Rows after the DDL carry their new definition in
+//!   their table maps (`crate::tablemap`), published under a new schema
+//!   before the first event that uses it — also when several DDLs on one
+//!   table are still to be read (a backlog). The table's definition in
+//!   `information_schema` is re-read too: it serves copied rows and refines
+//!   the table maps' definitions where a column still matches.
 //! - `exec`: as `ignore`, and the statement is published as a DDL record
 //!   (`revdoor-ddl` header, [`revdoor_core::event::DdlEvent`]) on every
 //!   partition this origin feeds, in the same Kafka transaction as the

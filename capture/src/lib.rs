@@ -23,6 +23,7 @@ pub mod publish;
 pub mod route;
 pub mod rows;
 mod stream;
+pub mod tablemap;
 mod values;
 
 pub use binlog::replica_server_id;

@@ -16,7 +16,7 @@
 //!
 //! Blocking librdkafka transaction calls run on `spawn_blocking`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,6 +40,8 @@ use revdoor_core::event::Row;
 use crate::binlog::{RowChange, SourceTxn};
 use crate::ddl::Ddl;
 use crate::route::Router;
+use crate::tablemap::TableMap;
+use revdoor_core::sqltype::TableSchema;
 
 /// One source transaction's changes by destination partition: the op and
 /// images to publish, and the change they came from.
@@ -64,6 +66,7 @@ struct Pending {
     after: Option<Row>,
     db: String,
     table: String,
+    map: Option<Arc<TableMap>>,
 }
 
 #[derive(Debug, Default)]
@@ -81,8 +84,6 @@ pub struct TxnEncoder {
     gtid: String,
     ts_sec: u32,
     partitions: BTreeMap<i32, PartitionSlot>,
-    /// `(db, table)` of the last codec looked up, and its key in `codecs`.
-    codec_cache: Option<(String, String)>,
 }
 
 impl TxnEncoder {
@@ -91,7 +92,6 @@ impl TxnEncoder {
             gtid: txn.gtid.clone(),
             ts_sec: txn.timestamp,
             partitions: BTreeMap::new(),
-            codec_cache: None,
         }
     }
 
@@ -101,28 +101,94 @@ impl TxnEncoder {
     }
 }
 
-/// The codec of `db.table` (consecutive changes are mostly of one table:
-/// the look-up key is kept and reused).
+/// The codec of a row change (of its table map's definition, or of the
+/// table as it is now for a copied row).
 fn lookup<'c>(
     codecs: &'c Codecs,
-    cache: &mut Option<(String, String)>,
     db: &str,
     table: &str,
+    map: Option<&Arc<TableMap>>,
 ) -> Result<&'c EventCodec, CaptureError> {
-    let hit = cache.as_ref().is_some_and(|(d, t)| d == db && t == table);
-    if !hit {
-        *cache = Some((db.to_string(), table.to_string()));
-    }
-    let key = cache
-        .as_ref()
-        .ok_or_else(|| CaptureError::Definite("codec cache".into()))?;
     codecs
-        .get(key)
+        .of_change(db, table, map)
         .ok_or_else(|| CaptureError::Definite(format!("no table definition for {db}.{table}")))
 }
 
-/// The codec of every captured table, by `(database, table)`.
-pub type Codecs = HashMap<(String, String), EventCodec>;
+/// The codecs of the captured tables: one per definition.
+///
+/// A binlog row change is encoded with the definition of its table map
+/// (`crate::tablemap`): a backlog older than a DDL keeps the definition of
+/// its time. Copied rows, read as the tables are now, use the definition
+/// from `information_schema`.
+#[derive(Debug, Default)]
+pub struct Codecs {
+    /// Each table as `information_schema` shows it (at start, and after a
+    /// DDL the stream passed).
+    current: Vec<EventCodec>,
+    /// One per table-map definition met in the binlog, newest last.
+    mapped: Vec<(Arc<TableMap>, EventCodec)>,
+}
+
+impl Codecs {
+    pub fn new() -> Self {
+        Codecs::default()
+    }
+
+    /// The codec of `db.table` as `information_schema` shows it.
+    pub fn current(&self, db: &str, table: &str) -> Option<&EventCodec> {
+        self.current
+            .iter()
+            .find(|c| c.table().db == db && c.table().table == table)
+    }
+
+    /// Set the codec of a table as `information_schema` shows it.
+    pub fn set_current(&mut self, codec: EventCodec) {
+        let t = codec.table();
+        match self
+            .current
+            .iter()
+            .position(|c| c.table().db == t.db && c.table().table == t.table)
+        {
+            Some(i) => self.current[i] = codec,
+            None => self.current.push(codec),
+        }
+    }
+
+    /// The tables as `information_schema` shows them.
+    pub fn tables(&self) -> impl Iterator<Item = &TableSchema> {
+        self.current.iter().map(EventCodec::table)
+    }
+
+    /// The codec of a table-map definition, if already built.
+    pub fn mapped(&self, map: &Arc<TableMap>) -> Option<&EventCodec> {
+        // The same map is mostly the same `Arc` (the reader shares a
+        // table's layout while its definition does not change).
+        let rev = || self.mapped.iter().rev();
+        rev()
+            .find(|(m, _)| Arc::ptr_eq(m, map))
+            .or_else(|| rev().find(|(m, _)| **m == **map))
+            .map(|(_, c)| c)
+    }
+
+    /// Add the codec of a table-map definition.
+    pub fn add_mapped(&mut self, map: Arc<TableMap>, codec: EventCodec) {
+        self.mapped.push((map, codec));
+    }
+
+    /// The codec of a row change: its table map's, or (copied rows) the
+    /// table's as it is now.
+    pub fn of_change(
+        &self,
+        db: &str,
+        table: &str,
+        map: Option<&Arc<TableMap>>,
+    ) -> Option<&EventCodec> {
+        match map {
+            Some(m) => self.mapped(m),
+            None => self.current(db, table),
+        }
+    }
+}
 use crate::CaptureError;
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -314,7 +380,7 @@ impl Publisher {
     ) -> Result<(), CaptureError> {
         let several = changes.len() > 1;
         for mut ch in changes {
-            let codec = lookup(codecs, &mut enc.codec_cache, &ch.db, &ch.table)?;
+            let codec = lookup(codecs, &ch.db, &ch.table, ch.map.as_ref())?;
             let bad = |e: String| {
                 CaptureError::Definite(format!(
                     "row of {}.{} in {}: {e}",
@@ -349,6 +415,7 @@ impl Publisher {
                         after: ch.after.take(),
                         db: ch.db.clone(),
                         table: ch.table.clone(),
+                        map: ch.map.clone(),
                     };
                     let gone = Pending {
                         op: Op::Delete,
@@ -356,6 +423,7 @@ impl Publisher {
                         after: None,
                         db: ch.db,
                         table: ch.table,
+                        map: ch.map,
                     };
                     self.hold(k, enc, pb, gone, codecs, several).await?;
                     self.hold(k, enc, pa, moved, codecs, several).await?;
@@ -367,6 +435,7 @@ impl Publisher {
                         after: ch.after,
                         db: ch.db,
                         table: ch.table,
+                        map: ch.map,
                     };
                     self.hold(k, enc, p, ev, codecs, several).await?;
                 }
@@ -430,7 +499,7 @@ impl Publisher {
         ev: Pending,
         codecs: &Codecs,
     ) -> Result<(), CaptureError> {
-        let codec = lookup(codecs, &mut enc.codec_cache, &ev.db, &ev.table)?;
+        let codec = lookup(codecs, &ev.db, &ev.table, ev.map.as_ref())?;
         let fp = codec.envelope().fingerprint();
         if k.checked_fp != Some(fp) && !self.is_published(fp) && !k.new_schemas.contains(&fp) {
             let record = SchemaRecord {

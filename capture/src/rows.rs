@@ -5,18 +5,20 @@
 //! and re-reads the table map's optional metadata — ≈ 15 % of capture's CPU
 //! in the benchmark's profile, before revdoor copied the names once more.
 //! Here the table map is read once into a [`RowLayout`] (types, metadata,
-//! signedness, names shared by every row) and each image is parsed with
-//! mysql_common's own value parser, exactly as `BinlogRow` does it, minus
-//! the per-row columns. Partial JSON updates are refused before this.
+//! signedness, names shared by every row, and the table map read whole as
+//! the table's definition of that moment, [`crate::tablemap`]) and each
+//! image is parsed with mysql_common's own value parser, exactly as
+//! `BinlogRow` does it, minus the per-row columns. Partial JSON updates are refused before this.
 
 use std::sync::Arc;
 
-use mysql_async::binlog::events::{OptionalMetadataField, RowsEventData, TableMapEvent};
+use mysql_async::binlog::events::RowsEventData;
 use mysql_async::binlog::value::BinlogValue;
 use mysql_async::consts::ColumnType;
 use mysql_common::io::ParseBuf;
 use revdoor_core::event::Row;
 
+use crate::tablemap::TableMap;
 use crate::values::{convert_value, ValueError};
 
 /// A rows event or row image that does not decode. Each message names
@@ -64,51 +66,21 @@ pub struct RowLayout {
     unsigned: Vec<bool>,
     /// Column names, shared by every row of this layout.
     pub names: Arc<[String]>,
+    /// The table map it was read from: the table's definition at that
+    /// point of the binlog (see [`crate::tablemap`]).
+    pub map: Arc<TableMap>,
 }
 
 impl RowLayout {
-    /// Read a table map event (with `binlog_row_metadata=FULL`).
-    pub fn of(tme: &TableMapEvent<'_>) -> Result<RowLayout, RowError> {
-        let n = tme.columns_count() as usize;
-        let mut types = Vec::with_capacity(n);
-        let mut metas = Vec::with_capacity(n);
-        for i in 0..n {
-            let ty = tme
-                .get_column_type(i)
-                .map_err(|error| RowError::ColumnType { column: i, error })?
-                .ok_or(RowError::NoColumnType(i))?;
-            types.push(ty);
-            metas.push(tme.get_column_metadata(i).unwrap_or(&[]).to_vec());
+    /// The layout of a table map read whole.
+    pub fn from_map(map: TableMap) -> RowLayout {
+        RowLayout {
+            types: map.columns.iter().map(|c| c.ty).collect(),
+            metas: map.columns.iter().map(|c| c.meta.clone()).collect(),
+            unsigned: map.columns.iter().map(|c| c.unsigned).collect(),
+            names: map.columns.iter().map(|c| c.name.clone()).collect(),
+            map: Arc::new(map),
         }
-        let mut unsigned = vec![false; n];
-        let mut names = Vec::with_capacity(n);
-        for field in tme.iter_optional_meta() {
-            match field.map_err(RowError::Metadata)? {
-                OptionalMetadataField::Signedness(bits) => {
-                    // One bit per numeric column, in column order.
-                    let numeric = (0..n).filter(|i| types[*i].is_numeric_type());
-                    for (i, bit) in numeric.zip(bits.iter()) {
-                        unsigned[i] = *bit;
-                    }
-                }
-                OptionalMetadataField::ColumnName(cols) => {
-                    for name in cols.iter_names() {
-                        let name = name.map_err(RowError::ColumnNames)?;
-                        names.push(name.name().into_owned());
-                    }
-                }
-                _ => {}
-            }
-        }
-        if names.len() != n {
-            return Err(RowError::NoColumnNames);
-        }
-        Ok(RowLayout {
-            types,
-            metas,
-            unsigned,
-            names: names.into(),
-        })
     }
 }
 

@@ -20,6 +20,7 @@ use crate::copy::{estimate_rows, report_copy, Chunk, Copier, CopyState, Window};
 use crate::ddl::OnDdl;
 use crate::publish::{self, Codecs, KafkaTxn, Publisher, TxnEncoder};
 use crate::route::Router;
+use crate::tablemap::{Collations, TableMap};
 use crate::{CaptureError, Checkpoint};
 use revdoor_mysql::{positions, preflight, tables};
 
@@ -94,8 +95,11 @@ struct Stream<'a> {
     cfg: &'a CaptureConfig,
     publisher: &'a Publisher,
     cancel: CancellationToken,
-    /// The captured tables' codecs (reloaded after a DDL).
+    /// The captured tables' codecs: one per table-map definition met, and
+    /// the tables as `information_schema` shows them (reloaded after a DDL).
     codecs: Codecs,
+    /// The source's collations, to read table maps' character columns.
+    collations: Collations,
     /// The GTID position published so far.
     position: Position,
     /// Copy progress, published with every checkpoint; `None` without copy.
@@ -154,12 +158,15 @@ impl<'a> Stream<'a> {
 
         // Table definitions first: a missing table, one without a primary key
         // or an unsupported column type stops here, before anything is published.
-        let codecs = load_codecs(cfg).await?;
+        let (codecs, collations) = load_codecs(cfg).await?;
 
         // Copy phase: a copier task reads chunks between watermarks.
         if let Some(state) = copy_state.as_mut() {
-            for (db, table) in codecs.keys() {
-                state.tables.entry(format!("{db}.{table}")).or_default();
+            for t in codecs.tables() {
+                state
+                    .tables
+                    .entry(format!("{}.{}", t.db, t.table))
+                    .or_default();
             }
         }
         let copying = copy_state.as_ref().is_some_and(|c| !c.done());
@@ -175,7 +182,7 @@ impl<'a> Stream<'a> {
         let (chunk_tx, chunk_rx) = mpsc::channel::<Chunk>(1);
         let (ack_tx, ack_rx) = mpsc::channel::<()>(1);
         let copier_task = if let (true, Some(state)) = (copying, copy_state.clone()) {
-            let mut tables: Vec<_> = codecs.values().map(|c| c.table().clone()).collect();
+            let mut tables: Vec<_> = codecs.tables().cloned().collect();
             tables.sort_by(|a, b| (&a.db, &a.table).cmp(&(&b.db, &b.table)));
             let copier = Copier {
                 opts: cfg.reader.opts.clone(),
@@ -213,6 +220,7 @@ impl<'a> Stream<'a> {
             publisher,
             cancel,
             codecs,
+            collations,
             position,
             copy_state,
             first_seq,
@@ -281,6 +289,9 @@ impl<'a> Stream<'a> {
 
     /// One item from the reader.
     async fn item(&mut self, item: BinlogItem) -> Result<After, CaptureError> {
+        if let BinlogItem::Part(txn) | BinlogItem::Txn(txn) = &item {
+            self.admit(txn).await?;
+        }
         match item {
             BinlogItem::Part(part) => self.big_txn_part(part).await,
             BinlogItem::Txn(txn) if self.open.is_some() => self.big_txn_end(txn).await,
@@ -290,6 +301,58 @@ impl<'a> Stream<'a> {
             BinlogItem::Txn(txn) => self.source_txn(txn).await,
             BinlogItem::Heartbeat => self.heartbeat().await,
         }
+    }
+
+    /// Build the codec of every table-map definition of `txn` not met yet
+    /// (see [`crate::tablemap`]): the definition of the rows' time, refined
+    /// by `information_schema` where a column still matches it — read
+    /// again for the table when what the stream holds does not match.
+    async fn admit(&mut self, txn: &SourceTxn) -> Result<(), CaptureError> {
+        let mut last: Option<&Arc<TableMap>> = None;
+        for ch in &txn.changes {
+            let Some(map) = &ch.map else { continue };
+            if last.is_some_and(|l| Arc::ptr_eq(l, map)) || self.codecs.mapped(map).is_some() {
+                last = Some(map);
+                continue;
+            }
+            last = Some(map);
+            let mut now = self
+                .codecs
+                .current(&map.db, &map.table)
+                .map(|c| c.table().clone());
+            if !now
+                .as_ref()
+                .is_some_and(|n| map.matched_by(&self.collations, n))
+            {
+                // A definition the stream has not seen: the table as it is
+                // now may know it (a DDL the stream is about to pass).
+                let mut conn = mysql_async::Conn::new(self.cfg.reader.opts.clone())
+                    .await
+                    .map_err(|e| CaptureError::transient("connect to source", e))?;
+                if let Ok(def) = tables::load_table_schema(&mut conn, &map.db, &map.table).await {
+                    now = Some(def);
+                }
+                let _ = conn.disconnect().await;
+            }
+            let def = map
+                .definition(&self.collations, now.as_ref())
+                .map_err(|e| CaptureError::Definite(format!("table map in {}: {e}", txn.gtid)))?;
+            let codec = EventCodec::new(def).map_err(|e| {
+                CaptureError::Definite(format!(
+                    "Avro schema of {}.{} in {}: {e}",
+                    map.db, map.table, txn.gtid
+                ))
+            })?;
+            self.cfg
+                .router
+                .check_table(&codec)
+                .map_err(|e| CaptureError::Definite(format!("table map in {}: {e}", txn.gtid)))?;
+            tracing::info!(table = %format!("{}.{}", map.db, map.table), gtid = %txn.gtid,
+                fingerprint = %format!("{:016x}", codec.envelope().fingerprint()),
+                "table definition from the binlog's table map");
+            self.codecs.add_mapped(Arc::clone(map), codec);
+        }
+        Ok(())
     }
 
     /// A part of a big source transaction: the first opens its Kafka
@@ -471,7 +534,10 @@ impl<'a> Stream<'a> {
         } else {
             while let Some(item) = self.rx.try_recv() {
                 match item {
-                    BinlogItem::Txn(txn) => self.batch.push(txn),
+                    BinlogItem::Txn(txn) => {
+                        self.admit(&txn).await?;
+                        self.batch.push(txn);
+                    }
                     // The start of a big transaction: it and what follows are
                     // read again on restart.
                     BinlogItem::Part(_) => break,
@@ -609,7 +675,7 @@ async fn on_ddl(
                                 txn.gtid
                             ))
                         })?;
-                        codecs.insert((db.clone(), table.clone()), codec);
+                        codecs.set_current(codec);
                     }
                     // Dropped or renamed away: its events stop; keep the old codec.
                     Err(e) => tracing::warn!(table = %format!("{db}.{table}"), error = %e, "table gone after DDL"),
@@ -621,8 +687,10 @@ async fn on_ddl(
     }
 }
 
-/// Check the source account and load every captured table's definition.
-async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
+/// Check the source account and load every captured table's definition
+/// (as it is now: refused here if revdoor cannot carry it) and the
+/// server's collations.
+async fn load_codecs(cfg: &CaptureConfig) -> Result<(Codecs, Collations), CaptureError> {
     let mut conn = mysql_async::Conn::new(cfg.reader.opts.clone())
         .await
         .map_err(|e| CaptureError::transient("connect to source", e))?;
@@ -633,10 +701,11 @@ async fn load_codecs(cfg: &CaptureConfig) -> Result<Codecs, CaptureError> {
         let codec = EventCodec::new(def)
             .map_err(|e| CaptureError::Definite(format!("Avro schema of {db}.{table}: {e}")))?;
         cfg.router.check_table(&codec)?;
-        codecs.insert((db.clone(), table.clone()), codec);
+        codecs.set_current(codec);
     }
+    let collations = tables::load_collations(&mut conn).await?;
     let _ = conn.disconnect().await;
-    Ok(codecs)
+    Ok((codecs, collations))
 }
 
 /// A big source transaction on its way out: its Kafka transaction is open

@@ -3,7 +3,10 @@
 //!
 //! Capture reads each moved table's columns and primary key from
 //! `information_schema` and turns them into a [`TableSchema`] (the Avro
-//! schemas and value conversions derive from it). A table that is missing,
+//! schemas and value conversions derive from it): the table as it is now,
+//! for copied rows and to refine the definitions capture reads from the
+//! binlog's table maps, which rows are published with (capture's
+//! `tablemap`). A table that is missing,
 //! has no primary key, or has a column type revdoor cannot carry without
 //! loss is refused here with a definite error naming the table, the column
 //! and what to do — before a single event is published.
@@ -97,4 +100,33 @@ pub async fn load_table_schema(
         .validate()
         .map_err(|e| MysqlError::Refused(format!("table {db}.{table}: {e}")))?;
     Ok(schema)
+}
+
+/// The server's collations by id: the character set of each and its
+/// longest character in bytes. Table maps name a character column's
+/// collation by id (`binlog_row_metadata=FULL`); capture reads this once
+/// per run to name the column's character set and its length in
+/// characters.
+pub async fn load_collations(
+    conn: &mut Conn,
+) -> Result<std::collections::HashMap<u16, (String, u32)>, MysqlError> {
+    let rows: Vec<(u64, String, u64)> = conn
+        .query(
+            "SELECT co.ID, co.CHARACTER_SET_NAME, cs.MAXLEN \
+             FROM information_schema.COLLATIONS co \
+             JOIN information_schema.CHARACTER_SETS cs \
+               ON cs.CHARACTER_SET_NAME = co.CHARACTER_SET_NAME \
+             WHERE co.ID IS NOT NULL",
+        )
+        .await
+        .map_err(|e| MysqlError::query("read the server's collations", e))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(id, cs, maxlen)| {
+            Some((
+                u16::try_from(id).ok()?,
+                (cs.to_ascii_lowercase(), maxlen as u32),
+            ))
+        })
+        .collect())
 }

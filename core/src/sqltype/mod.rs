@@ -5,7 +5,8 @@
 //!
 //! Types come from `information_schema.COLUMNS` through
 //! [`SqlType::from_information_schema`] (`DATA_TYPE`, `COLUMN_TYPE`,
-//! `CHARACTER_SET_NAME`). A type revdoor cannot carry without loss is refused
+//! `CHARACTER_SET_NAME`), and from the binlog's table maps (capture's
+//! `tablemap`: the type of a row's column when it was written). A type revdoor cannot carry without loss is refused
 //! with [`SqlTypeError::Unsupported`] when the workflow is created, before
 //! anything starts — never in the middle of a stream.
 //!
