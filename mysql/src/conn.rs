@@ -28,11 +28,6 @@ pub fn opts(url: &str) -> Result<Opts, MysqlError> {
     })
 }
 
-/// The account a URL logs in with (`root` when it names none).
-pub fn account(url: &str) -> Result<String, MysqlError> {
-    Ok(opts(url)?.user().unwrap_or("root").to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,10 +36,6 @@ mod tests {
     fn urls_are_shown_without_passwords() {
         assert_eq!(redact("mysql://u:pw@h:1"), "mysql://u:***@h:1");
         assert_eq!(redact("mysql://u@h:1"), "mysql://u@h:1");
-        assert_eq!(
-            account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),
-            "revdoor"
-        );
         let bad = opts("mysql://u:secret@h:notaport").expect_err("bad port");
         assert!(!bad.to_string().contains("secret"), "{bad}");
         assert!(

@@ -67,7 +67,8 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
 
     // 2. Inject, on each target shard: a missing row, an extra row, a
     // changed column, and a copy of a row on the wrong shard. Through the
-    // revdoor account (fences exempt it), without binlog (no stream).
+    // session holding the target's fence pass (as apply does), without
+    // binlog (no stream).
     let db = &door.ctx.db;
     let mut picks: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
     for id in 1..accounts {
@@ -102,6 +103,12 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
         .expect("connect as revdoor");
         use mysql_async::prelude::Queryable;
         c.query_drop("SET SESSION sql_log_bin = 0").await.ok();
+        c.exec_drop(
+            "SET @revdoor_fence_pass = (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = 'target')",
+            (&door.ctx.workflow,),
+        )
+        .await
+        .expect("pass the target's fence");
         for q in [
             format!("DELETE FROM {db}.accounts WHERE id = {missing}"),
             format!("UPDATE {db}.accounts SET balance = balance + 7 WHERE id = {different}"),

@@ -197,8 +197,8 @@ fn table_ddl(db: &str) -> [String; 3] {
     ]
 }
 
-/// A connection to the target as revdoor's account, which its fences
-/// exempt. Binlog off where the account may say so (MySQL's
+/// A connection to the target as revdoor's account holding the target's
+/// fence pass (as apply does). Binlog off where the account may say so (MySQL's
 /// `SYSTEM_VARIABLES_ADMIN`; MariaDB wants `BINLOG ADMIN`, which revdoor
 /// does not hold): harmless either way, no stream reads the target's
 /// binlog before a switch.
@@ -208,6 +208,12 @@ async fn target_conn(ctx: &TestCtx, server: usize) -> Conn {
         .await
         .unwrap_or_else(|e| panic!("connect to #{server} as revdoor: {e}"));
     c.query_drop("SET NAMES utf8mb4").await.expect("names");
+    c.exec_drop(
+        "SET @revdoor_fence_pass = (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = 'target')",
+        (&ctx.workflow,),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("#{server}: pass the target's fence: {e}"));
     if engine(ctx, server) == Engine::MySql {
         c.query_drop("SET SESSION sql_log_bin = 0")
             .await

@@ -69,6 +69,7 @@ use crate::config::Config;
 use crate::create::keyspace;
 use crate::registry::{Guard, Registry};
 use crate::Error;
+use revdoor_mysql::schema::{SOURCE_SIDE, TARGET_SIDE};
 
 pub mod check;
 mod complete;
@@ -124,6 +125,16 @@ impl Ctx<'_> {
             .into_iter()
             .map(|(_, s)| s)
             .collect())
+    }
+
+    /// The fence rows' side of keyspace `ks` (the workflow's source or
+    /// target).
+    fn side(&self, ks: &KeyspaceSpec) -> &'static str {
+        if ks.name == self.source.name {
+            SOURCE_SIDE
+        } else {
+            TARGET_SIDE
+        }
     }
 
     /// The plan of a cutover in `state`'s phase.
