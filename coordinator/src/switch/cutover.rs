@@ -78,7 +78,10 @@ impl<'r> Cutover<'r> {
         c.warm_up().await?;
         fail::fail_point!(super::failpoints::AFTER_WARMUP);
         c.fence().await?;
-        fail::fail_point!(super::failpoints::AFTER_FENCE);
+        // `panic`: the leader dies here; `return`: the step fails.
+        fail::fail_point!(super::failpoints::AFTER_FENCE, |_| Err(Error::Sql(
+            "failpoint switch::after_fence".into()
+        )));
         c.catch_up().await?;
         fail::fail_point!(super::failpoints::AFTER_CATCHUP);
         c.record_positions().await?;

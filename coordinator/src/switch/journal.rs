@@ -127,6 +127,9 @@ pub(super) async fn rollback(
         );
         let side = ctx.side(&old);
         let deadline = std::time::Instant::now() + UNFENCE_DEADLINE;
+        fail::fail_point!(super::failpoints::ROLLBACK_UNFENCE, |_| Err(Error::Sql(
+            "failpoint switch::rollback_unfence".into()
+        )));
         for s in &old.shards {
             let mut c = shard::connect(&s.url).await?;
             shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), side, false, &msg, deadline).await?;

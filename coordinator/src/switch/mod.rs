@@ -94,6 +94,9 @@ pub mod failpoints {
     pub const AFTER_REVERSE_CREATED: &str = "switch::after_reverse_created";
     pub const AFTER_ROUTING_FLIP: &str = "switch::after_routing_flip";
     pub const AFTER_UNFENCE: &str = "switch::after_unfence";
+    /// In a rollback, before the old side is unfenced (`return`: the
+    /// rollback fails there and is taken up again from the journal).
+    pub const ROLLBACK_UNFENCE: &str = "switch::rollback_unfence";
 }
 
 /// Everything a request needs about its workflow.
