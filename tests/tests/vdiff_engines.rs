@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use revdoor_tests::door::Door;
 use revdoor_tests::vdiff::{counts, samples, table, vdiff};
 use revdoor_tests::{wait_for, Engine, Revdoor, TestCtx};
@@ -203,17 +203,8 @@ fn table_ddl(db: &str) -> [String; 3] {
 /// does not hold): harmless either way, no stream reads the target's
 /// binlog before a switch.
 async fn target_conn(ctx: &TestCtx, server: usize) -> Conn {
-    let url = ctx.revdoor_url(server);
-    let mut c = Conn::new(Opts::from_url(&url).expect("url"))
-        .await
-        .unwrap_or_else(|e| panic!("connect to #{server} as revdoor: {e}"));
+    let mut c = ctx.through_fence(server, "target").await;
     c.query_drop("SET NAMES utf8mb4").await.expect("names");
-    c.exec_drop(
-        "SET @revdoor_fence_pass = (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = 'target')",
-        (&ctx.workflow,),
-    )
-    .await
-    .unwrap_or_else(|e| panic!("#{server}: pass the target's fence: {e}"));
     if engine(ctx, server) == Engine::MySql {
         c.query_drop("SET SESSION sql_log_bin = 0")
             .await
