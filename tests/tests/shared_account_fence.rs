@@ -93,14 +93,7 @@ async fn shared_account(door: Door) {
     let mut prober = door.prober_with("prober", &account);
 
     // A session that holds the source's pass of before the switch.
-    let mut stale = as_revdoor(&door, source).await;
-    stale
-        .exec_drop(
-            "SET @revdoor_fence_pass = (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = 'source')",
-            (&door.ctx.workflow,),
-        )
-        .await
-        .expect("read the source's pass");
+    let mut stale = door.ctx.through_fence(source, "source").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     door.wait_streams_running(Duration::from_secs(30)).await;
