@@ -223,6 +223,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         password: std::env::var("REVDOOR_APP_PASSWORD").unwrap_or_else(|_| "app-pw".into()),
         writer_id: 1,
         probe,
+        ledger_first: false,
     };
     let writer = tokio::spawn(Box::pin(crate::load::run(
         reg.clone(),

@@ -72,6 +72,11 @@ pub struct BankArgs {
     /// Probe the non-serving side instead of writing.
     #[arg(long)]
     pub probe: bool,
+    /// Insert the ledger row before updating the account (the opposite
+    /// order of the default): writers of both kinds lock the moved tables
+    /// in opposite orders.
+    #[arg(long)]
+    pub ledger_first: bool,
 }
 
 /// What the workload saw.
@@ -328,16 +333,19 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
                 Ok(conn) => {
                     async {
                         conn.query_drop("BEGIN").await?;
-                        conn.exec_drop(
-                            format!("UPDATE `{db}`.accounts SET balance = balance + ?, ops = ops + 1 WHERE id = ?"),
-                            (amount, account),
-                        )
-                        .await?;
-                        conn.exec_drop(
-                            format!("INSERT INTO `{db}`.ledger (op_id, account_id, amount) VALUES (?, ?, ?)"),
-                            (op_id, account, amount),
-                        )
-                        .await?;
+                        let update = format!(
+                            "UPDATE `{db}`.accounts SET balance = balance + ?, ops = ops + 1 WHERE id = ?"
+                        );
+                        let insert = format!(
+                            "INSERT INTO `{db}`.ledger (op_id, account_id, amount) VALUES (?, ?, ?)"
+                        );
+                        if a.ledger_first {
+                            conn.exec_drop(insert, (op_id, account, amount)).await?;
+                            conn.exec_drop(update, (amount, account)).await?;
+                        } else {
+                            conn.exec_drop(update, (amount, account)).await?;
+                            conn.exec_drop(insert, (op_id, account, amount)).await?;
+                        }
                         conn.query_drop("COMMIT").await
                     }
                     .await

@@ -28,7 +28,8 @@ pub(crate) const SESSION_SETUP: [&str; 2] = [
 ];
 
 impl ApplyStream {
-    /// A connection set up for applying (see `prepare`).
+    /// A connection set up for applying (see `prepare`), holding the
+    /// destination side's fence pass.
     pub(crate) async fn open(&self) -> Result<Conn, ApplyError> {
         // Found rows, not changed rows: an upsert's UPDATE that matches a row
         // whose values are already right must not fall through to INSERT.
@@ -43,6 +44,11 @@ impl ApplyStream {
                 .await
                 .map_err(|e| ApplyError::transient("set apply session", e))?;
         }
+        // Every connection that writes the destination passes its fence
+        // (parallel buckets and DDL sessions are opened here too).
+        revdoor_mysql::schema::set_fence_pass(&mut conn, &self.workflow, self.direction)
+            .await
+            .map_err(|e| ApplyError::Transient(e.to_string()))?;
         Ok(conn)
     }
 

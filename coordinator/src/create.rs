@@ -11,6 +11,7 @@ use revdoor_core::workflow::{
     WorkflowSpec, WorkflowState,
 };
 use revdoor_mysql::engine::{Flavor, Server};
+use revdoor_mysql::schema::{SOURCE_SIDE, TARGET_SIDE};
 use revdoor_mysql::translate::{self, collation};
 use revdoor_mysql::{preflight, tables};
 
@@ -381,14 +382,14 @@ async fn prepare(
         "revdoor: workflow {wf} is moving this table here from keyspace {}; write there until traffic is switched",
         source.name
     );
-    for (shards, fenced, msg) in [
-        (&source.shards, false, &open_msg),
-        (&target.shards, true, &fenced_msg),
+    for (shards, side, fenced, msg) in [
+        (&source.shards, SOURCE_SIDE, false, &open_msg),
+        (&target.shards, TARGET_SIDE, true, &fenced_msg),
     ] {
         for s in shards {
             let mut conn = shard::connect(&s.url).await?;
             made.fenced.push(s.url.clone());
-            shard::install_fences(&mut conn, &s.url, wf, pairs, fenced, msg).await?;
+            shard::install_fences(&mut conn, &s.url, wf, side, pairs, fenced, msg).await?;
             let _ = conn.disconnect().await;
         }
     }

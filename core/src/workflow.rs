@@ -23,8 +23,8 @@ use crate::names::{Direction, KeyspaceName, WorkflowName};
 pub struct ShardSpec {
     pub range: KeyRange,
     /// `mysql://user:password@host:port` of revdoor's account on the
-    /// shard's primary. revdoor's apply writes through this account, and
-    /// fences exempt exactly this user.
+    /// shard's primary. revdoor's apply writes through this account (the
+    /// fences exempt no account: apply passes them with the side's pass).
     pub url: String,
 }
 

@@ -38,11 +38,6 @@ pub fn exact(url: &str) -> Result<Opts, UrlError> {
     Ok(OptsBuilder::from_opts(opts).prefer_socket(false).into())
 }
 
-/// The account a URL logs in with (`root` when it names none).
-pub fn account(url: &str) -> Result<String, MysqlError> {
-    Ok(opts(url)?.user().unwrap_or("root").to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,10 +46,6 @@ mod tests {
     fn urls_are_shown_without_passwords() {
         assert_eq!(redact("mysql://u:pw@h:1"), "mysql://u:***@h:1");
         assert_eq!(redact("mysql://u@h:1"), "mysql://u@h:1");
-        assert_eq!(
-            account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),
-            "revdoor"
-        );
         assert!(!opts("mysql://u:pw@127.0.0.1:3306")
             .expect("url")
             .prefer_socket());

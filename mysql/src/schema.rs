@@ -9,10 +9,12 @@
 //! | `ddls` | destinations | apply (`on_ddl=exec`) | intent and outcome of each DDL record |
 //! | `holds` | destinations | vdiff, apply | where a stream stops for a vdiff |
 //! | `watermarks` | origins | capture's copy | DBLog low/high watermarks |
-//! | `fences` | both sides | the coordinator | the rows the fence triggers read |
+//! | `fences` | both sides | the coordinator | one row per (workflow, side) that every fence trigger of that side reads, with the side's pass; and the workflow's mark row |
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
+
+use revdoor_core::names::{Direction, WorkflowName};
 
 use crate::MysqlError;
 
@@ -96,18 +98,65 @@ pub const WATERMARKS_DDL: &str = "CREATE TABLE IF NOT EXISTS _revdoor.watermarks
     kind   VARCHAR(4) NOT NULL
 ) ENGINE=InnoDB";
 
-/// The fence rows the write-deny triggers read.
+/// The fence rows the write-deny triggers read: one per (workflow, side)
+/// on a server — a server holds at most one shard of each side of a
+/// workflow — so that one exclusive lock of it drains every writer of
+/// every moved table there. `pass` is the side's fence pass (random,
+/// rotated when the side is fenced): a session whose `@revdoor_fence_pass`
+/// equals it passes the fence (apply, [`set_fence_pass`]). The row of side
+/// [`MARK_SIDE`] is no fence: switches and vdiff rewrite it to mark the
+/// binlog.
 pub const FENCES_DDL: [&str; 2] = [
     "CREATE DATABASE IF NOT EXISTS _revdoor",
     "CREATE TABLE IF NOT EXISTS _revdoor.fences (
         workflow VARCHAR(64) NOT NULL,
-        db       VARCHAR(64) NOT NULL,
-        tbl      VARCHAR(64) NOT NULL,
+        side     VARCHAR(8) NOT NULL,
         fenced   TINYINT NOT NULL,
         message  VARCHAR(400) NOT NULL,
-        PRIMARY KEY (workflow, db, tbl)
+        pass     VARBINARY(16) NULL,
+        PRIMARY KEY (workflow, side)
     ) ENGINE=InnoDB",
 ];
+
+/// The fence row of the side a direction's applies write into: forward
+/// writes the target, reverse the source.
+pub fn fence_side(direction: Direction) -> &'static str {
+    match direction {
+        Direction::Forward => TARGET_SIDE,
+        Direction::Reverse => SOURCE_SIDE,
+    }
+}
+
+/// The `side` of the fence rows on the shards of a workflow's source and
+/// target keyspaces.
+pub const SOURCE_SIDE: &str = "source";
+pub const TARGET_SIDE: &str = "target";
+
+/// The `side` of a workflow's mark row (read by no trigger).
+pub const MARK_SIDE: &str = "mark";
+
+/// Prove this session to be `workflow`'s apply into the side `direction`
+/// writes: `@revdoor_fence_pass` set to that side's current pass (NULL
+/// where the server has no fence row, or no `_revdoor.fences`). A session
+/// opened before the side was fenced again holds an older pass and is
+/// refused by the fence like any application.
+pub async fn set_fence_pass(
+    conn: &mut Conn,
+    workflow: &WorkflowName,
+    direction: Direction,
+) -> Result<(), MysqlError> {
+    let r = conn
+        .exec_drop(
+            "SET @revdoor_fence_pass = \
+             (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = ?)",
+            (workflow.as_str(), fence_side(direction)),
+        )
+        .await;
+    match r {
+        Err(e) if crate::codes::is_missing_table(&e) => Ok(()),
+        r => r.map_err(|e| MysqlError::query("set the fence pass", e)),
+    }
+}
 
 /// Create what is missing of the destination tables ([`DESTINATION_DDL`]).
 pub async fn ensure_destination(conn: &mut Conn) -> Result<(), MysqlError> {

@@ -193,52 +193,51 @@ impl Door {
 
     /// The bank writer, `rate` operations/s, acks in `<name>.acks`.
     pub fn writer(&self, name: &str, writer_id: i64, rate: u64) -> Revdoor {
-        let acks = self.acks_path(name);
-        let summary = self.summary_path(name);
-        self.ctx.spawn(
-            name,
-            &[
-                "load",
-                "bank",
-                "--keyspace",
-                "src",
-                "--db",
-                &self.ctx.db,
-                "--accounts",
-                &self.accounts.to_string(),
-                "--rate",
-                &rate.to_string(),
-                "--writer-id",
-                &writer_id.to_string(),
-                "--acks",
-                &acks.to_string_lossy(),
-                "--summary",
-                &summary.to_string_lossy(),
-            ],
-        )
+        self.writer_with(name, writer_id, rate, &[])
+    }
+
+    /// [`Self::writer`] with more `load bank` flags (`--ledger-first`).
+    pub fn writer_with(&self, name: &str, writer_id: i64, rate: u64, extra: &[&str]) -> Revdoor {
+        let id = writer_id.to_string();
+        let acks = self.acks_path(name).to_string_lossy().into_owned();
+        let mut flags = vec!["--writer-id", &id, "--acks", &acks];
+        flags.extend_from_slice(extra);
+        self.bank(name, rate, &flags)
     }
 
     /// The prober of the non-serving side.
     pub fn prober(&self, name: &str) -> Revdoor {
-        let summary = self.summary_path(name);
-        self.ctx.spawn(
-            name,
-            &[
-                "load",
-                "bank",
-                "--probe",
-                "--keyspace",
-                "src",
-                "--db",
-                &self.ctx.db,
-                "--accounts",
-                &self.accounts.to_string(),
-                "--rate",
-                "100",
-                "--summary",
-                &summary.to_string_lossy(),
-            ],
-        )
+        self.prober_with(name, &[])
+    }
+
+    /// [`Self::prober`] with more `load bank` flags (`--user`, `--password`).
+    pub fn prober_with(&self, name: &str, extra: &[&str]) -> Revdoor {
+        let mut flags = vec!["--probe"];
+        flags.extend_from_slice(extra);
+        self.bank(name, 100, &flags)
+    }
+
+    /// `revdoor load bank` on this door's tables, `rate` operations/s, its
+    /// summary in `<name>.summary.json`, with `flags`.
+    fn bank(&self, name: &str, rate: u64, flags: &[&str]) -> Revdoor {
+        let (accounts, rate) = (self.accounts.to_string(), rate.to_string());
+        let summary = self.summary_path(name).to_string_lossy().into_owned();
+        let mut args = vec![
+            "load",
+            "bank",
+            "--keyspace",
+            "src",
+            "--db",
+            &self.ctx.db,
+            "--accounts",
+            &accounts,
+            "--rate",
+            &rate,
+            "--summary",
+            &summary,
+        ];
+        args.extend_from_slice(flags);
+        self.ctx.spawn(name, &args)
     }
 
     /// Stop a load process with SIGTERM and read its summary.
@@ -498,12 +497,13 @@ impl Door {
             .collect()
     }
 
-    /// Fence state rows of this workflow on a server: (table, fenced).
+    /// Fence rows of this workflow on a server: (side, fenced), the mark
+    /// row left out.
     pub async fn fences(&self, server: usize) -> BTreeSet<(String, i64)> {
         let mut c = self.ctx.conn(server).await;
         let rows: Vec<(String, i64)> = c
             .exec(
-                "SELECT tbl, fenced FROM _revdoor.fences WHERE workflow = ?",
+                "SELECT side, fenced FROM _revdoor.fences WHERE workflow = ? AND side <> 'mark'",
                 (&self.ctx.workflow,),
             )
             .await

@@ -343,6 +343,23 @@ impl TestCtx {
         )
     }
 
+    /// A connection to server `i` as revdoor's account holding the fence
+    /// pass of this test's workflow on `side` (`source` or `target`), as
+    /// apply does: it writes through that side's fence.
+    pub async fn through_fence(&self, i: usize, side: &str) -> Conn {
+        let url = self.revdoor_url(i);
+        let mut c = Conn::new(Opts::from_url(&url).expect("revdoor URL"))
+            .await
+            .unwrap_or_else(|e| panic!("connect to server #{i} as revdoor: {e}"));
+        c.exec_drop(
+            "SET @revdoor_fence_pass = (SELECT pass FROM _revdoor.fences WHERE workflow = ? AND side = ?)",
+            (&self.workflow, side),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("server #{i}: pass the {side}'s fence: {e}"));
+        c
+    }
+
     /// An admin connection to server `i` (1-based).
     pub async fn conn(&self, i: usize) -> Conn {
         let opts: Opts = OptsBuilder::from_opts(self.admin_opts(i)).into();

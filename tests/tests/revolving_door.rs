@@ -1,5 +1,9 @@
-//! The revolving door (issue 5): a bank writer that follows routing writes
-//! continuously while the workflow is switched and reversed five times each;
+//! The revolving door (issue 5): two bank writers that follow routing write
+//! continuously while the workflow is switched and reversed five times each
+//! — one updates the account before inserting its ledger row, the other
+//! (`--ledger-first`) the opposite order, so the moved tables are locked in
+//! both orders and every switch must still succeed (issue 17: the fence
+//! cannot deadlock with them);
 //! a prober keeps trying to write to the side that is not serving. At the
 //! end every acknowledged write is on both sides, per-account invariants
 //! hold, source equals target row for row, the prober never succeeded, and
@@ -16,7 +20,8 @@ async fn revolving(door: Door) {
     let mut worker = door.worker("w1");
     door.wait_phase("running", Duration::from_secs(60)).await;
     door.wait_streams_running(Duration::from_secs(30)).await;
-    let mut writer = door.writer("writer", 1, 200);
+    let mut writer = door.writer("writer", 1, 100);
+    let mut ledger_first = door.writer_with("ledger_first", 2, 100, &["--ledger-first"]);
     let mut prober = door.prober("prober");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
@@ -69,6 +74,7 @@ async fn revolving(door: Door) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let w = door.finish_load(&mut writer, "writer").await;
+    let l = door.finish_load(&mut ledger_first, "ledger_first").await;
     let p = door.finish_load(&mut prober, "prober").await;
     assert_eq!(
         p["violations"], 0,
@@ -78,13 +84,15 @@ async fn revolving(door: Door) {
         p["probes_refused"].as_u64().unwrap_or(0) > 100,
         "prober barely probed: {p}"
     );
-    assert!(
-        w["acked"].as_u64().unwrap_or(0) > 1000,
-        "writer barely wrote: {w}"
-    );
+    for w in [&w, &l] {
+        assert!(
+            w["acked"].as_u64().unwrap_or(0) > 1000,
+            "writer barely wrote: {w}"
+        );
+    }
     door.wait_converged(Duration::from_secs(60)).await;
     let n = door
-        .check_invariants(&[door.acks_path("writer")])
+        .check_invariants(&[door.acks_path("writer"), door.acks_path("ledger_first")])
         .await
         .unwrap_or_else(|e| panic!("invariants: {e:#}"));
     let windows = door.windows();
@@ -95,9 +103,9 @@ async fn revolving(door: Door) {
     );
     assert!(windows.iter().all(|w| *w > 0), "{windows:?}");
     eprintln!(
-        "revolving door: {n} acknowledged writes, windows (ms) {windows:?}, writer's longest gap {} ms, \
-         {} fenced retries, {} probes refused",
-        w["max_gap_ms"], w["fenced_retries"], p["probes_refused"]
+        "revolving door: {n} acknowledged writes, windows (ms) {windows:?}, writers' longest gaps {} / {} ms, \
+         {} / {} fenced retries, {} probes refused",
+        w["max_gap_ms"], l["max_gap_ms"], w["fenced_retries"], l["fenced_retries"], p["probes_refused"]
     );
 
     // complete: streams stop, fences go, routing stays on the target.

@@ -67,7 +67,8 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
 
     // 2. Inject, on each target shard: a missing row, an extra row, a
     // changed column, and a copy of a row on the wrong shard. Through the
-    // revdoor account (fences exempt it), without binlog (no stream).
+    // session holding the target's fence pass (as apply does), without
+    // binlog (no stream).
     let db = &door.ctx.db;
     let mut picks: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
     for id in 1..accounts {
@@ -95,11 +96,7 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
         let server = door.target[s].1;
         let other = door.target[1 - s].1;
         let [missing, different, misplaced] = [picks[s][0], picks[s][1], picks[s][2]];
-        let mut c = mysql_async::Conn::new(
-            mysql_async::Opts::from_url(&door.ctx.revdoor_url(server)).expect("url"),
-        )
-        .await
-        .expect("connect as revdoor");
+        let mut c = door.ctx.through_fence(server, "target").await;
         use mysql_async::prelude::Queryable;
         c.query_drop("SET SESSION sql_log_bin = 0").await.ok();
         for q in [
@@ -115,11 +112,7 @@ async fn vdiff_on_a_2_shard_target_under_load_finds_injected_differences_and_res
                 .unwrap_or_else(|e| panic!("{q}: {e}"));
         }
         drop(c);
-        let mut o = mysql_async::Conn::new(
-            mysql_async::Opts::from_url(&door.ctx.revdoor_url(other)).expect("url"),
-        )
-        .await
-        .expect("connect as revdoor");
+        let mut o = door.ctx.through_fence(other, "target").await;
         o.query_drop("SET SESSION sql_log_bin = 0").await.ok();
         // The row's values, copied by value onto the other shard.
         let src_row = door.ctx.rows(door.source, "accounts").await;
@@ -312,10 +305,7 @@ async fn vdiff_compares_strings_by_the_documented_rule() {
 
     // Case only, trailing space only (equal under the collation), and a
     // key that differs only in case: all reported as different.
-    let mut c =
-        mysql_async::Conn::new(mysql_async::Opts::from_url(&door.ctx.revdoor_url(5)).expect("url"))
-            .await
-            .expect("connect");
+    let mut c = door.ctx.through_fence(5, "target").await;
     use mysql_async::prelude::Queryable;
     for q in [
         format!("UPDATE {db}.names SET v = 'ABC' WHERE id = 1"),

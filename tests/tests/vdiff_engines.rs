@@ -41,7 +41,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use mysql_async::{Conn, Opts};
+use mysql_async::Conn;
 use revdoor_tests::door::Door;
 use revdoor_tests::vdiff::{counts, samples, table, vdiff};
 use revdoor_tests::{wait_for, Engine, Revdoor, TestCtx};
@@ -197,16 +197,13 @@ fn table_ddl(db: &str) -> [String; 3] {
     ]
 }
 
-/// A connection to the target as revdoor's account, which its fences
-/// exempt. Binlog off where the account may say so (MySQL's
+/// A connection to the target as revdoor's account holding the target's
+/// fence pass (as apply does). Binlog off where the account may say so (MySQL's
 /// `SYSTEM_VARIABLES_ADMIN`; MariaDB wants `BINLOG ADMIN`, which revdoor
 /// does not hold): harmless either way, no stream reads the target's
 /// binlog before a switch.
 async fn target_conn(ctx: &TestCtx, server: usize) -> Conn {
-    let url = ctx.revdoor_url(server);
-    let mut c = Conn::new(Opts::from_url(&url).expect("url"))
-        .await
-        .unwrap_or_else(|e| panic!("connect to #{server} as revdoor: {e}"));
+    let mut c = ctx.through_fence(server, "target").await;
     c.query_drop("SET NAMES utf8mb4").await.expect("names");
     if engine(ctx, server) == Engine::MySql {
         c.query_drop("SET SESSION sql_log_bin = 0")

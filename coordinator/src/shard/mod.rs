@@ -4,15 +4,19 @@
 //! # Fences (DESIGN §6 step 2, way (b))
 //!
 //! `workflow create` installs, on every moved table of both keyspaces,
-//! `BEFORE INSERT/UPDATE/DELETE` triggers that read the table's row in
-//! `_revdoor.fences` with `LOCK IN SHARE MODE` and `SIGNAL SQLSTATE '45000'`
-//! with the row's message when it is fenced. revdoor's own account (the user
-//! of the shard's URL, which apply writes through) is exempt. Fencing a
-//! shard is then one `UPDATE` of its workflow's rows: it waits for every
+//! `BEFORE INSERT/UPDATE/DELETE` triggers that read their side's one row in
+//! `_revdoor.fences` (one per workflow and side on a server) in share mode,
+//! SKIP LOCKED, and `SIGNAL SQLSTATE '45000'` with the row's message when
+//! it is fenced — or when the row is being fenced or unfenced (skipped).
+//! No account is exempt: only a session holding the side's current pass in
+//! `@revdoor_fence_pass` (apply; rotated when the side is fenced) passes.
+//! Fencing a shard is then one `UPDATE` of one row: it waits for every
 //! in-flight writer of a moved table (each holds the shared lock until it
 //! commits), so no write to a moved table can commit after the fence's own
-//! GTID; writers that come later read `fenced = 1` and fail with the message.
-//! The target is fenced from `create` on; the source until a switch.
+//! GTID; writers that come later are refused, without ever waiting for the
+//! row, so the fence cannot be part of a deadlock. The target is fenced
+//! from `create` on; the source until a switch. docs/coordinator.md, "Who
+//! can pass a fence".
 
 mod fence;
 mod positions;
@@ -51,11 +55,6 @@ pub async fn connect(url: &str) -> Result<Conn, Error> {
         .map_err(|e| Error::Sql(format!("cannot connect to {}: {e}", redact(url))))
 }
 
-/// The account apply writes through (exempt from fences).
-pub fn account(url: &str) -> Result<String, Error> {
-    conn::account(url).map_err(|e| Error::Refused(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,9 +65,5 @@ mod tests {
         assert_eq!(quote_str("it's"), "'it''s'");
         assert_eq!(quote_ident("a`b"), "`a``b`");
         assert_eq!(redact("mysql://u:pw@h:1"), "mysql://u:***@h:1");
-        assert_eq!(
-            account("mysql://revdoor:pw@127.0.0.1:3306").expect("url"),
-            "revdoor"
-        );
     }
 }

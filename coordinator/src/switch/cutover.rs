@@ -100,7 +100,10 @@ impl<'r> Cutover<'r> {
         c.warm_up().await?;
         fail::fail_point!(super::failpoints::AFTER_WARMUP);
         c.fence().await?;
-        fail::fail_point!(super::failpoints::AFTER_FENCE);
+        // `panic`: the leader dies here; `return`: the step fails.
+        fail::fail_point!(super::failpoints::AFTER_FENCE, |_| Err(Error::Sql(
+            "failpoint switch::after_fence".into()
+        )));
         c.catch_up().await?;
         fail::fail_point!(super::failpoints::AFTER_CATCHUP);
         c.record_positions().await?;
@@ -249,13 +252,13 @@ impl<'r> Cutover<'r> {
         let t = Instant::now();
         let mut marks = BTreeMap::new();
         let open_msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
+        let deadline = Instant::now() + self.timeout();
         for (s, c) in self.plan.old.shards.iter().zip(self.old_conns.iter_mut()) {
             marks.insert(
                 s.range.to_string(),
-                shard::mark(c, &s.url, ctx.wf.as_str(), &open_msg).await?,
+                shard::mark(c, &s.url, ctx.wf.as_str(), &open_msg, deadline).await?,
             );
         }
-        let deadline = Instant::now() + self.timeout();
         let pending = self.wait_applied(&marks, deadline).await?;
         if !pending.is_empty() {
             return Err(Error::Refused(format!(
@@ -282,16 +285,21 @@ impl<'r> Cutover<'r> {
         } = self;
         let msg = plan.fence_message(&ctx.wf);
         let lock_wait = (limits.timeout_ms / 1000).clamp(1, 30);
+        // Transient errors (a deadlock, a lock wait timeout, a lost
+        // connection) are retried within --timeout.
+        let deadline = Instant::now() + Duration::from_millis(limits.timeout_ms);
         let read_only = limits.read_only;
         let old = &plan.old;
+        let side = ctx.side(old);
         e.fenced_at_ms = Some(now_ms());
         self.fence_start = Some(Instant::now());
         let positions = ctx
             .step(e, Step::Fence, async {
                 let mut pos = BTreeMap::new();
                 for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
-                    let g = shard::set_fenced(c, &s.url, ctx.wf.as_str(), true, &msg, lock_wait)
-                        .await?;
+                    let g =
+                        shard::set_fenced(c, &s.url, ctx.wf.as_str(), side, true, &msg, deadline)
+                            .await?;
                     pos.insert(s.range.to_string(), g);
                 }
                 // --fence=read-only: whole servers move; after the moved
@@ -509,9 +517,11 @@ pub(super) async fn unfence(
     };
     let msg = format!("revdoor: workflow {} serves this table here", ctx.wf);
     let was_read_only = ctx.state().await?.read_only.contains(&new.name);
+    let side = ctx.side(new);
+    let deadline = Instant::now() + UNFENCE_DEADLINE;
     ctx.step(e, Step::Unfence, async {
         for (s, c) in new.shards.iter().zip(conns.iter_mut()) {
-            shard::set_fenced(c, &s.url, ctx.wf.as_str(), false, &msg, 30).await?;
+            shard::set_fenced(c, &s.url, ctx.wf.as_str(), side, false, &msg, deadline).await?;
             if was_read_only {
                 shard::set_read_only(c, &s.url, false, 30).await?;
             }
@@ -538,6 +548,11 @@ pub(super) async fn unfence(
     tracing::info!(workflow = %ctx.wf, window_ms = window, "write-unavailability window");
     Ok(())
 }
+
+/// How long an unfence (after the flip, or in a rollback) retries
+/// transient errors before its step fails (and is taken up again by the
+/// next pass from the journal).
+pub(super) const UNFENCE_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Whether applied position `applied` includes GTID (or position) `want`.
 pub fn reached(applied: &StoredPosition, want: &StoredPosition) -> bool {

@@ -10,7 +10,7 @@ use revdoor_core::workflow::{
 };
 
 use super::complete::{cancel, complete};
-use super::cutover::unfence;
+use super::cutover::{unfence, UNFENCE_DEADLINE};
 use super::Ctx;
 use crate::registry::Registry;
 use crate::{shard, Error};
@@ -99,6 +99,13 @@ pub(super) async fn rollback(
     e: &mut JournalEntry,
     reason: String,
 ) -> Result<(), Error> {
+    // Journaled before anything is undone, with why: a rollback that
+    // fails midway is taken up again by the next pass ([`recover`]), which
+    // then says what really happened.
+    if !e.begun(Step::Rollback) {
+        e.record(Step::Rollback, StepState::Begin, reason.clone());
+        ctx.write_journal(e).await?;
+    }
     let st = ctx.state().await?;
     let to_target = matches!(e.request.action, Action::SwitchTraffic { .. });
     let old = ctx.plan(&st, to_target).old;
@@ -118,9 +125,14 @@ pub(super) async fn rollback(
                 ..
             }
         );
+        let side = ctx.side(&old);
+        let deadline = std::time::Instant::now() + UNFENCE_DEADLINE;
+        fail::fail_point!(super::failpoints::ROLLBACK_UNFENCE, |_| Err(Error::Sql(
+            "failpoint switch::rollback_unfence".into()
+        )));
         for s in &old.shards {
             let mut c = shard::connect(&s.url).await?;
-            shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), false, &msg, 30).await?;
+            shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), side, false, &msg, deadline).await?;
             if read_only && !st.read_only.contains(&old.name) {
                 shard::set_read_only(&mut c, &s.url, false, 30).await?;
             }
@@ -165,11 +177,24 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
             };
             let flipped = flipped && e.begun(Step::FlipRouting);
             if !flipped {
-                let reason = format!(
-                    "coordinator {} stopped during step {last}; rolled back by {} before the routing flip \
-                     — nothing changed, run the request again",
-                    previous, ctx.guard.id
-                );
+                let me = &ctx.guard.id;
+                let reason = match e.steps.iter().find(|s| s.step == Step::Rollback) {
+                    // A step failed and its rollback did not finish (an
+                    // error while undoing): nobody stopped.
+                    Some(r) => format!(
+                        "{}; rolled back (the rollback was interrupted and finished by {me})",
+                        r.detail
+                    ),
+                    None if previous == *me => format!(
+                        "coordinator {me} left step {last} unfinished (it restarted, or could not \
+                         write the journal to roll back); rolled back before the routing flip — nothing \
+                         changed, run the request again"
+                    ),
+                    None => format!(
+                        "coordinator {previous} stopped during step {last}; rolled back by {me} before \
+                         the routing flip — nothing changed, run the request again"
+                    ),
+                };
                 return rollback(ctx, &mut e, reason).await;
             }
             if !e.done(Step::FlipRouting) {

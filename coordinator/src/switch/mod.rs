@@ -69,6 +69,7 @@ use crate::config::Config;
 use crate::create::keyspace;
 use crate::registry::{Guard, Registry};
 use crate::Error;
+use revdoor_mysql::schema::{SOURCE_SIDE, TARGET_SIDE};
 
 pub mod check;
 mod complete;
@@ -93,6 +94,9 @@ pub mod failpoints {
     pub const AFTER_REVERSE_CREATED: &str = "switch::after_reverse_created";
     pub const AFTER_ROUTING_FLIP: &str = "switch::after_routing_flip";
     pub const AFTER_UNFENCE: &str = "switch::after_unfence";
+    /// In a rollback, before the old side is unfenced (`return`: the
+    /// rollback fails there and is taken up again from the journal).
+    pub const ROLLBACK_UNFENCE: &str = "switch::rollback_unfence";
 }
 
 /// Everything a request needs about its workflow.
@@ -124,6 +128,16 @@ impl Ctx<'_> {
             .into_iter()
             .map(|(_, s)| s)
             .collect())
+    }
+
+    /// The fence rows' side of keyspace `ks` (the workflow's source or
+    /// target).
+    fn side(&self, ks: &KeyspaceSpec) -> &'static str {
+        if ks.name == self.source.name {
+            SOURCE_SIDE
+        } else {
+            TARGET_SIDE
+        }
     }
 
     /// The plan of a cutover in `state`'s phase.

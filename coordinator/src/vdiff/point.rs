@@ -247,11 +247,18 @@ pub(super) async fn consistent_point(
             put_hold(c, url, wf, dir, a.partition, pos.as_str()).await?;
             want.insert((a.shard.to_string(), a.partition), pos);
         }
+        let deadline = Instant::now() + hold_timeout;
         for s in &src.shards {
             let mut c = shard::connect(&s.url).await?;
-            shard::mark(&mut c, &s.url, wf, "revdoor: vdiff consistent point").await?;
+            shard::mark(
+                &mut c,
+                &s.url,
+                wf,
+                "revdoor: vdiff consistent point",
+                deadline,
+            )
+            .await?;
         }
-        let deadline = Instant::now() + hold_timeout;
         loop {
             let mut behind = Vec::new();
             for ((range, partition), pos) in &want {
