@@ -310,7 +310,11 @@ impl<'r> Cutover<'r> {
                         shard::set_read_only(c, &s.url, true, lock_wait).await?;
                     }
                 }
-                let detail = format!("{pos:?}{}", if read_only { " + read_only" } else { "" });
+                let detail = format!(
+                    "{}{}",
+                    positions_text(&pos),
+                    if read_only { " + read_only" } else { "" }
+                );
                 Ok((pos, detail))
             })
             .await?;
@@ -380,7 +384,7 @@ impl<'r> Cutover<'r> {
                 for (s, c) in new.shards.iter().zip(new_conns.iter_mut()) {
                     pos.insert(s.range.to_string(), shard::position(c, &s.url).await?);
                 }
-                let detail = format!("{pos:?}");
+                let detail = positions_text(&pos);
                 Ok((pos, detail))
             })
             .await?;
@@ -612,4 +616,12 @@ impl Waiter<'_> {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// Each shard's position, for a step's detail: `-80 at 0-1-5, 80- at 0-2-9`.
+fn positions_text(pos: &BTreeMap<String, StoredPosition>) -> String {
+    pos.iter()
+        .map(|(shard, p)| format!("{shard} at {}", p.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
