@@ -48,7 +48,10 @@ impl ApplyStream {
         // (parallel buckets and DDL sessions are opened here too).
         revdoor_mysql::schema::set_fence_pass(&mut conn, &self.workflow, self.direction)
             .await
-            .map_err(|e| ApplyError::Transient(e.to_string()))?;
+            .map_err(|e| match e {
+                revdoor_mysql::MysqlError::Refused(why) => ApplyError::Definite(why),
+                e => ApplyError::Transient(e.to_string()),
+            })?;
         Ok(conn)
     }
 

@@ -17,6 +17,10 @@ pub const DUP_ENTRY: u16 = 1062;
 pub const CANT_DROP_FIELD_OR_KEY: u16 = 1091;
 /// `ER_BAD_DB_ERROR`: unknown database.
 pub const BAD_DB: u16 = 1049;
+/// `ER_BAD_FIELD_ERROR`: an unknown column.
+pub const BAD_FIELD: u16 = 1054;
+/// ER_ACCESS_DENIED_ERROR: wrong user or password.
+pub const ACCESS_DENIED: u16 = 1045;
 /// `ER_NO_SUCH_TABLE`: unknown table.
 pub const NO_SUCH_TABLE: u16 = 1146;
 /// `ER_LOCK_WAIT_TIMEOUT`: a row lock was not granted in time.

@@ -38,6 +38,25 @@ pub fn exact(url: &str) -> Result<Opts, UrlError> {
     Ok(OptsBuilder::from_opts(opts).prefer_socket(false).into())
 }
 
+/// What to do about a failed connection, for an operator: the common
+/// mistakes in a URL named.
+pub fn connect_hint(e: &mysql_async::Error) -> &'static str {
+    match e {
+        mysql_async::Error::Server(se) if se.code == crate::codes::ACCESS_DENIED => {
+            "wrong user or password in the URL (or the account may not log in from this host): \
+             fix the URL"
+        }
+        mysql_async::Error::Io(io) => match io {
+            mysql_async::IoError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                "nothing listens at that host and port: check them in the URL, and that the \
+                 server runs"
+            }
+            _ => "the server could not be reached: check host and port in the URL, and the network",
+        },
+        _ => "check the URL and the server",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -154,6 +154,14 @@ pub async fn set_fence_pass(
         .await;
     match r {
         Err(e) if crate::codes::is_missing_table(&e) => Ok(()),
+        Err(mysql_async::Error::Server(se)) if se.code == crate::codes::BAD_FIELD => {
+            Err(MysqlError::Refused(format!(
+                "_revdoor.fences on this server has the layout of an older revdoor ({}): \
+                 `workflow create` replaces it when no workflow uses it; a workflow still \
+                 fenced by it must be completed or cancelled first",
+                se.message
+            )))
+        }
         r => r.map_err(|e| MysqlError::query("set the fence pass", e)),
     }
 }

@@ -50,9 +50,13 @@ pub async fn connect(url: &str) -> Result<Conn, Error> {
     let opts: Opts = mysql_async::OptsBuilder::from_opts(opts)
         .conn_ttl(None)
         .into();
-    Conn::new(opts)
-        .await
-        .map_err(|e| Error::Sql(format!("cannot connect to {}: {e}", redact(url))))
+    Conn::new(opts).await.map_err(|e| {
+        Error::Sql(format!(
+            "cannot connect to {}: {e} — {}",
+            redact(url),
+            conn::connect_hint(&e)
+        ))
+    })
 }
 
 #[cfg(test)]
