@@ -5,10 +5,11 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, TxOpts};
 use revdoor_core::event::{ChangeEvent, Heartbeat};
+use revdoor_core::gtid::StoredPosition;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::classify_mysql;
-use crate::group::Batch;
+use crate::group::{Batch, Piece};
 use crate::keys::KeyCache;
 use crate::sql::{batch_run, multi_statement, statements, Stmt};
 use crate::{ApplyError, ApplyStream};
@@ -79,6 +80,15 @@ impl ApplyStream {
                 events = batch.events.len(),
                 "group arrived"
             );
+            if batch.piece != Piece::Whole {
+                if !self
+                    .apply_streamed(&mut conns, &mut keys, batch, &mut rx, &cancel)
+                    .await?
+                {
+                    return Ok(());
+                }
+                continue;
+            }
             if let Some((offset, ddl)) = &batch.ddl {
                 if !self
                     .exec_ddl(&mut conns, &mut keys, *offset, ddl, &cancel)
@@ -116,12 +126,7 @@ impl ApplyStream {
     ) -> Result<(), ApplyError> {
         let (last_offset, last_gtid, source_ts_ms) = match (heartbeat, events.last()) {
             (Some((offset, hb)), _) => (offset, hb.position.to_string(), hb.heartbeat_ms),
-            (None, Some((offset, ev))) => (
-                *offset,
-                self.reached(&ev.txn.gtid),
-                // Capture time, bounded by the source's commit second.
-                ev.ts_ms.min(u64::from(ev.source.ts_sec) * 1000 + 999),
-            ),
+            (None, Some((offset, ev))) => (*offset, self.reached(&ev.txn.gtid), source_ts_ms(ev)),
             (None, None) => return Ok(()),
         };
         let last_gtid = last_gtid.as_str();
@@ -148,6 +153,35 @@ impl ApplyStream {
             events = rest.len(),
             "group applied"
         );
+        // A heartbeat carries a position; an event its transaction's GTID,
+        // which reads as the position holding just it.
+        let position = match heartbeat {
+            Some((_, hb)) => Some(hb.position.clone()),
+            None => last_gtid.parse().ok(),
+        };
+        self.commit_with_checkpoint(
+            tx,
+            last_offset,
+            last_gtid,
+            position,
+            events.len(),
+            source_ts_ms,
+        )
+        .await
+    }
+
+    /// Move the checkpoint to `last_offset` / `last_gtid` under the fence
+    /// token in `tx` (forgetting parallel buckets' `applied_txns` rows up to
+    /// it), commit, and report `events` applied up to `position`.
+    pub(crate) async fn commit_with_checkpoint(
+        &self,
+        mut tx: mysql_async::Transaction<'_>,
+        last_offset: i64,
+        last_gtid: &str,
+        position: Option<StoredPosition>,
+        events: usize,
+        source_ts_ms: u64,
+    ) -> Result<(), ApplyError> {
         if !self
             .advance_checkpoint(&mut tx, last_offset, last_gtid)
             .await?
@@ -179,17 +213,11 @@ impl ApplyStream {
             "group committed"
         );
         fail::fail_point!(crate::failpoints::AFTER_COMMIT_BEFORE_ACK);
-        // A heartbeat carries a position; an event its transaction's GTID,
-        // which reads as the position holding just it.
-        let position = match heartbeat {
-            Some((_, hb)) => Some(hb.position.clone()),
-            None => last_gtid.parse().ok(),
-        };
         self.progress.update(|p| {
             if let Some(position) = position {
                 p.position = position;
             }
-            p.events += events.len() as u64;
+            p.events += events as u64;
             p.source_ts_ms = p.source_ts_ms.max(source_ts_ms);
         });
         Ok(())
@@ -201,7 +229,7 @@ impl ApplyStream {
     /// and what followed) with `uuid:1-n`, so that it includes a fence's
     /// `@@gtid_executed` once the stream passed it
     /// ([`revdoor_core::gtid::Position::through_gtid`]).
-    fn reached(&self, gtid: &str) -> String {
+    pub(crate) fn reached(&self, gtid: &str) -> String {
         if !gtid.contains(':') {
             return gtid.to_owned();
         }
@@ -294,4 +322,10 @@ impl ApplyStream {
         }
         Ok(())
     }
+}
+
+/// When the source committed `ev`: capture's time, bounded by the source's
+/// commit second.
+pub(crate) fn source_ts_ms(ev: &ChangeEvent) -> u64 {
+    ev.ts_ms.min(u64::from(ev.source.ts_sec) * 1000 + 999)
 }

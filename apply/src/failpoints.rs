@@ -11,3 +11,6 @@ pub const BUCKET_ERROR: &str = "apply::bucket_error";
 pub const DDL_BEFORE_EXEC: &str = "apply::ddl_before_exec";
 /// The DDL ran; the checkpoint has not passed it.
 pub const DDL_AFTER_EXEC: &str = "apply::ddl_after_exec";
+/// A part of a streamed big transaction was applied; its DB transaction
+/// is open (more parts, or the checkpoint, to come).
+pub const STREAMED_PART: &str = "apply::streamed_part";

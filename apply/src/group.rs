@@ -1,5 +1,17 @@
 //! Reading the partition into groups: messages decoded into whole source
 //! transactions, several of them handed to the applier as one group.
+//!
+//! # Big transactions
+//!
+//! A source transaction that grows past [`STREAM_PART_EVENTS`] events or
+//! [`STREAM_PART_BYTES`] bytes of messages before its last event is not
+//! held whole: it is handed over in parts of at most that size
+//! ([`Piece::Part`], then [`Piece::Last`]), which the applier streams into
+//! one open DB transaction and commits with the checkpoint after the last
+//! part. Smaller transactions are grouped as before. While a transaction
+//! streams, heartbeats are not checkpointed (half of a transaction is
+//! applied, uncommitted), and a DDL record inside it is a framing error, as
+//! in a whole transaction.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -21,6 +33,13 @@ pub(crate) const GROUP_IDLE: Duration = Duration::from_millis(2);
 pub(crate) const GROUP_MAX_TXNS: usize = 200;
 pub(crate) const GROUP_MAX_EVENTS: usize = 5000;
 
+/// A transaction still arriving is streamed (handed over in parts) once it
+/// holds this many events…
+pub(crate) const STREAM_PART_EVENTS: usize = 5000;
+/// …or this many bytes of messages (wide rows: a part's decoded events are
+/// a few times its message bytes).
+pub(crate) const STREAM_PART_BYTES: usize = 16 << 20;
+
 impl ApplyStream {
     /// Read and decode the partition into whole transactions, grouped, and
     /// hand the groups to the applier.
@@ -41,6 +60,12 @@ impl ApplyStream {
         let mut group: Vec<(i64, ChangeEvent)> = Vec::new();
         let mut complete = 0usize; // events of `group` that end a whole transaction
         let mut txns_in_group = 0usize;
+        // Message bytes of the transaction arriving (of its part not yet
+        // handed over, once it streams).
+        let mut arriving_bytes = 0usize;
+        // Whether the transaction arriving is streaming: parts of it were
+        // handed over; `group` holds only its events since the last part.
+        let mut streaming = false;
         loop {
             // Commit the group when nothing more is immediately available,
             // or when it is big enough.
@@ -69,7 +94,7 @@ impl ApplyStream {
             let offset = msg.offset;
             let payload = msg.payload.as_slice();
             if msg.heartbeat {
-                if complete == group.len() {
+                if complete == group.len() && !streaming {
                     // No transaction half-arrived: once the complete ones
                     // are applied we hold everything the source had
                     // committed up to the heartbeat's position; checkpoint
@@ -102,7 +127,7 @@ impl ApplyStream {
             if msg.ddl {
                 // A DDL (on_ddl=exec) runs on its own, after everything
                 // before it is applied.
-                if group.len() > complete {
+                if group.len() > complete || streaming {
                     return Err(poison("a DDL record inside a source transaction".into()));
                 }
                 let ddl: DdlEvent = serde_json::from_slice(payload)
@@ -116,6 +141,7 @@ impl ApplyStream {
                     events: Vec::new(),
                     heartbeat: None,
                     ddl: Some((offset, ddl)),
+                    piece: Piece::Whole,
                 };
                 if tx.send(batch).await.is_err() {
                     return Ok(());
@@ -132,7 +158,7 @@ impl ApplyStream {
             let ev = codec
                 .decode_event(payload)
                 .map_err(|e| poison(format!("cannot decode message: {e}")))?;
-            if ev.txn.index == 0 && group.len() > complete {
+            if ev.txn.index == 0 && (group.len() > complete || streaming) {
                 // A new transaction while the previous one is incomplete: its
                 // end was a skipped message. Anything else is broken framing.
                 if !skipped_in_txn {
@@ -141,14 +167,59 @@ impl ApplyStream {
                         ev.txn.gtid
                     )));
                 }
-                complete = group.len();
-                txns_in_group += 1;
+                if streaming {
+                    streaming = false;
+                    if !hand_part(tx, &mut group, Piece::Last).await {
+                        return Ok(());
+                    }
+                } else {
+                    complete = group.len();
+                    txns_in_group += 1;
+                }
             }
             if ev.txn.index == 0 {
                 skipped_in_txn = false;
+                arriving_bytes = 0;
             }
             let last_of_txn = ev.txn.last;
+            arriving_bytes += payload.len();
             group.push((offset, ev));
+            if streaming && last_of_txn {
+                streaming = false;
+                // Committed by parallel apply before a restart (by a
+                // version that grouped it whole): roll the stream back.
+                let piece = if done.contains(&offset) {
+                    Piece::Abandon
+                } else {
+                    Piece::Last
+                };
+                if !hand_part(tx, &mut group, piece).await {
+                    return Ok(());
+                }
+                continue;
+            }
+            if !last_of_txn
+                && (group.len() - complete >= STREAM_PART_EVENTS
+                    || arriving_bytes >= STREAM_PART_BYTES)
+            {
+                // Too big to hold whole: the complete transactions go first,
+                // then this one in parts.
+                if !streaming {
+                    if !hand_over(tx, &mut group, complete, None).await {
+                        return Ok(());
+                    }
+                    complete = 0;
+                    txns_in_group = 0;
+                    streaming = true;
+                    tracing::info!(topic = %topic, partition = self.partition, from = group[0].0,
+                        gtid = %group[0].1.txn.gtid, "streaming a big source transaction into one DB transaction");
+                }
+                arriving_bytes = 0;
+                if !hand_part(tx, &mut group, Piece::Part).await {
+                    return Ok(());
+                }
+                continue;
+            }
             if last_of_txn && done.contains(&offset) {
                 // Committed by parallel apply before a restart: drop it.
                 group.truncate(complete);
@@ -170,12 +241,31 @@ impl ApplyStream {
 }
 
 /// A group of whole source transactions (and a heartbeat to checkpoint
-/// after them), from the reader to the applier.
+/// after them), or a part of a streamed one, from the reader to the
+/// applier.
 pub(crate) struct Batch {
     pub(crate) events: Vec<(i64, ChangeEvent)>,
     pub(crate) heartbeat: Option<(i64, Heartbeat)>,
     /// A DDL record to run (alone in its batch).
     pub(crate) ddl: Option<(i64, DdlEvent)>,
+    /// What `events` are: whole transactions, or part of a big one.
+    pub(crate) piece: Piece,
+}
+
+/// Whole transactions, or a part of one big transaction being streamed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece {
+    /// Whole source transactions (a group).
+    Whole,
+    /// Events of a big transaction, more to come: the first part opens its
+    /// DB transaction.
+    Part,
+    /// Its last events (maybe none, when its last message was skipped):
+    /// commit with the checkpoint.
+    Last,
+    /// Its end, but a parallel bucket had committed it before a restart:
+    /// roll back.
+    Abandon,
 }
 
 /// Hand the complete part of `group` (and a heartbeat) to the applier;
@@ -194,6 +284,24 @@ pub(crate) async fn hand_over(
         events,
         heartbeat,
         ddl: None,
+        piece: Piece::Whole,
+    })
+    .await
+    .is_ok()
+}
+
+/// Hand the events of `group` over as `piece` of a streamed transaction;
+/// false when the applier has stopped.
+async fn hand_part(
+    tx: &tokio::sync::mpsc::Sender<Batch>,
+    group: &mut Vec<(i64, ChangeEvent)>,
+    piece: Piece,
+) -> bool {
+    tx.send(Batch {
+        events: std::mem::take(group),
+        heartbeat: None,
+        ddl: None,
+        piece,
     })
     .await
     .is_ok()

@@ -18,7 +18,7 @@ impl ApplyStream {
     /// The hold a vdiff set on this stream, if any and not expired.
     pub(crate) async fn read_hold(
         &self,
-        conn: &mut Conn,
+        conn: &mut impl Queryable,
     ) -> Result<Option<(String, Position)>, ApplyError> {
         let hold: Option<String> = conn
             .exec_first(

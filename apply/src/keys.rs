@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 
 use mysql_async::prelude::Queryable;
-use mysql_async::Conn;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Row};
 
 use crate::ApplyError;
@@ -75,7 +74,7 @@ impl KeyCache {
 
     pub(crate) async fn ensure(
         &mut self,
-        conn: &mut Conn,
+        conn: &mut impl Queryable,
         db: &str,
         table: &str,
     ) -> Result<(), ApplyError> {

@@ -4,9 +4,13 @@
 //! A stream is a pipeline of modules, each one idea:
 //! - `fetch`: a thread reads the partition (`read_committed`) in chunks;
 //! - `group`: messages decoded (`schemas`) into whole source transactions,
-//!   several handed on as one group; heartbeats and DDL records;
+//!   several handed on as one group, a big one in parts; heartbeats and DDL
+//!   records;
 //! - `applier`: a group applied in one DB transaction with the checkpoint,
 //!   runs of row changes as multi-row statements (`sql`, `keys`);
+//! - `streamed`: a big source transaction, handed over in parts, streamed
+//!   into one open DB transaction and committed with the checkpoint after
+//!   its last part (memory bounded by a part);
 //! - `parallel`: a group split by write sets into buckets committed on K
 //!   connections (`_revdoor.applied_txns`);
 //! - `checkpoint`: the `_revdoor.stream_state` row — taken over with the
@@ -42,6 +46,7 @@ mod hold;
 mod keys;
 mod parallel;
 mod sql;
+mod streamed;
 #[cfg(test)]
 mod tests;
 

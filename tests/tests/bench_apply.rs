@@ -13,6 +13,13 @@
 //! 3. end-to-end lag at a steady 1,000 transactions/s (K = 4 apply): each source row
 //!    carries its commit time; a poller on the target records when each row
 //!    appears (5 ms polls), p50 / p99 of the difference.
+//!
+//! And, run by `bench/apply --big-txn-rows N` (issue 17), apply's peak RSS
+//! and time for **one source transaction of N rows** (the same rows, one
+//! `INSERT … SELECT` on a MariaDB source), applied by `revdoor apply run`
+//! into a MariaDB and then into a MySQL target, each alone: peak `VmHWM`
+//! until the transaction's last row is visible (it commits whole), the
+//! machine's load average before and after.
 
 use std::time::{Duration, Instant};
 
@@ -86,6 +93,34 @@ fn vm_hwm_kb(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// Wait until partition 0 of `topic` holds at least `rows` messages
+/// (events plus transaction markers).
+async fn published(kafka: &str, topic: &str, rows: u64, deadline: Duration) {
+    wait_for("capture published every row", deadline, || {
+        let topic = topic.to_owned();
+        let kafka = kafka.to_owned();
+        async move {
+            let hw = tokio::task::spawn_blocking(move || {
+                use rdkafka::consumer::{BaseConsumer, Consumer};
+                let c: BaseConsumer = rdkafka::ClientConfig::new()
+                    .set("bootstrap.servers", &kafka)
+                    .create()
+                    .ok()?;
+                c.fetch_watermarks(&topic, 0, Duration::from_secs(5))
+                    .ok()
+                    .map(|(_, h)| h)
+            })
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or(0);
+            Ok((hw as u64 >= rows).then_some(()))
+        }
+    })
+    .await
+    .expect("capture");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: run with bench/apply"]
 async fn apply_throughput_lag_and_memory() {
@@ -128,34 +163,7 @@ async fn apply_throughput_lag_and_memory() {
     );
     let topic = format!("revdoor.{}.forward", ctx.workflow);
     let kafka = ctx.stack.kafka.clone();
-    wait_for(
-        "capture published every row",
-        Duration::from_secs(600),
-        || {
-            let topic = topic.clone();
-            let kafka = kafka.clone();
-            async move {
-                let hw = tokio::task::spawn_blocking(move || {
-                    use rdkafka::consumer::{BaseConsumer, Consumer};
-                    let c: BaseConsumer = rdkafka::ClientConfig::new()
-                        .set("bootstrap.servers", &kafka)
-                        .create()
-                        .ok()?;
-                    c.fetch_watermarks(&topic, 0, Duration::from_secs(5))
-                        .ok()
-                        .map(|(_, h)| h)
-                })
-                .await
-                .ok()
-                .flatten()
-                .unwrap_or(0);
-                // Events plus transaction markers.
-                Ok((hw as u64 >= rows).then_some(()))
-            }
-        },
-    )
-    .await
-    .expect("capture");
+    published(&kafka, &topic, rows, Duration::from_secs(600)).await;
     // K = 1 into #2, then K = 4 into #3 (an identical server), each
     // draining the same partition alone.
     let mut rates = Vec::new();
@@ -322,4 +330,102 @@ async fn apply_throughput_lag_and_memory() {
     assert_eq!(n as i64, written, "every lag row arrived");
     capture.stop(Duration::from_secs(20));
     apply.stop(Duration::from_secs(20));
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with bench/apply --big-txn-rows N"]
+async fn apply_big_transaction_memory() {
+    let rows = env_num("REVDOOR_BENCH_BIG_TXN_ROWS", 10_000_000);
+    let ctx = TestCtx::new("bench_apply_big");
+    let (maria, mysql) = (ctx.stack.mariadb_servers(), ctx.stack.mysql_servers());
+    assert!(
+        maria.len() >= 2 && !mysql.is_empty(),
+        "needs two MariaDB servers and a MySQL one (deploy/stack up --mariadb 2 --mysql 1)"
+    );
+    let (source, targets) = (maria[0], [("mariadb", maria[1]), ("mysql", mysql[0])]);
+    let db = ctx.db.clone();
+    let mut servers = vec![source];
+    servers.extend(targets.iter().map(|t| t.1));
+    ctx.create_db(&servers).await;
+    for &server in &servers {
+        ctx.sql(server, &[&format!("CREATE TABLE {db}.t (id BIGINT PRIMARY KEY, a BIGINT NOT NULL, b VARCHAR(64) NOT NULL, c DOUBLE NOT NULL, d BIGINT NOT NULL)")]).await;
+    }
+    let mut src = ctx.conn(source).await;
+    let start = gtid_pos(&mut src).await;
+    let t = Instant::now();
+    // The rows of `rows_sql`, in one statement: one source transaction.
+    src.query_drop(format!(
+        "INSERT INTO {db}.t SELECT seq, seq * 7, CONCAT('name-', LPAD(seq, 8, '0'), \
+         '-padding-to-make-the-row-about-100-bytes'), seq % 1000 + 0.5, seq \
+         FROM {db}.seq_1_to_{rows}"
+    ))
+    .await
+    .expect("big insert");
+    let load_secs = t.elapsed().as_secs_f64();
+    let mut capture = ctx.spawn(
+        "capture",
+        &args(&ctx.capture_args(&ctx.revdoor_url(source), &format!("{db}.t"), &start)),
+    );
+    // Capture keeps running (stopping it before its Kafka transaction
+    // commits would abort it); each apply waits for that commit itself.
+    let topic = format!("revdoor.{}.forward", ctx.workflow);
+    published(&ctx.stack.kafka, &topic, rows, Duration::from_secs(3600)).await;
+    let mut result = serde_json::json!({
+        "big_txn_rows": rows,
+        "source_insert_s": (load_secs * 10.0).round() / 10.0,
+        "commit": std::env::var("REVDOOR_BENCH_COMMIT").unwrap_or_default(),
+    });
+    for (engine, server) in targets {
+        let load_before = loadavg();
+        let target = ctx.revdoor_url(server);
+        let mut apply = ctx.spawn(&format!("apply-{engine}"), &args(&ctx.apply_args(&target)));
+        let mut c = ctx.conn(server).await;
+        let t = Instant::now();
+        let mut peak_kb = 0;
+        // The transaction commits whole: its last row shows with all others.
+        while !has_row(&mut c, &db, "t", rows).await {
+            peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+            assert!(
+                apply.exited().is_none(),
+                "apply into {engine} exited:\n{}",
+                apply.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        peak_kb = peak_kb.max(vm_hwm_kb(apply.pid()));
+        apply.stop(Duration::from_secs(20));
+        assert_eq!(
+            count(&mut c, &db, "t").await,
+            rows,
+            "apply into {engine}: every row"
+        );
+        assert!(
+            apply
+                .log_text()
+                .contains("big source transaction applied; committing"),
+            "apply into {engine} did not stream the transaction"
+        );
+        let r = serde_json::json!({
+            "apply_s": (secs * 10.0).round() / 10.0,
+            "apply_rows_per_s": (rows as f64 / secs).round(),
+            "apply_peak_rss_mb": peak_kb / 1024,
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        });
+        println!("BENCH big_txn {engine} {r}");
+        result[engine] = r;
+    }
+    capture.stop(Duration::from_secs(20));
+    println!("BENCH {result}");
+    if let Ok(out) = std::env::var("REVDOOR_BENCH_OUT") {
+        std::fs::write(out, serde_json::to_string_pretty(&result).expect("json"))
+            .expect("write result");
+    }
 }
