@@ -22,6 +22,29 @@ fn refused(out: &revdoor_tests::door::Out, what: &str) {
     );
 }
 
+/// Hold every row and gap of the bank tables on server `i` in an open
+/// transaction: apply into them waits (row locks, unlike `LOCK TABLES`,
+/// cannot deadlock with apply's parallel connections on metadata locks).
+async fn lock_rows(door: &Door, i: usize) -> mysql_async::Conn {
+    use mysql_async::prelude::Queryable;
+    let mut c = door.ctx.conn(i).await;
+    c.query_drop("BEGIN").await.expect("begin");
+    for t in ["accounts", "ledger"] {
+        c.query_drop(format!(
+            "SELECT COUNT(*) FROM {}.{t} FOR UPDATE",
+            door.ctx.db
+        ))
+        .await
+        .expect("lock rows");
+    }
+    c
+}
+
+async fn unlock_rows(mut c: mysql_async::Conn) {
+    use mysql_async::prelude::Queryable;
+    c.query_drop("ROLLBACK").await.expect("unlock rows");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn refusals_say_why_and_leave_nothing_behind() {
     let door = Door::create("refusals", 1, &[("-", 2)], 50).await;
@@ -108,55 +131,48 @@ async fn refusals_say_why_and_leave_nothing_behind() {
     // The target cannot keep up (its tables are locked): refused before
     // any fence, by the warm-up catch-up.
     door.wait_streams_running(Duration::from_secs(30)).await;
-    let lock_sql = format!("LOCK TABLES {db}.accounts WRITE, {db}.ledger WRITE");
-    let mut lock = door.ctx.conn(2).await;
-    mysql_async::prelude::Queryable::query_drop(&mut lock, &lock_sql)
-        .await
-        .expect("lock target tables");
+    let lock = lock_rows(&door, 2).await;
     let out = door.cutover("switch-traffic", &["--timeout", "2s", "--max-lag", "30s"]);
-    mysql_async::prelude::Queryable::query_drop(&mut lock, "UNLOCK TABLES")
-        .await
-        .expect("unlock");
+    unlock_rows(lock).await;
     refused(&out, "did not catch up with the source");
     assert!(out.stderr.contains("before any fence"), "{}", out.stderr);
     nothing_changed().await;
 
-    // Catch-up timeout after the fence: the coordinator pauses between the
-    // warm-up and the fence, the target's tables get locked meanwhile; the
-    // fenced catch-up times out and the switch rolls back, unfencing the
-    // source.
+    // Catch-up timeout after the fence: the coordinator pauses 3 s between
+    // the warm-up and the fence, the target's rows get locked meanwhile;
+    // the fenced catch-up times out and the switch rolls back, unfencing
+    // the source.
     c.stop(Duration::from_secs(10));
     let mut slow = door.coordinator(
         "slow",
-        &[("FAILPOINTS", "switch::after_warmup=sleep(1500)")],
+        &[("FAILPOINTS", "switch::after_warmup=sleep(3000)")],
     );
     door.wait_leader("slow", Duration::from_secs(20)).await;
-    // Caught up well within the switch's 3 s --timeout: only the lock may
-    // stop its catch-up.
-    door.wait_streams_lag_below(1_000, Duration::from_secs(60))
-        .await;
+    door.wait_streams_running(Duration::from_secs(60)).await;
     let wf_arg = wf.clone();
-    let cli = door.ctx.spawn(
+    let mut cli = door.ctx.spawn(
         "timeout-cli",
         &[
             "workflow",
             "switch-traffic",
             &wf_arg,
             "--timeout",
-            "3s",
+            "10s",
             "--max-lag",
             "30s",
         ],
     );
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    mysql_async::prelude::Queryable::query_drop(&mut lock, &lock_sql)
-        .await
-        .expect("lock target tables");
-    let mut cli = cli;
-    let code = cli.wait_exit(Duration::from_secs(60)).await;
-    mysql_async::prelude::Queryable::query_drop(&mut lock, "UNLOCK TABLES")
-        .await
-        .expect("unlock");
+    wait_for("warm-up done", Duration::from_secs(60), || async {
+        Ok(slow
+            .log_text()
+            .contains("warm-up catch-up done")
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", cli.log_text()));
+    let lock = lock_rows(&door, 2).await;
+    let code = cli.wait_exit(Duration::from_secs(120)).await;
+    unlock_rows(lock).await;
     assert_ne!(code, Some(0), "the switch should fail:\n{}", cli.log_text());
     let text = cli.log_text();
     assert!(
