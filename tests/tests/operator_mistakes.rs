@@ -99,7 +99,7 @@ async fn racing_requests_run_one_at_a_time() {
     // complete while reverse-traffic runs (a leader pausing after the
     // fence): refused, naming the running request; the reverse finishes.
     c.stop(Duration::from_secs(10));
-    let mut c = door.coordinator("slow", &[("FAILPOINTS", "switch::after_fence=sleep(3000)")]);
+    let mut c = door.coordinator("slow", &[("FAILPOINTS", "switch::after_fence=sleep(5000)")]);
     door.wait_leader("slow", Duration::from_secs(30)).await;
     door.wait_streams_running(Duration::from_secs(60)).await;
     let mut rev = door
@@ -111,7 +111,7 @@ async fn racing_requests_run_one_at_a_time() {
         || async {
             let st = door.status();
             let running = st["last_request"]["outcome"] == "running"
-                && st["last_request"]["request"]["action"]["action"] == "reverse-traffic";
+                && st["last_request"]["request"]["action"] == "reverse-traffic";
             Ok(running.then_some(()))
         },
     )
