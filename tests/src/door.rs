@@ -45,6 +45,18 @@ impl Door {
         target: &[(&str, usize)],
         accounts: i64,
     ) -> Door {
+        Door::create_via(name, source, target, accounts, &TestCtx::revdoor_url).await
+    }
+
+    /// [`Door::create`] with the keyspaces' shard URLs given by `url`
+    /// (context, server), e.g. through a proxy.
+    pub async fn create_via(
+        name: &str,
+        source: usize,
+        target: &[(&str, usize)],
+        accounts: i64,
+        url: &dyn Fn(&TestCtx, usize) -> String,
+    ) -> Door {
         let ctx = TestCtx::new(name);
         ctx.create_db(&[source]).await;
         let db = &ctx.db;
@@ -70,25 +82,36 @@ impl Door {
             &stmts.iter().map(String::as_str).collect::<Vec<_>>(),
         )
         .await;
-        Door::register(ctx, source, target, accounts)
+        Door::register_via(ctx, source, target, accounts, url)
     }
 
     /// Keyspaces `src` (unsharded on `source`) and `dst` (`target` shards)
     /// registered over tables already made; `accounts` is the bank
     /// workload's (0 without one).
     pub fn register(ctx: TestCtx, source: usize, target: &[(&str, usize)], accounts: i64) -> Door {
+        Door::register_via(ctx, source, target, accounts, &TestCtx::revdoor_url)
+    }
+
+    /// [`Door::register`] with the shard URLs given by `url`.
+    fn register_via(
+        ctx: TestCtx,
+        source: usize,
+        target: &[(&str, usize)],
+        accounts: i64,
+        url: &dyn Fn(&TestCtx, usize) -> String,
+    ) -> Door {
         let door = Door {
             source,
             target: target.iter().map(|(r, s)| (r.to_string(), *s)).collect(),
             accounts,
             ctx,
         };
-        let src_shard = format!("-={}", door.ctx.revdoor_url(source));
+        let src_shard = format!("-={}", url(&door.ctx, source));
         door.ok(&["keyspace", "add", "src", "--shard", &src_shard]);
         let mut args: Vec<String> = vec!["keyspace".into(), "add".into(), "dst".into()];
         for (r, s) in &door.target {
             args.push("--shard".into());
-            args.push(format!("{r}={}", door.ctx.revdoor_url(*s)));
+            args.push(format!("{r}={}", url(&door.ctx, *s)));
         }
         door.ok(&crate::args(&args));
         door
@@ -281,6 +304,21 @@ impl Door {
         self.wait_phase("running", Duration::from_secs(60)).await;
         self.wait_streams_running(Duration::from_secs(30)).await;
         (c, w)
+    }
+
+    /// Wait until the last cutover request has ended; its outcome
+    /// (`done`, `rolled-back`).
+    pub async fn wait_request_ended(&self, within: Duration) -> String {
+        wait_for("the cutover request ended", within, || async {
+            let st = self.status();
+            let outcome = st["last_request"]["outcome"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Ok((outcome != "running" && !outcome.is_empty()).then_some(outcome))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}; status: {}", self.status()))
     }
 
     /// Wait until the workflow is in `phase`.
@@ -484,6 +522,36 @@ impl Door {
             }
         }
         Ok(acked.len())
+    }
+
+    /// How a chaos scenario ends: the bank `writer` and `prober` stopped
+    /// (started as `"writer"` and `"prober"`); no write accepted on a
+    /// fenced side; the writer acknowledged more than `min_acked`; the
+    /// sides converge within `within`; [`Door::check_invariants`] holds.
+    /// The number of acknowledged writes and both summaries.
+    pub async fn finish_chaos(
+        &self,
+        writer: &mut Revdoor,
+        prober: &mut Revdoor,
+        min_acked: u64,
+        within: Duration,
+    ) -> (usize, serde_json::Value, serde_json::Value) {
+        let w_sum = self.finish_load(writer, "writer").await;
+        let p_sum = self.finish_load(prober, "prober").await;
+        assert_eq!(
+            p_sum["violations"], 0,
+            "a fenced side took a write: {p_sum}"
+        );
+        assert!(
+            w_sum["acked"].as_u64().unwrap_or(0) > min_acked,
+            "writer barely wrote: {w_sum}"
+        );
+        self.wait_converged(within).await;
+        let n = self
+            .check_invariants(&[self.acks_path("writer")])
+            .await
+            .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+        (n, w_sum, p_sum)
     }
 
     /// Write-unavailability windows of every finished switch, from status.

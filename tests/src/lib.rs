@@ -31,6 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 pub mod door;
+pub mod toxi;
 pub mod vdiff;
 
 /// The database engine of a server (`REVDOOR_ENGINE_i`).
@@ -180,7 +181,7 @@ pub fn repo_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-fn parse_env_lines(text: &str) -> HashMap<String, String> {
+pub(crate) fn parse_env_lines(text: &str) -> HashMap<String, String> {
     text.lines()
         .filter_map(|l| l.strip_prefix("export "))
         .filter_map(|l| l.split_once('='))

@@ -77,20 +77,7 @@ async fn etcd_killed_while_streaming_and_mid_switch() {
     let restart = stack.bounce("etcd", outage()).await;
     let code = cli.wait_exit(Duration::from_secs(300)).await;
     // Whatever the CLI saw, the request ends by itself: done or rolled back.
-    let outcome = wait_for(
-        "the switch request ended",
-        Duration::from_secs(180),
-        || async {
-            let st = door.status();
-            let outcome = st["last_request"]["outcome"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string();
-            Ok((outcome != "running" && !outcome.is_empty()).then_some(outcome))
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    let outcome = door.wait_request_ended(Duration::from_secs(180)).await;
     let phase = door.phase();
     eprintln!(
         "chaos etcd: down {:?} mid-switch; restarted in {:.1}s; the CLI exited {code:?}; request {outcome}, phase {phase}, {:.1}s after etcd was back",
@@ -144,21 +131,9 @@ async fn etcd_killed_while_streaming_and_mid_switch() {
         );
     }
 
-    let w_sum = door.finish_load(&mut writer, "writer").await;
-    let p_sum = door.finish_load(&mut prober, "prober").await;
-    assert_eq!(
-        p_sum["violations"], 0,
-        "a fenced side took a write: {p_sum}"
-    );
-    assert!(
-        w_sum["acked"].as_u64().unwrap_or(0) > 500,
-        "writer barely wrote: {w_sum}"
-    );
-    door.wait_converged(Duration::from_secs(120)).await;
-    let n = door
-        .check_invariants(&[door.acks_path("writer")])
-        .await
-        .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+    let (n, _, _) = door
+        .finish_chaos(&mut writer, &mut prober, 500, Duration::from_secs(120))
+        .await;
     eprintln!("chaos etcd: {n} acknowledged writes all present, sides equal");
     c.stop(Duration::from_secs(10));
     w.stop(Duration::from_secs(30));

@@ -83,6 +83,8 @@ fn up_three_env_down_leaves_no_process_and_avoids_busy_ports() {
     for var in [
         "REVDOOR_ETCD",
         "REVDOOR_KAFKA",
+        "REVDOOR_TOXIPROXY",
+        "REVDOOR_KAFKA_PROXY",
         "REVDOOR_MYSQL_1",
         "REVDOOR_MYSQL_2",
         "REVDOOR_MYSQL_3",
@@ -134,13 +136,21 @@ fn up_three_env_down_leaves_no_process_and_avoids_busy_ports() {
     let status = stack(&state, &["status"], &env);
     assert_eq!(
         text(&status).lines().filter(|l| l.contains(" up ")).count(),
-        5,
+        6,
+        "{}",
+        text(&status)
+    );
+
+    assert!(
+        text(&status)
+            .lines()
+            .any(|l| l.starts_with("toxiproxy") && l.contains(" up ")),
         "{}",
         text(&status)
     );
 
     let needle = state.to_string_lossy().to_string();
-    assert!(processes_mentioning(&needle).len() >= 5, "services run");
+    assert!(processes_mentioning(&needle).len() >= 6, "services run");
     let down = stack(&state, &["down"], &env);
     assert!(down.status.success(), "down failed:\n{}", text(&down));
     let left = processes_mentioning(&needle);
@@ -232,7 +242,7 @@ fn mysql_servers_follow_mariadb_in_env_and_down_stops_them() {
     let status = text(&status);
     assert_eq!(
         status.lines().filter(|l| l.contains(" up ")).count(),
-        4,
+        5,
         "{status}"
     );
     assert!(
