@@ -300,7 +300,7 @@ impl Publisher {
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "100")
             .set("compression.type", "lz4")
-            .set("message.max.bytes", "16000000")
+            .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES.to_string())
             .create()
             .map_err(|e| CaptureError::transient("create Kafka producer", e))?;
         let producer = Arc::new(producer);
@@ -713,11 +713,26 @@ impl Publisher {
                     record = r;
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
+                    // No retry gets a message past the size limit.
+                    return Err(CaptureError::Definite(format!(
+                        "a message of {} bytes for {topic} is larger than Kafka accepts \
+                         (revdoor's producer limit {PRODUCER_MAX_MESSAGE_BYTES} bytes, and the \
+                         broker's message.max.bytes / the topic's max.message.bytes): the stream \
+                         halts here and publishes nothing of this transaction; raise the broker's \
+                         and the topic's limits above it (the producer's follows at \
+                         {PRODUCER_MAX_MESSAGE_BYTES}), or shrink the row at the source",
+                        key.len() + payload.len()
+                    )));
+                }
                 Err((e, _)) => return Err(classify_kafka("send event", e)),
             }
         }
     }
 }
+
+/// The largest message revdoor's producer sends (`message.max.bytes`).
+const PRODUCER_MAX_MESSAGE_BYTES: u32 = 16_000_000;
 
 /// Commit the open transaction. rdkafka's `commit_transaction` flushes
 /// first by polling for delivery events in 100 ms slices — events the

@@ -239,13 +239,34 @@ impl<'a> Stream<'a> {
     /// The loop: one step per item the reader queued, per tick, until
     /// `cancel` fires (then [`Stream::shutdown`]) or the reader stops.
     async fn run(mut self) -> Result<(), CaptureError> {
+        let r = match self.steps().await {
+            Ok(true) => return self.shutdown().await,
+            Ok(false) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if r.is_err() {
+            // Leave nothing half-done: a Kafka transaction the error left
+            // open would hold back every read_committed reader of the
+            // topics it wrote (`revdoor.schemas` included) until it timed
+            // out.
+            if let Some(s) = self.open.take() {
+                self.publisher.abort(s.k).await;
+            }
+            self.publisher.abort_open().await;
+        }
+        r
+    }
+
+    /// The loop's steps: `Ok(true)` when `cancel` fired (shut down next),
+    /// `Ok(false)` when the reader stopped without an error.
+    async fn steps(&mut self) -> Result<bool, CaptureError> {
         loop {
             let can_accept = self.batch.len() < self.cfg.batch_max_txns
                 && batch_rows(&self.batch) < BATCH_MAX_ROWS;
             let after = tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => break,
-                res = &mut self.reader_task => return self.reader_stopped(res).await,
+                _ = self.cancel.cancelled() => return Ok(true),
+                res = &mut self.reader_task => return self.reader_stopped(res).await.map(|()| false),
                 Some(item) = self.rx.recv(), if can_accept => self.item(item).await?,
                 _ = self.ticker.tick() => {
                     self.flush().await?;
@@ -266,7 +287,6 @@ impl<'a> Stream<'a> {
                 self.flush().await?;
             }
         }
-        self.shutdown().await
     }
 
     /// The reader task ended: publish what was framed before the reader

@@ -138,3 +138,65 @@ async fn racing_requests_run_one_at_a_time() {
     c.assert_no_unexpected_errors(&[]);
     w.assert_no_unexpected_errors(&[]);
 }
+
+/// A row larger than Kafka accepts: the capture halts with an error naming
+/// the size and what to do — not retried forever — and publishes nothing of
+/// its transaction; `workflow status` says so and exits 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_oversized_row_halts_capture_with_a_clear_error() {
+    let door = Door::create("big_row", 5, &[("-", 4)], 10).await;
+    let db = door.ctx.db.clone();
+    door.ctx
+        .sql(
+            5,
+            &[&format!(
+                "CREATE TABLE {db}.blobs (id INT PRIMARY KEY, b LONGBLOB NOT NULL)"
+            )],
+        )
+        .await;
+    let out = door.create_workflow_with(&["blobs"]);
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let mut c = door.coordinator("c0", &[]);
+    let mut w = door.worker("w1");
+    door.wait_phase("running", Duration::from_secs(60)).await;
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    // 16.2 MB: within the source's max_allowed_packet (16 MiB), above
+    // revdoor's producer limit (16,000,000 bytes).
+    door.ctx
+        .sql(
+            5,
+            &[&format!(
+                "INSERT INTO {db}.blobs VALUES (1, REPEAT('x', 16200000))"
+            )],
+        )
+        .await;
+    let halted = wait_for("capture halted", Duration::from_secs(60), || async {
+        let st = door.status();
+        let s = st["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["id"] == "forward.capture.-").cloned())
+            .unwrap_or_default();
+        Ok((s["status"]["state"] == "halted").then(|| s["status"]["error"].to_string()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    assert!(
+        halted.contains("larger than Kafka accepts") && halted.contains("message.max.bytes"),
+        "{halted}"
+    );
+    let status = door.cmd(&["workflow", "status", &door.ctx.workflow]);
+    assert!(!status.ok, "status exits non-zero with a halted stream");
+    // Nothing of the row reached the target.
+    let mut t = door.ctx.conn(4).await;
+    let n: Option<i64> = mysql_async::prelude::Queryable::query_first(
+        &mut t,
+        format!("SELECT COUNT(*) FROM {db}.blobs"),
+    )
+    .await
+    .expect("count");
+    assert_eq!(n, Some(0));
+    c.stop(Duration::from_secs(10));
+    w.stop(Duration::from_secs(30));
+    c.assert_no_unexpected_errors(&[]);
+    w.assert_no_unexpected_errors(&["larger than Kafka accepts", "stream stopped"]);
+}

@@ -40,7 +40,7 @@ async fn an_interrupted_rollback_is_reported_as_such() {
         );
     }
     assert!(
-        !out.stderr.contains("stopped during"),
+        !out.stderr.contains("stopped or lost its leadership"),
         "c1 never stopped: {}",
         out.stderr
     );

@@ -191,8 +191,9 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
                          changed, run the request again"
                     ),
                     None => format!(
-                        "coordinator {previous} stopped during step {last}; rolled back by {me} before \
-                         the routing flip — nothing changed, run the request again"
+                        "coordinator {previous} stopped or lost its leadership (etcd out of its reach) \
+                         during step {last}; rolled back by {me} before the routing flip — nothing \
+                         changed, run the request again"
                     ),
                 };
                 return rollback(ctx, &mut e, reason).await;
@@ -220,7 +221,8 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
             done_state.read_only.remove(&serving.name);
             done_state.switches.push(summary(&e, &done_state));
             let reason = format!(
-                "coordinator {} stopped during step {last}; finished by {}",
+                "coordinator {} stopped or lost its leadership (etcd out of its reach) during \
+                 step {last}; finished by {}",
                 previous, ctx.guard.id
             );
             finish(ctx, &mut e, Outcome::Done, reason, Some(done_state)).await
