@@ -12,6 +12,12 @@ pub enum CaptureError {
     /// A newer owner of the stream exists: stop, never retry.
     #[error("fenced: {0}")]
     Fenced(String),
+    /// The Kafka producer is stuck in a transaction call it cannot finish
+    /// (after a long broker outage: "Conflicting commit_transaction API
+    /// call is already in progress"): retrying on it fails forever; the
+    /// stream must drop it and open a new one, which fences it.
+    #[error("{0}")]
+    ProducerWedged(String),
 }
 
 impl CaptureError {
@@ -51,7 +57,7 @@ impl revdoor_core::policy::Classify for CaptureError {
         use revdoor_core::policy::ErrorKind;
         match self {
             CaptureError::Definite(_) => ErrorKind::Definite,
-            CaptureError::Transient(_) => ErrorKind::Transient,
+            CaptureError::Transient(_) | CaptureError::ProducerWedged(_) => ErrorKind::Transient,
             CaptureError::Fenced(_) => ErrorKind::Fenced,
         }
     }

@@ -779,8 +779,13 @@ fn classify_kafka(what: &str, e: KafkaError) -> CaptureError {
         ),
         _ => false,
     };
+    let wedged = matches!(&e, KafkaError::Transaction(rd) if rd.code() == RDKafkaErrorCode::Conflict);
     if fenced {
         CaptureError::Fenced(format!("{what}: {e} (a newer capture owns this stream)"))
+    } else if wedged {
+        CaptureError::ProducerWedged(format!(
+            "{what}: {e} (the Kafka producer is stuck in an unfinished transaction call)"
+        ))
     } else {
         CaptureError::transient(what, e)
     }

@@ -121,12 +121,36 @@ async fn capture(
 ) -> Result<(), RunError> {
     let id = cfg.id.transactional_id();
     let progress = std::sync::Arc::clone(&cfg.progress);
-    let capture = match open_capture(cfg, cancel).await {
-        Ok(Some(capture)) => capture,
-        Ok(None) => return Ok(()),
-        Err(source) => return Err(RunError::Open { id, source }),
-    };
-    with_retries(name, cancel, &progress, || capture.stream(cancel.clone()))
-        .await
-        .map_err(RunError::Capture)
+    loop {
+        let capture = match open_capture(cfg.clone(), cancel).await {
+            Ok(Some(capture)) => capture,
+            Ok(None) => return Ok(()),
+            Err(source) => return Err(RunError::Open { id, source }),
+        };
+        // A wedged producer fails every retry the same way: leave the
+        // retries, drop it and open a new one (its init fences the old).
+        let wedged = std::sync::Mutex::new(None);
+        let (capture_ref, wedged_ref) = (&capture, &wedged);
+        let r = with_retries(name, cancel, &progress, move || async move {
+            match capture_ref.stream(cancel.clone()).await {
+                Err(CaptureError::ProducerWedged(why)) => {
+                    if let Ok(mut w) = wedged_ref.lock() {
+                        *w = Some(why);
+                    }
+                    Ok(())
+                }
+                other => other,
+            }
+        })
+        .await;
+        match wedged.into_inner().ok().flatten() {
+            Some(why) if !cancel.is_cancelled() => {
+                tracing::warn!(stream = name, error = %why,
+                    "Kafka producer wedged: opening a new one (it fences the old)");
+                progress.retrying(why);
+                drop(capture);
+            }
+            _ => return r.map_err(RunError::Capture),
+        }
+    }
 }
