@@ -779,7 +779,8 @@ fn classify_kafka(what: &str, e: KafkaError) -> CaptureError {
         ),
         _ => false,
     };
-    let wedged = matches!(&e, KafkaError::Transaction(rd) if rd.code() == RDKafkaErrorCode::Conflict);
+    let wedged =
+        matches!(&e, KafkaError::Transaction(rd) if rd.code() == RDKafkaErrorCode::Conflict);
     if fenced {
         CaptureError::Fenced(format!("{what}: {e} (a newer capture owns this stream)"))
     } else if wedged {

@@ -554,6 +554,52 @@ impl Door {
         (n, w_sum, p_sum)
     }
 
+    /// Swap the leader for one that pauses 2 s right after the fence step
+    /// (`fence-pause`), start `switch-traffic` (CLI `switch-killed`) and
+    /// return once the source is fenced: the moment a chaos test strikes.
+    /// The caller stops the previous leader first.
+    pub async fn switch_paused_after_fence(&self) -> (Revdoor, Revdoor) {
+        let c = self.coordinator(
+            "fence-pause",
+            &[("FAILPOINTS", "switch::after_fence=sleep(2000)")],
+        );
+        self.wait_leader("fence-pause", Duration::from_secs(30))
+            .await;
+        self.wait_streams_lag_below(2_000, Duration::from_secs(120))
+            .await;
+        let wf = self.ctx.workflow.clone();
+        let cli = self.ctx.spawn(
+            "switch-killed",
+            &["workflow", "switch-traffic", &wf, "--timeout", "30s"],
+        );
+        wait_for("source fenced", Duration::from_secs(60), || async {
+            let fenced = self.fences(self.source).await.iter().any(|(_, f)| *f != 0);
+            Ok(fenced.then_some(()))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", cli.log_text()));
+        (c, cli)
+    }
+
+    /// After the chaos the door still turns both ways: a switch and its
+    /// reverse from `phase`, each of which must succeed.
+    pub async fn turn_both_ways(&self, phase: &str) {
+        let actions = if phase == "switched" {
+            ["reverse-traffic", "switch-traffic"]
+        } else {
+            ["switch-traffic", "reverse-traffic"]
+        };
+        for action in actions {
+            self.wait_streams_running(Duration::from_secs(120)).await;
+            let out = self.cutover(action, &[]);
+            assert!(
+                out.ok,
+                "{action} after the chaos: {}{}",
+                out.stdout, out.stderr
+            );
+        }
+    }
+
     /// Write-unavailability windows of every finished switch, from status.
     pub fn windows(&self) -> Vec<u64> {
         self.status()["state"]["switches"]

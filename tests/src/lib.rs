@@ -49,6 +49,17 @@ pub struct Server {
     pub engine: Engine,
 }
 
+/// How long a chaos test leaves a service down (`REVDOOR_CHAOS_OUTAGE_S`,
+/// default 5 s: longer than the tests' 2 s leases).
+pub fn chaos_outage() -> Duration {
+    Duration::from_secs(
+        std::env::var("REVDOOR_CHAOS_OUTAGE_S")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    )
+}
+
 /// Addresses of the running stack.
 #[derive(Debug, Clone)]
 pub struct Stack {

@@ -11,31 +11,22 @@
 
 use std::time::{Duration, Instant};
 
+use revdoor_tests::chaos_outage;
 use revdoor_tests::door::Door;
-
-/// How long a server stays down (`REVDOOR_CHAOS_OUTAGE_S`, default 5).
-fn outage() -> Duration {
-    Duration::from_secs(
-        std::env::var("REVDOOR_CHAOS_OUTAGE_S")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(5),
-    )
-}
 
 /// Kill server `i`, restart it, and wait until the streams caught up.
 async fn bounce(door: &Door, i: usize, when: &str) {
     let stack = revdoor_tests::stack();
     let service = stack.service_of(i);
     let t = Instant::now();
-    let restart = stack.bounce(&service, outage()).await;
+    let restart = stack.bounce(&service, chaos_outage()).await;
     door.wait_streams_lag_below(2_000, Duration::from_secs(300))
         .await;
     eprintln!(
         "chaos db: {service} down {:?} {when}; restarted in {:.1}s, streams caught up {:.1}s after that",
-        outage(),
+        chaos_outage(),
         restart.as_secs_f64(),
-        (t.elapsed() - outage() - restart).as_secs_f64()
+        (t.elapsed() - chaos_outage() - restart).as_secs_f64()
     );
 }
 
@@ -67,15 +58,7 @@ async fn source_and_target_killed_while_streaming_and_switched() {
     .await;
 
     // The door still turns both ways.
-    for action in ["reverse-traffic", "switch-traffic"] {
-        door.wait_streams_running(Duration::from_secs(120)).await;
-        let out = door.cutover(action, &[]);
-        assert!(
-            out.ok,
-            "{action} after the chaos: {}{}",
-            out.stdout, out.stderr
-        );
-    }
+    door.turn_both_ways("switched").await;
 
     let (n, _, _) = door
         .finish_chaos(&mut writer, &mut prober, 500, Duration::from_secs(120))

@@ -10,24 +10,13 @@
 
 use std::time::{Duration, Instant};
 
+use revdoor_tests::chaos_outage;
 use revdoor_tests::door::Door;
-use revdoor_tests::wait_for;
-
-/// How long the broker stays down (`REVDOOR_CHAOS_OUTAGE_S`, default 5).
-fn outage() -> Duration {
-    Duration::from_secs(
-        std::env::var("REVDOOR_CHAOS_OUTAGE_S")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(5),
-    )
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kafka_killed_while_streaming_and_mid_switch() {
     let stack = revdoor_tests::stack();
     let door = Door::create("chaos_kafka", 3, &[("-80", 4), ("80-", 5)], 200).await;
-    let wf = door.ctx.workflow.clone();
     let (mut c, mut w) = door.started().await;
     let mut writer = door.writer("writer", 1, 200);
     let mut prober = door.prober("prober");
@@ -35,40 +24,23 @@ async fn kafka_killed_while_streaming_and_mid_switch() {
 
     // 1. While streaming.
     let back = Instant::now();
-    let broker_up = stack.bounce("kafka", outage()).await;
+    let broker_up = stack.bounce("kafka", chaos_outage()).await;
     door.wait_streams_lag_below(2_000, Duration::from_secs(300))
         .await;
     eprintln!(
         "chaos kafka: down {:?} while streaming; broker back in {:.1}s, streams caught up {:.1}s after that",
-        outage(),
+        chaos_outage(),
         broker_up.as_secs_f64(),
-        (back.elapsed() - outage() - broker_up).as_secs_f64()
+        (back.elapsed() - chaos_outage() - broker_up).as_secs_f64()
     );
 
     // 2. In the middle of a switch, once the source is fenced (a leader
     // that pauses 2 s after the fence step): it completes or rolls back,
     // by itself.
     c.stop(Duration::from_secs(10));
-    let mut c = door.coordinator(
-        "fence-pause",
-        &[("FAILPOINTS", "switch::after_fence=sleep(2000)")],
-    );
-    door.wait_leader("fence-pause", Duration::from_secs(30))
-        .await;
-    door.wait_streams_lag_below(2_000, Duration::from_secs(120))
-        .await;
-    let mut cli = door.ctx.spawn(
-        "switch-killed",
-        &["workflow", "switch-traffic", &wf, "--timeout", "30s"],
-    );
-    wait_for("source fenced", Duration::from_secs(60), || async {
-        let fenced = door.fences(door.source).await.iter().any(|(_, f)| *f != 0);
-        Ok(fenced.then_some(()))
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}\n{}", cli.log_text()));
+    let (mut c, mut cli) = door.switch_paused_after_fence().await;
     stack.kill("kafka");
-    tokio::time::sleep(outage()).await;
+    tokio::time::sleep(chaos_outage()).await;
     let back = Instant::now();
     stack.restart();
     let code = cli.wait_exit(Duration::from_secs(300)).await;
@@ -102,19 +74,7 @@ async fn kafka_killed_while_streaming_and_mid_switch() {
         back.elapsed().as_secs_f64()
     );
     // Then the door still turns both ways.
-    for action in if phase == "switched" {
-        ["reverse-traffic", "switch-traffic"]
-    } else {
-        ["switch-traffic", "reverse-traffic"]
-    } {
-        door.wait_streams_running(Duration::from_secs(120)).await;
-        let out = door.cutover(action, &[]);
-        assert!(
-            out.ok,
-            "{action} after the chaos: {}{}",
-            out.stdout, out.stderr
-        );
-    }
+    door.turn_both_ways(&phase).await;
 
     let (n, _, _) = door
         .finish_chaos(&mut writer, &mut prober, 500, Duration::from_secs(120))
