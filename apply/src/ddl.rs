@@ -164,11 +164,7 @@ impl ApplyStream {
                     .map_err(|e| classify_mysql(&format!("{at}: USE for DDL"), offset, e))?;
             }
             let statement = for_destination(conn, ddl, &at, offset).await?;
-            let sql = format!(
-                "{}{}",
-                ddl_tag(self.workflow.as_str(), self.direction.as_str()),
-                statement
-            );
+            let sql = format!("{}{}", ddl_tag(&self.workflow, self.direction), statement);
             match conn.query_drop(&sql).await {
                 Ok(()) => {
                     tracing::info!(at = %at, gtid = %ddl.gtid, statement = %ddl.statement, "ran DDL (on_ddl=exec)");

@@ -509,7 +509,7 @@ impl<'a> Framer<'a> {
                     let default_db = q.schema();
                     let tables = captured_tables_changed(&default_db, &query, self.tables);
                     let echoed = self.loop_filter.is_some_and(|f| {
-                        ddl_tag_of(&query) == Some((f.workflow.as_str(), f.direction.as_str()))
+                        ddl_tag_of(&query) == Some((f.workflow.as_str(), f.direction))
                     });
                     if let Some(txn) = self.current.as_mut() {
                         if echoed {

@@ -36,7 +36,53 @@ use std::collections::HashMap;
 
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 use mysql_async::consts::ColumnType;
-use revdoor_core::sqltype::{BinaryKind, ColumnDef, SqlType, StringKind, TableSchema};
+use revdoor_core::sqltype::{
+    BinaryKind, ColumnDef, SqlType, SqlTypeError, StringKind, TableSchema,
+};
+
+/// Why a table map gives no definition revdoor can publish.
+#[derive(Debug, thiserror::Error)]
+pub enum MapError {
+    #[error("column {db}.{table}.{column}: {source}")]
+    Column {
+        db: String,
+        table: String,
+        column: String,
+        #[source]
+        source: ColumnError,
+    },
+    #[error("table map of {db}.{table}: primary-key column {index} out of range")]
+    KeyOutOfRange {
+        db: String,
+        table: String,
+        index: usize,
+    },
+    #[error(
+        "table {db}.{table} has no primary key in the binlog's table map: revdoor needs one; \
+         add a PRIMARY KEY"
+    )]
+    NoPrimaryKey { db: String, table: String },
+    #[error(transparent)]
+    Invalid(#[from] SqlTypeError),
+}
+
+/// Why one table-map column has no type revdoor knows.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum ColumnError {
+    #[error("no character set in the table map")]
+    NoCharset,
+    #[error("unknown collation id {0}")]
+    UnknownCollation(u16),
+    #[error("no ENUM/SET members in the table map")]
+    NoMembers,
+    #[error(
+        "ENUM/SET member {0:02x?} is not UTF-8 and information_schema no longer has the \
+         column as it was; re-create the workflow from a position after the change"
+    )]
+    MemberNotUtf8(Vec<u8>),
+    #[error("binlog column type {0} is not supported by revdoor")]
+    Unsupported(String),
+}
 
 use crate::rows::RowError;
 
@@ -185,12 +231,17 @@ impl TableMap {
         &self,
         collations: &Collations,
         now: Option<&TableSchema>,
-    ) -> Result<TableSchema, String> {
+    ) -> Result<TableSchema, MapError> {
         let mut columns = Vec::with_capacity(self.columns.len());
         for c in &self.columns {
             let current = now.and_then(|t| t.column(&c.name)).map(|d| &d.sql_type);
-            let sql_type = column_type(c, collations, current)
-                .map_err(|e| format!("column {}.{}.{}: {e}", self.db, self.table, c.name))?;
+            let sql_type =
+                column_type(c, collations, current).map_err(|source| MapError::Column {
+                    db: self.db.clone(),
+                    table: self.table.clone(),
+                    column: c.name.clone(),
+                    source,
+                })?;
             columns.push(ColumnDef::new(c.name.clone(), sql_type, c.nullable));
         }
         let primary_key: Vec<String> = if self.primary_key.is_empty() {
@@ -203,20 +254,20 @@ impl TableMap {
                 .iter()
                 .map(|i| {
                     self.columns.get(*i).map(|c| c.name.clone()).ok_or_else(|| {
-                        format!(
-                            "table map of {}.{}: primary-key column {i} out of range",
-                            self.db, self.table
-                        )
+                        MapError::KeyOutOfRange {
+                            db: self.db.clone(),
+                            table: self.table.clone(),
+                            index: *i,
+                        }
                     })
                 })
                 .collect::<Result<_, _>>()?
         };
         if primary_key.is_empty() {
-            return Err(format!(
-                "table {}.{} has no primary key in the binlog's table map: revdoor needs one; \
-                 add a PRIMARY KEY",
-                self.db, self.table
-            ));
+            return Err(MapError::NoPrimaryKey {
+                db: self.db.clone(),
+                table: self.table.clone(),
+            });
         }
         let def = TableSchema {
             db: self.db.clone(),
@@ -224,7 +275,7 @@ impl TableMap {
             columns,
             primary_key,
         };
-        def.validate().map_err(|e| e.to_string())?;
+        def.validate()?;
         Ok(def)
     }
 
@@ -258,13 +309,13 @@ fn column_type(
     c: &MapColumn,
     collations: &Collations,
     current: Option<&SqlType>,
-) -> Result<SqlType, String> {
-    let charset = || -> Result<(String, u32), String> {
-        let id = c.collation.ok_or("no character set in the table map")?;
+) -> Result<SqlType, ColumnError> {
+    let charset = || -> Result<(String, u32), ColumnError> {
+        let id = c.collation.ok_or(ColumnError::NoCharset)?;
         collations
             .get(&id)
             .cloned()
-            .ok_or_else(|| format!("unknown collation id {id}"))
+            .ok_or(ColumnError::UnknownCollation(id))
     };
     let meta = |i: usize| u32::from(c.meta.get(i).copied().unwrap_or(0));
     let binary = c.collation == Some(BINARY_COLLATION);
@@ -302,10 +353,7 @@ fn column_type(
         MYSQL_TYPE_JSON => SqlType::Json,
         MYSQL_TYPE_GEOMETRY => SqlType::Geometry,
         MYSQL_TYPE_ENUM | MYSQL_TYPE_SET => {
-            let members = c
-                .members
-                .as_deref()
-                .ok_or("no ENUM/SET members in the table map")?;
+            let members = c.members.as_deref().ok_or(ColumnError::NoMembers)?;
             // Members as text now, when they are the same members.
             let same = |now: &[String]| {
                 now.len() == members.len()
@@ -396,11 +444,7 @@ fn column_type(
                 }
             }
         }
-        other => {
-            return Err(format!(
-                "binlog column type {other:?} is not supported by revdoor"
-            ))
-        }
+        other => return Err(ColumnError::Unsupported(format!("{other:?}"))),
     };
     Ok(match (from_map, current) {
         // What only information_schema tells, where the binlog form is the same.
@@ -443,13 +487,10 @@ fn string_length(meta: &[u8]) -> u32 {
 }
 
 /// An ENUM / SET member as text (UTF-8; other bytes are refused).
-fn member_text(m: &[u8]) -> Result<String, String> {
+fn member_text(m: &[u8]) -> Result<String, ColumnError> {
     match std::str::from_utf8(m) {
         Ok(s) => Ok(s.to_string()),
-        Err(_) => Err(format!(
-            "ENUM/SET member {m:02x?} is not UTF-8 and information_schema no longer has the \
-             column as it was; re-create the workflow from a position after the change"
-        )),
+        Err(_) => Err(ColumnError::MemberNotUtf8(m.to_vec())),
     }
 }
 
@@ -477,7 +518,7 @@ mod tests {
         ])
     }
 
-    fn ty(c: &MapColumn, now: Option<&SqlType>) -> Result<SqlType, String> {
+    fn ty(c: &MapColumn, now: Option<&SqlType>) -> Result<SqlType, ColumnError> {
         column_type(c, &collations(), now)
     }
 
@@ -537,7 +578,11 @@ mod tests {
             assert_eq!(ty(&c, None), Ok(want), "{c:?}");
         }
         let unknown = text(col("v", varchar, &[10, 0]), 999);
-        assert_eq!(ty(&unknown, None), Err("unknown collation id 999".into()));
+        assert_eq!(ty(&unknown, None), Err(ColumnError::UnknownCollation(999)));
+        assert_eq!(
+            ty(&unknown, None).unwrap_err().to_string(),
+            "unknown collation id 999"
+        );
     }
 
     #[test]
@@ -672,10 +717,14 @@ mod tests {
         assert_eq!(
             keyless
                 .definition(&collations(), Some(&def))
-                .map(|d| d.primary_key),
-            Ok(vec!["id".to_string()])
+                .map(|d| d.primary_key)
+                .ok(),
+            Some(vec!["id".to_string()])
         );
-        let err = keyless.definition(&collations(), None).expect_err("no key");
+        let err = keyless
+            .definition(&collations(), None)
+            .expect_err("no key")
+            .to_string();
         assert!(err.contains("has no primary key"), "{err}");
     }
 }

@@ -14,6 +14,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::gtid::StoredPosition;
+use crate::names::{Direction, WorkflowName};
 
 /// Kafka header marking a heartbeat record on a stream partition. Its value
 /// is JSON [`Heartbeat`], not a change event: capture publishes one when the
@@ -56,17 +57,21 @@ pub struct DdlEvent {
 /// `direction`, so that the capture of the opposite direction recognises
 /// its own workflow's DDL in the destination's binlog and never sends it
 /// back (the DDL counterpart of the loop filter, DESIGN §4).
-pub fn ddl_tag(workflow: &str, direction: &str) -> String {
-    format!("/* revdoor-ddl {workflow} {direction} */ ")
+pub fn ddl_tag(workflow: &WorkflowName, direction: Direction) -> String {
+    format!(
+        "/* revdoor-ddl {} {} */ ",
+        workflow.as_str(),
+        direction.as_str()
+    )
 }
 
 /// The `(workflow, direction)` of a statement that starts with
-/// [`ddl_tag`], if any.
-pub fn ddl_tag_of(statement: &str) -> Option<(&str, &str)> {
+/// [`ddl_tag`], if any (a tag naming no direction is none).
+pub fn ddl_tag_of(statement: &str) -> Option<(&str, Direction)> {
     let rest = statement.trim_start().strip_prefix("/* revdoor-ddl ")?;
     let (inner, _) = rest.split_once(" */")?;
     let (workflow, direction) = inner.split_once(' ')?;
-    Some((workflow, direction))
+    Some((workflow, direction.parse().ok()?))
 }
 
 /// The kind of row change (Debezium's `op`).
@@ -227,8 +232,17 @@ mod tests {
 
     #[test]
     fn ddl_tag_roundtrips() {
-        let sql = format!("{}ALTER TABLE t ADD c INT", ddl_tag("wf1", "forward"));
-        assert_eq!(ddl_tag_of(&sql), Some(("wf1", "forward")));
+        let wf: WorkflowName = "wf1".parse().expect("name");
+        let sql = format!(
+            "{}ALTER TABLE t ADD c INT",
+            ddl_tag(&wf, Direction::Forward)
+        );
+        assert_eq!(sql, "/* revdoor-ddl wf1 forward */ ALTER TABLE t ADD c INT");
+        assert_eq!(ddl_tag_of(&sql), Some(("wf1", Direction::Forward)));
+        assert_eq!(
+            ddl_tag_of("/* revdoor-ddl wf1 sideways */ ALTER TABLE t"),
+            None
+        );
         assert_eq!(ddl_tag_of("ALTER TABLE t ADD c INT"), None);
         assert_eq!(ddl_tag_of("/* revdoor-ddl broken"), None);
         assert_eq!(ddl_tag_of("/* other */ ALTER TABLE t ADD c INT"), None);

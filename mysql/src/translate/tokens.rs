@@ -13,7 +13,7 @@ use std::any::TypeId;
 use std::ops::Range;
 
 use sqlparser::dialect::{Dialect, MySqlDialect};
-use sqlparser::tokenizer::{Location, Token, Tokenizer, Whitespace};
+use sqlparser::tokenizer::{Location, Token, Tokenizer, TokenizerError, Whitespace};
 
 use crate::engine::{Flavor, Server};
 
@@ -151,7 +151,7 @@ pub(super) struct Tokens {
 
 impl Tokens {
     /// Tokenize `sql`; the error is the tokenizer's.
-    pub fn new(sql: &str) -> Result<Tokens, String> {
+    pub fn new(sql: &str) -> Result<Tokens, TokenizerError> {
         let mut out = Tokens {
             toks: Vec::new(),
             comments: Vec::new(),
@@ -165,13 +165,12 @@ impl Tokens {
         sql: &str,
         part: Range<usize>,
         comment: Option<usize>,
-    ) -> Result<(), String> {
+    ) -> Result<(), TokenizerError> {
         let text = &sql[part.clone()];
         let dialect = ServerDialect::default();
         let tokens = Tokenizer::new(&dialect, text)
             .with_unescape(false)
-            .tokenize_with_location()
-            .map_err(|e| e.to_string())?;
+            .tokenize_with_location()?;
         let lines = LineStarts::new(text);
         for t in tokens {
             let range = part.start + lines.offset(text, t.span.start)
