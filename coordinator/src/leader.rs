@@ -65,6 +65,7 @@ pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Resul
         let guard = Guard {
             key: key.clone(),
             create_revision: i64::try_from(lock.token().get()).unwrap_or(i64::MAX),
+            token: lock.token(),
             id: cfg.id.clone(),
         };
         tracing::info!(coordinator = %cfg.id, token = %lock.token(), "leading");

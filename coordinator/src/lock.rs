@@ -254,5 +254,11 @@ async fn keep_alive(
         }
     };
     tracing::warn!(key = %key, lease = lease_id, error = %why, "lock lost");
+    // `return`: the holder is not told (a process that has not noticed yet,
+    // e.g. paused between the loss and its next check); only the fencing
+    // tokens stop it then (the deposed_coordinator test).
+    fail::fail_point!("lock::blind", |_| {
+        tracing::warn!(key = %key, "failpoint lock::blind: the holder is not told");
+    });
     lost.cancel();
 }

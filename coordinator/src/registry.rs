@@ -24,6 +24,9 @@ use crate::Error;
 pub struct Guard {
     pub key: String,
     pub create_revision: i64,
+    /// The same revision as the leader's fencing token, which guards its
+    /// fence rows on the servers (`shard::claim`).
+    pub token: revdoor_core::fence::FenceToken,
     /// Who we are (written into journal entries).
     pub id: String,
 }

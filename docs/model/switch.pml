@@ -12,14 +12,21 @@
  *                     read before its fence is installed; spin must find a
  *                     lost acknowledged write.
  *   ZOMBIE            a coordinator whose lease is gone keeps running its
- *                     MySQL statements until its next etcd write fails (the
- *                     code today: fence statements carry no fencing token);
- *                     spin finds both sides writable (with NO_FINAL, which
- *                     leaves out the end-state checks so that the first
- *                     violation reported is a writable-side one). See
- *                     README.md.
- *   KEEP_REQUESTS     also check that every request the operator made was
- *                     run; spin finds one deleted unrun (README.md).
+ *                     MySQL statements until its next etcd write fails or
+ *                     a fence row refuses its fencing token (the code:
+ *                     every fence row carries the token of the leader that
+ *                     last wrote it; a leader claims every row of the
+ *                     workflow before it resumes a request left midway);
+ *                     must verify.
+ *   ZOMBIE + NO_TOKEN the same without the token guard (the code before
+ *                     it): spin finds both sides writable (with NO_FINAL,
+ *                     which leaves out the end-state checks so that the
+ *                     first violation reported is a writable-side one).
+ *                     See README.md.
+ *   BROKEN_FINISH     negative model: closing a request deletes the request
+ *                     key whatever it holds (the code before the fix); a
+ *                     retried close deletes the operator's next request
+ *                     unrun (README.md, finding 2).
  * Bounds (override with -D): NREQ requests, WRITES application writes,
  * CRASHES leader losses, ERRORS failed calls.
  */
@@ -91,19 +98,29 @@ byte jd[NREQ + 1];      /* steps done */
 /* ---- bounds ------------------------------------------------------------ */
 byte nreq, writes, crashes, errors;
 
+/* ---- fencing tokens ----------------------------------------------------- */
+byte ntok;              /* the last leader's token (etcd: the leader key's revision) */
+byte rtok[2 * NS];      /* _revdoor.fences: the token of the leader that last wrote the row */
+
 #define OPEN(x) (fenced[x] == 0)
 #define WRITABLE(side) (OPEN(SH(side, 0)) || OPEN(SH(side, 1)))
 
 /* Crash-stop (the default): the leader may die or lose its lease before
  * any of its calls; it then runs nothing more, and its memory is gone.
  * ZOMBIE: the lease may be lost at any moment (the Faults process) while
- * the process runs on; it still runs its MySQL statements (they carry no
- * fencing token) and stops only when an etcd write of its fails. */
+ * the process runs on; it still runs its MySQL statements, and stops when
+ * an etcd write of its fails or a fence row holds a later leader's token
+ * (`WHERE token <= mine` changed nothing: Deposed). With NO_TOKEN the
+ * statements carry no token at all. */
 #ifdef ZOMBIE
-#define MAYSQL true
+#ifdef NO_TOKEN
+#define MAYSQL(x) true
+#else
+#define MAYSQL(x) (rtok[x] <= mytok)
+#endif
 #define CRASH
 #else
-#define MAYSQL (leader == me)
+#define MAYSQL(x) (leader == me)
 #define CRASH :: atomic { leader == me && crashes < CRASHES -> crashes++; leader = 0 }; goto deposed
 #endif
 
@@ -119,16 +136,34 @@ byte nreq, writes, crashes, errors;
   CRASH \
   fi
 
-/* A statement on a shard's server: runs, fails, or runs and reports a
- * failure (the connection lost before the OK). */
-#define SQL(effect, onerr) \
+/* A statement on shard x's fence row: runs, fails, or runs and reports a
+ * failure (the connection lost before the OK); refused (Deposed) where a
+ * later leader's token is on the row. */
+#define SQL(x, effect, onerr) \
   if \
-  :: atomic { MAYSQL -> effect } \
-  :: atomic { MAYSQL && errors < ERRORS -> errors++ }; goto onerr \
-  :: atomic { MAYSQL && errors < ERRORS -> effect; errors++ }; goto onerr \
+  :: atomic { MAYSQL(x) -> effect; rtok[x] = mytok } \
+  :: atomic { MAYSQL(x) && errors < ERRORS -> errors++ }; goto onerr \
+  :: atomic { MAYSQL(x) && errors < ERRORS -> effect; rtok[x] = mytok; errors++ }; goto onerr \
+  :: !MAYSQL(x) -> goto deposed \
   :: leader != me -> goto deposed \
   CRASH \
   fi
+
+/* switch::claim_fences: the leader's token onto shard x's fence row
+ * (`SET token = mine WHERE token < mine`) before it acts on a request. */
+#ifdef NO_TOKEN
+#define CLAIM(x, onerr) skip
+#else
+#define CLAIM(x, onerr) SQL(x, skip, onerr)
+#endif
+
+/* journal::finish deletes the request key only while it holds this
+ * request (a nested etcd transaction comparing its mod revision). */
+#ifdef BROKEN_FINISH
+#define DROPREQ req = 0
+#else
+#define DROPREQ req = (reqid == id -> 0 : req)
+#endif
 
 /* write_journal: the whole entry as this coordinator holds it. */
 #define JOURNAL(onerr) ETCD(jb[id] = mb; jd[id] = md, onerr)
@@ -136,6 +171,7 @@ byte nreq, writes, crashes, errors;
 proctype Coord(byte me)
 {
   byte kind, id, st, oldside, newside, nxt;
+  byte mytok;           /* the token of this coordinator's leadership */
   byte mb, md;          /* the request's journal entry in memory: begun, done */
   byte fpos0, fpos1;    /* fence positions of the old shards */
   byte spos0, spos1;    /* recorded positions of the new shards */
@@ -153,7 +189,7 @@ forget:
   :: else
   fi;
 end_standby:
-  atomic { leader == 0 -> leader = me };
+  atomic { leader == 0 -> leader = me; ntok++; mytok = ntok };
 
 pass:   /* leader::lead, one pass: switch::handle_request */
 end_lead:
@@ -166,7 +202,11 @@ end_lead:
      /* finished; only the request key was left behind */
      ETCD(req = 0, idle);
      goto idle
-  :: jout[id] == RUN -> goto recover
+  :: jout[id] == RUN ->
+claim:  /* resuming a request left midway: every fence row of the workflow first */
+     CLAIM(SH(S, 0), idle); CLAIM(SH(S, 1), idle);
+     CLAIM(SH(T, 0), idle); CLAIM(SH(T, 1), idle);
+     goto recover
   :: jout[id] == NONE -> ETCD(jout[id] = RUN; jb[id] = 0; jd[id] = 0, idle)
   fi;
 
@@ -196,13 +236,13 @@ check:  /* lag gate, shards reachable (+ prepare, warm_up): a refusal changes no
 fence:  /* one fence transaction per old shard; its GTID: the final position */
   mb = mb | FENCE; JOURNAL(failed);
 #ifdef BROKEN_FENCE_POS
-  atomic { MAYSQL -> fpos0 = pos[SH(oldside, 0)] };
-  SQL(fenced[SH(oldside, 0)] = 1, failed);
-  atomic { MAYSQL -> fpos1 = pos[SH(oldside, 1)] };
-  SQL(fenced[SH(oldside, 1)] = 1, failed);
+  atomic { MAYSQL(SH(oldside, 0)) -> fpos0 = pos[SH(oldside, 0)] };
+  SQL(SH(oldside, 0), fenced[SH(oldside, 0)] = 1, failed);
+  atomic { MAYSQL(SH(oldside, 1)) -> fpos1 = pos[SH(oldside, 1)] };
+  SQL(SH(oldside, 1), fenced[SH(oldside, 1)] = 1, failed);
 #else
-  SQL(fenced[SH(oldside, 0)] = 1; fpos0 = pos[SH(oldside, 0)], failed);
-  SQL(fenced[SH(oldside, 1)] = 1; fpos1 = pos[SH(oldside, 1)], failed);
+  SQL(SH(oldside, 0), fenced[SH(oldside, 0)] = 1; fpos0 = pos[SH(oldside, 0)], failed);
+  SQL(SH(oldside, 1), fenced[SH(oldside, 1)] = 1; fpos1 = pos[SH(oldside, 1)], failed);
 #endif
 
 catch_up:  /* every old-direction apply at its origin's fence position, or --timeout */
@@ -223,16 +263,16 @@ flip_routing:  /* begun journaled; then routing, phase and journal (done) in one
   ETCD(phase = nxt; serving = newside; jb[id] = mb; jd[id] = md, failed);
 
 unfence:  /* one transaction per new shard; done journaled */
-  SQL(fenced[SH(newside, 0)] = 0, failed);
-  SQL(fenced[SH(newside, 1)] = 0, failed);
+  SQL(SH(newside, 0), fenced[SH(newside, 0)] = 0, failed);
+  SQL(SH(newside, 1), fenced[SH(newside, 1)] = 0, failed);
   md = md | UNFENCE; JOURNAL(failed);
 
 finish_done:  /* journal outcome, request removed: one transaction */
-  ETCD(jout[id] = DONE; req = 0; jb[id] = mb; jd[id] = md, failed);
+  ETCD(jout[id] = DONE; DROPREQ; jb[id] = mb; jd[id] = md, failed);
   goto idle;
 
 refused:  /* finish(Refused) */
-  ETCD(jout[id] = REFUSED; req = 0; jb[id] = mb; jd[id] = md, idle);
+  ETCD(jout[id] = REFUSED; DROPREQ; jb[id] = mb; jd[id] = md, idle);
   goto idle;
 
 failed:  /* handle_request's error arm */
@@ -250,26 +290,26 @@ recover:  /* journal::recover: finish if the flip landed, else roll back */
   md = md | FLIP;
   if
   :: !(md & UNFENCE) ->
-     SQL(fenced[SH(newside, 0)] = 0, idle);
-     SQL(fenced[SH(newside, 1)] = 0, idle);
+     SQL(SH(newside, 0), fenced[SH(newside, 0)] = 0, idle);
+     SQL(SH(newside, 1), fenced[SH(newside, 1)] = 0, idle);
      md = md | UNFENCE; JOURNAL(idle)
   :: else
   fi;
 recover_done:
-  ETCD(jout[id] = DONE; req = 0; jb[id] = mb; jd[id] = md, idle);
+  ETCD(jout[id] = DONE; DROPREQ; jb[id] = mb; jd[id] = md, idle);
   goto idle;
 
 rollback:  /* journal::rollback: before the flip */
   atomic { st = phase; oldside = SERVES(st) };
   if
   :: (mb & FENCE) ->
-     SQL(fenced[SH(oldside, 0)] = 0, idle);
-     SQL(fenced[SH(oldside, 1)] = 0, idle)
+     SQL(SH(oldside, 0), fenced[SH(oldside, 0)] = 0, idle);
+     SQL(SH(oldside, 1), fenced[SH(oldside, 1)] = 0, idle)
   :: else
   fi;
   /* (never-run reverse stream specs deleted: no modeled effect) */
 rollback_done:
-  ETCD(jout[id] = ROLLEDBACK; req = 0; jb[id] = mb; jd[id] = md, idle);
+  ETCD(jout[id] = ROLLEDBACK; DROPREQ; jb[id] = mb; jd[id] = md, idle);
 
 idle:  /* the pass ends (an error is logged); the next one starts */
   goto forget
@@ -358,9 +398,7 @@ proctype Final()
   do
   :: i <= NREQ ->
      assert(jout[i] != RUN);
-#ifdef KEEP_REQUESTS
      assert(jout[i] != NONE);   /* no request dropped unrun (README: finding 2) */
-#endif
      i++
   :: else -> break
   od;

@@ -9,7 +9,7 @@
 //! | `ddls` | destinations | apply (`on_ddl=exec`) | intent and outcome of each DDL record |
 //! | `holds` | destinations | vdiff, apply | where a stream stops for a vdiff |
 //! | `watermarks` | origins | capture's copy | DBLog low/high watermarks |
-//! | `fences` | both sides | the coordinator | one row per (workflow, side) that every fence trigger of that side reads, with the side's pass; and the workflow's mark row |
+//! | `fences` | both sides | the coordinator | one row per (workflow, side) that every fence trigger of that side reads, with the side's pass and the fencing token of the leader that last wrote it; and the workflow's mark row |
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -114,6 +114,7 @@ pub const FENCES_DDL: [&str; 2] = [
         fenced   TINYINT NOT NULL,
         message  VARCHAR(400) NOT NULL,
         pass     VARBINARY(16) NULL,
+        token    BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (workflow, side)
     ) ENGINE=InnoDB",
 ];

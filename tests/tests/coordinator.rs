@@ -416,6 +416,113 @@ async fn paused_leader_writes_nothing_after_its_lease() {
     w.stop(Duration::from_secs(30));
 }
 
+/// A leader that lost its lease while stalled between unfencing one
+/// target shard and the next, and that has not noticed (`lock::blind`),
+/// runs on; meanwhile its successor finishes the switch and the operator
+/// reverses it. The stalled leader's delayed unfence of the second target
+/// shard must change nothing (its fencing token is older than the one on
+/// the row): the target stays fenced, the source serves. Without the token
+/// guard it unfences the target shard and both sides take writes
+/// (docs/model/README.md, finding 1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deposed_coordinator_running_on_changes_no_fence() {
+    use mysql_async::prelude::Queryable;
+    let door = Door::create("zombie", 5, &[("-80", 1), ("80-", 2)], 50).await;
+    let out = door.create_workflow();
+    assert!(out.ok, "{}{}", out.stdout, out.stderr);
+    let mut c1 = door.coordinator_ttl(
+        "c1",
+        "3s",
+        &[(
+            "FAILPOINTS",
+            "switch::unfence_shard=sleep(4000);lock::blind=return",
+        )],
+    );
+    door.wait_leader("c1", Duration::from_secs(20)).await;
+    let mut w = door.worker("w1");
+    door.wait_phase("running", Duration::from_secs(60)).await;
+    let mut c2 = door.coordinator_ttl("c2", "3s", &[]);
+    door.wait_streams_running(Duration::from_secs(60)).await;
+    let target_fenced = |fences: std::collections::BTreeSet<(String, i64)>| {
+        fences.iter().any(|(side, f)| side == "target" && *f != 0)
+    };
+
+    let mut cli = door.ctx.spawn(
+        "switch-cli",
+        &[
+            "workflow",
+            "switch-traffic",
+            &door.ctx.workflow,
+            "--timeout",
+            "60s",
+        ],
+    );
+    // c1 unfenced the first target shard and sleeps before the second.
+    wait_for("target -80 unfenced", Duration::from_secs(90), || async {
+        Ok((!target_fenced(door.fences(1).await)).then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c1.log_text()));
+    assert!(
+        target_fenced(door.fences(2).await),
+        "c1 should still be sleeping before target 80-"
+    );
+    c1.signal("STOP");
+    door.wait_leader("c2", Duration::from_secs(20)).await;
+    let code = cli.wait_exit(Duration::from_secs(90)).await;
+    assert_eq!(code, Some(0), "switch: {}", cli.log_text());
+    assert_eq!(door.phase(), "switched");
+    assert_eq!(door.status()["last_request"]["coordinator"], "c2");
+    assert!(c2
+        .log_text()
+        .contains("resuming a request another coordinator left midway"));
+    door.wait_streams_running(Duration::from_secs(120)).await;
+    let out = door.cutover("reverse-traffic", &[]);
+    assert!(out.ok, "reverse-traffic: {}{}", out.stdout, out.stderr);
+    assert!(target_fenced(door.fences(2).await), "reverse fenced 80-");
+
+    // c1 wakes up past its sleep and unfences target 80-, as it meant to.
+    c1.signal("CONT");
+    wait_for("c1 to stop leading", Duration::from_secs(30), || async {
+        Ok(c1.log_text().contains("lost leadership").then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}:\n{}", c1.log_text()));
+    assert!(
+        target_fenced(door.fences(2).await),
+        "the deposed leader unfenced target 80-: {:?}",
+        door.fences(2).await
+    );
+    assert!(
+        c1.log_text().contains("carries a later leader's token"),
+        "{}",
+        c1.log_text()
+    );
+    assert!(
+        !c1.log_text().contains("request done"),
+        "c1 must not have finished anything"
+    );
+    // An application write on target 80- is refused; the source serves.
+    let mut t = door.ctx.conn(2).await;
+    let refused = t
+        .query_drop(format!(
+            "UPDATE {}.accounts SET balance = balance WHERE id >= 0",
+            door.ctx.db
+        ))
+        .await
+        .expect_err("a write on the fenced target");
+    assert!(refused.to_string().contains("revdoor"), "{refused}");
+    assert_eq!(door.phase(), "reversed");
+    assert!(door
+        .fences(door.source)
+        .await
+        .iter()
+        .all(|(side, f)| side != "source" || *f == 0));
+    c1.stop(Duration::from_secs(10));
+    c2.stop(Duration::from_secs(10));
+    w.stop(Duration::from_secs(30));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_spread_streams_and_take_over_a_dead_ones() {
     let door = Door::create("workers", 2, &[("-80", 3), ("80-", 4)], 100).await;

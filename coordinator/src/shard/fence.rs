@@ -1,12 +1,30 @@
 //! The fences of a workflow on one server ([`super`] docs, # Fences):
 //! triggers and rows installed and removed, fencing and unfencing, the
 //! unfenced mark, and the `read_only` fence.
+//!
+//! # A deposed leader changes no fence
+//!
+//! Every fence row carries the fencing token of the leader that last wrote
+//! it (`token`: its leader key's etcd revision, which grows with every
+//! election). A leader first claims every row of a workflow on every server
+//! of both keyspaces ([`claim`]: `SET token = mine WHERE token < mine`)
+//! before it acts on a request, and every fence or unfence it runs is
+//! `WHERE token <= mine`. So a coordinator that lost its lease but runs on
+//! (paused, cut off from etcd but not from MySQL) changes no fence once its
+//! successor has claimed the rows: its statement changes nothing, it reads
+//! the later token and stops ([`Error::Deposed`]). What it ran before the
+//! claim is what a leader that died at that point would have left, which
+//! recovery already handles (`docs/model/switch.pml`, `-DZOMBIE`).
+//! `read_only` is a server variable, not a row: it is changed while
+//! holding the side's fence row `FOR UPDATE` after checking its token, so
+//! a claim waits for it and it cannot land after one.
 
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 
+use revdoor_core::fence::FenceToken;
 use revdoor_core::gtid::StoredPosition;
 use revdoor_core::policy::{decide, Backoff, Decision, ErrorKind};
 use revdoor_mysql::engine::Flavor;
@@ -69,7 +87,8 @@ fn trigger_body(flavor: Flavor, workflow: &str, side: &str) -> String {
 
 /// Create `_revdoor.fences` where it is missing. A table of the earlier
 /// per-table layout (no `side` column) is replaced when it is empty and
-/// refused, saying what to do, when a workflow still uses it.
+/// refused, saying what to do, when a workflow still uses it; one without
+/// the `token` column gets it (0: no leader wrote the row yet).
 async fn ensure_fences_table(conn: &mut Conn, url: &str) -> Result<(), Error> {
     let layout: Vec<String> = conn
         .query(
@@ -99,7 +118,83 @@ async fn ensure_fences_table(conn: &mut Conn, url: &str) -> Result<(), Error> {
             .await
             .map_err(sql("create _revdoor.fences", url))?;
     }
+    if !layout.is_empty() && !layout.iter().any(|c| c == "token") {
+        conn.query_drop("ALTER TABLE _revdoor.fences ADD COLUMN token BIGINT NOT NULL DEFAULT 0")
+            .await
+            .map_err(sql("add the token column to _revdoor.fences", url))?;
+    }
     Ok(())
+}
+
+/// A fencing token as the `BIGINT` the rows store.
+fn token_param(token: FenceToken) -> i64 {
+    i64::try_from(token.get()).unwrap_or(i64::MAX)
+}
+
+/// The highest token on `workflow`'s fence rows here (of `side`, or of
+/// every side); `None` where there is no row or no `_revdoor.fences`.
+async fn row_token(
+    conn: &mut Conn,
+    workflow: &str,
+    side: Option<&str>,
+) -> Result<Option<i64>, mysql_async::Error> {
+    let r = match side {
+        Some(side) => {
+            conn.exec_first(
+                "SELECT token FROM _revdoor.fences WHERE workflow = ? AND side = ?",
+                (workflow, side),
+            )
+            .await
+        }
+        None => conn
+            .exec_first::<Option<i64>, _, _>(
+                "SELECT MAX(token) FROM _revdoor.fences WHERE workflow = ?",
+                (workflow,),
+            )
+            .await
+            .map(Option::flatten),
+    };
+    match r {
+        Err(e) if no_table(&e) => Ok(None),
+        r => r,
+    }
+}
+
+/// The error of a leader whose token a later leader's claim replaced.
+fn deposed(url: &str, workflow: &str, mine: FenceToken, theirs: i64) -> Error {
+    tracing::warn!(url = %super::redact(url), workflow, token = %mine, later = theirs,
+        "a fence row here carries a later leader's token: this coordinator was deposed; changing nothing");
+    Error::Deposed
+}
+
+/// Claim `workflow`'s fence rows on this server for the leader holding
+/// `token` (module docs): from now on a statement of an earlier leader
+/// changes none of them. [`Error::Deposed`] when a later leader's token is
+/// already there.
+pub async fn claim(
+    conn: &mut Conn,
+    url: &str,
+    workflow: &str,
+    token: FenceToken,
+) -> Result<(), Error> {
+    let mine = token_param(token);
+    match conn
+        .exec_drop(
+            "UPDATE _revdoor.fences SET token = ? WHERE workflow = ? AND token < ?",
+            (mine, workflow, mine),
+        )
+        .await
+    {
+        Err(e) if no_table(&e) => return Ok(()),
+        r => r.map_err(sql("claim the fence rows", url))?,
+    }
+    match row_token(conn, workflow, None)
+        .await
+        .map_err(sql("read the fence rows' token", url))?
+    {
+        Some(t) if t > mine => Err(deposed(url, workflow, token, t)),
+        _ => Ok(()),
+    }
 }
 
 /// Install the fence row of `workflow`'s `side` on this server (fenced or
@@ -194,6 +289,7 @@ enum RowWrite<'a> {
         side: &'a str,
         fenced: bool,
         message: &'a str,
+        token: FenceToken,
     },
     /// Rewrite the workflow's mark row.
     Mark { message: String },
@@ -225,12 +321,14 @@ impl RowWrite<'_> {
                 side,
                 fenced,
                 message,
+                token,
             } => {
+                let token = token_param(*token);
                 conn.exec_drop(
                     "UPDATE _revdoor.fences \
-                     SET pass = IF(? = 1 AND fenced = 0, RANDOM_BYTES(16), pass), fenced = ?, message = ? \
-                     WHERE workflow = ? AND side = ?",
-                    (*fenced as u8, *fenced as u8, *message, workflow, *side),
+                     SET pass = IF(? = 1 AND fenced = 0, RANDOM_BYTES(16), pass), fenced = ?, message = ?, \
+                     token = ? WHERE workflow = ? AND side = ? AND token <= ?",
+                    (*fenced as u8, *fenced as u8, *message, token, workflow, *side, token),
                 )
                 .await?
             }
@@ -275,7 +373,20 @@ async fn write_row(
         let lock_wait = left.as_secs().clamp(1, 30);
         let err = match w.once(conn, workflow, lock_wait).await {
             Ok(true) => return last_gtid_or_position(conn, url).await,
-            Ok(false) => return position(conn, url).await,
+            Ok(false) => {
+                // Nothing changed: an earlier attempt did, or (a fence or
+                // unfence) a later leader's token guards the row.
+                if let RowWrite::Fence { side, token, .. } = &w {
+                    match row_token(conn, workflow, Some(side)).await {
+                        Ok(Some(t)) if t > token_param(*token) => {
+                            return Err(deposed(url, workflow, *token, t))
+                        }
+                        Ok(_) => {}
+                        Err(e) => return Err(sql("read the fence row's token", url)(e)),
+                    }
+                }
+                return position(conn, url).await;
+            }
             Err(e) => e,
         };
         let delay = match decide(kind(&err), false, &mut backoff) {
@@ -297,26 +408,36 @@ async fn write_row(
     }
 }
 
-/// Fence or unfence `workflow`'s `side` on this server: one row, so one
-/// exclusive lock waits for every in-flight writer of every moved table
-/// there; returns the GTID position that includes it (on MariaDB the fence
-/// transaction's own GTID). Fencing a side that was open rotates its pass.
-/// Transient errors are retried until `deadline`.
+/// One side's fence row of a workflow on a server, and the fencing token
+/// of the leader changing it.
+#[derive(Debug, Clone, Copy)]
+pub struct FenceRow<'a> {
+    pub workflow: &'a str,
+    pub side: &'a str,
+    pub token: FenceToken,
+}
+
+/// Fence or unfence `row` on this server: one row, so one exclusive lock
+/// waits for every in-flight writer of every moved table there; returns
+/// the GTID position that includes it (on MariaDB the fence transaction's
+/// own GTID). Fencing a side that was open rotates its pass. Transient
+/// errors are retried until `deadline`; [`Error::Deposed`] when a later
+/// leader's token is on the row.
 pub async fn set_fenced(
     conn: &mut Conn,
     url: &str,
-    workflow: &str,
-    side: &str,
+    row: FenceRow<'_>,
     fenced: bool,
     message: &str,
     deadline: Instant,
 ) -> Result<StoredPosition, Error> {
     let w = RowWrite::Fence {
-        side,
+        side: row.side,
         fenced,
         message,
+        token: row.token,
     };
-    write_row(conn, url, workflow, w, deadline).await
+    write_row(conn, url, row.workflow, w, deadline).await
 }
 
 /// Write a mark into the binlog without fencing: rewrite the workflow's
@@ -336,25 +457,64 @@ pub async fn mark(
 
 /// `SET GLOBAL read_only` (`--fence=read-only`): waits for running
 /// transactions (at most `lock_wait_secs`); revdoor's account keeps writing
-/// (it has `READ_ONLY ADMIN`).
+/// (it has `READ_ONLY ADMIN`). With `row`, guarded by its token (module
+/// docs): a second connection holds the row `FOR UPDATE` — a locking read,
+/// which `read_only` does not wait for — from the token check until the
+/// variable is set, so no claim can come between. Without (`complete`,
+/// after the rows are gone) it is not guarded.
 pub async fn set_read_only(
     conn: &mut Conn,
     url: &str,
+    row: Option<FenceRow<'_>>,
     on: bool,
     lock_wait_secs: u64,
 ) -> Result<(), Error> {
+    let mut held = None;
+    if let Some(row) = row {
+        let mut g = super::connect(url).await?;
+        g.query_drop(format!(
+            "SET SESSION innodb_lock_wait_timeout = {}",
+            lock_wait_secs.max(1)
+        ))
+        .await
+        .map_err(sql("set lock wait", url))?;
+        g.query_drop("START TRANSACTION")
+            .await
+            .map_err(sql("begin the read_only guard", url))?;
+        let t: Option<i64> = match g
+            .exec_first(
+                "SELECT token FROM _revdoor.fences WHERE workflow = ? AND side = ? FOR UPDATE",
+                (row.workflow, row.side),
+            )
+            .await
+        {
+            Err(e) if no_table(&e) => None,
+            r => r.map_err(sql("lock the fence row", url))?,
+        };
+        if let Some(t) = t.filter(|t| *t > token_param(row.token)) {
+            let _ = g.query_drop("ROLLBACK").await;
+            return Err(deposed(url, row.workflow, row.token, t));
+        }
+        held = Some(g);
+    }
     conn.query_drop(format!(
         "SET SESSION lock_wait_timeout = {}",
         lock_wait_secs.max(1)
     ))
     .await
     .map_err(sql("set lock wait", url))?;
-    conn.query_drop(format!(
-        "SET GLOBAL read_only = {}",
-        if on { "ON" } else { "OFF" }
-    ))
-    .await
-    .map_err(sql("set read_only", url))
+    let set = conn
+        .query_drop(format!(
+            "SET GLOBAL read_only = {}",
+            if on { "ON" } else { "OFF" }
+        ))
+        .await
+        .map_err(sql("set read_only", url));
+    if let Some(mut g) = held {
+        let _ = g.query_drop("ROLLBACK").await;
+        let _ = g.disconnect().await;
+    }
+    set
 }
 
 #[cfg(test)]

@@ -173,7 +173,8 @@ pub(super) async fn complete(
         };
         for s in &spec.shards {
             let mut c = shard::connect(&s.url).await?;
-            shard::set_read_only(&mut c, &s.url, false, 30).await?;
+            // The fence rows are gone: nothing to guard it by.
+            shard::set_read_only(&mut c, &s.url, None, false, 30).await?;
             let _ = c.disconnect().await;
         }
     }

@@ -298,8 +298,7 @@ impl<'r> Cutover<'r> {
                 let mut pos = BTreeMap::new();
                 for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
                     let g =
-                        shard::set_fenced(c, &s.url, ctx.wf.as_str(), side, true, &msg, deadline)
-                            .await?;
+                        shard::set_fenced(c, &s.url, ctx.row(side), true, &msg, deadline).await?;
                     pos.insert(s.range.to_string(), g);
                 }
                 // --fence=read-only: whole servers move; after the moved
@@ -307,7 +306,8 @@ impl<'r> Cutover<'r> {
                 // either.
                 if read_only {
                     for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
-                        shard::set_read_only(c, &s.url, true, lock_wait).await?;
+                        shard::set_read_only(c, &s.url, Some(ctx.row(side)), true, lock_wait)
+                            .await?;
                     }
                 }
                 let detail = format!(
@@ -525,9 +525,12 @@ pub(super) async fn unfence(
     let deadline = Instant::now() + UNFENCE_DEADLINE;
     ctx.step(e, Step::Unfence, async {
         for (s, c) in new.shards.iter().zip(conns.iter_mut()) {
-            shard::set_fenced(c, &s.url, ctx.wf.as_str(), side, false, &msg, deadline).await?;
+            // `sleep`: a leader that stalls between one shard and the next
+            // (no etcd write in between); the deposed_coordinator test.
+            fail::fail_point!(super::failpoints::UNFENCE_SHARD);
+            shard::set_fenced(c, &s.url, ctx.row(side), false, &msg, deadline).await?;
             if was_read_only {
-                shard::set_read_only(c, &s.url, false, 30).await?;
+                shard::set_read_only(c, &s.url, Some(ctx.row(side)), false, 30).await?;
             }
         }
         Ok((

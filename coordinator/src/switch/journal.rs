@@ -4,9 +4,11 @@
 //! dies midway: [`rollback`] before the routing flip, [`recover`] finishes
 //! after it.
 
+use etcd_client::{Compare, CompareOp, Txn, TxnOp};
 use revdoor_core::names::Direction;
 use revdoor_core::workflow::{
-    now_ms, Action, JournalEntry, Outcome, Phase, Step, StepState, SwitchSummary, WorkflowState,
+    now_ms, Action, JournalEntry, Outcome, Phase, Request, Step, StepState, SwitchSummary,
+    WorkflowState,
 };
 
 use super::complete::{cancel, complete};
@@ -62,10 +64,24 @@ pub(super) async fn finish(
 ) -> Result<(), Error> {
     entry.outcome = outcome;
     entry.reason = reason;
-    let mut ops = vec![
-        Registry::op_put(&ctx.journal_key(entry.request.id), &*entry),
-        Registry::op_delete(&ctx.reg.prefix.request(&ctx.wf)),
-    ];
+    let mut ops = vec![Registry::op_put(
+        &ctx.journal_key(entry.request.id),
+        &*entry,
+    )];
+    // The request key, only while it still holds this request: when an
+    // earlier finish landed but reported a failure, the operator may have
+    // made the next request since (its CLI returns once the journal says
+    // done), and that one must run (docs/model/README.md, finding 2).
+    let key = ctx.reg.prefix.request(&ctx.wf);
+    if let Some((held, rev)) = ctx.reg.get::<Request>(&key).await? {
+        if held.id == entry.request.id {
+            ops.push(TxnOp::txn(
+                Txn::new()
+                    .when([Compare::mod_revision(key.as_str(), CompareOp::Equal, rev)])
+                    .and_then([Registry::op_delete(&key)]),
+            ));
+        }
+    }
     if let Some(s) = state {
         ops.push(Registry::op_put(
             &ctx.reg.prefix.workflow_state(&ctx.wf),
@@ -132,9 +148,9 @@ pub(super) async fn rollback(
         )));
         for s in &old.shards {
             let mut c = shard::connect(&s.url).await?;
-            shard::set_fenced(&mut c, &s.url, ctx.wf.as_str(), side, false, &msg, deadline).await?;
+            shard::set_fenced(&mut c, &s.url, ctx.row(side), false, &msg, deadline).await?;
             if read_only && !st.read_only.contains(&old.name) {
-                shard::set_read_only(&mut c, &s.url, false, 30).await?;
+                shard::set_read_only(&mut c, &s.url, Some(ctx.row(side)), false, 30).await?;
             }
             let _ = c.disconnect().await;
         }

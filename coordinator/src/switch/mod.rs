@@ -68,7 +68,7 @@ use revdoor_core::workflow::{
 use crate::config::Config;
 use crate::create::keyspace;
 use crate::registry::{Guard, Registry};
-use crate::Error;
+use crate::{shard, Error};
 use revdoor_mysql::schema::{SOURCE_SIDE, TARGET_SIDE};
 
 pub mod check;
@@ -94,6 +94,8 @@ pub mod failpoints {
     pub const AFTER_REVERSE_CREATED: &str = "switch::after_reverse_created";
     pub const AFTER_ROUTING_FLIP: &str = "switch::after_routing_flip";
     pub const AFTER_UNFENCE: &str = "switch::after_unfence";
+    /// In the unfence step, before each new shard is unfenced.
+    pub const UNFENCE_SHARD: &str = "switch::unfence_shard";
     /// In a rollback, before the old side is unfenced (`return`: the
     /// rollback fails there and is taken up again from the journal).
     pub const ROLLBACK_UNFENCE: &str = "switch::rollback_unfence";
@@ -138,6 +140,39 @@ impl Ctx<'_> {
         } else {
             TARGET_SIDE
         }
+    }
+
+    /// `side`'s fence row of this workflow, changed under this leader's
+    /// token.
+    fn row(&self, side: &'static str) -> shard::FenceRow<'_> {
+        shard::FenceRow {
+            workflow: self.wf.as_str(),
+            side,
+            token: self.guard.token,
+        }
+    }
+
+    /// Claim the workflow's fence rows on every server of both keyspaces
+    /// for this leader (`shard::claim`) before it resumes a request another
+    /// coordinator left midway: from then on that one, should it run on,
+    /// changes no fence. (A request with no journal entry yet had nothing
+    /// done for it; one whose entry is finished has nothing left to do.)
+    async fn claim_fences(&self) -> Result<(), Error> {
+        let mut urls: Vec<&str> = self
+            .source
+            .shards
+            .iter()
+            .chain(&self.target.shards)
+            .map(|s| s.url.as_str())
+            .collect();
+        urls.sort_unstable();
+        urls.dedup();
+        for url in urls {
+            let mut c = shard::connect(url).await?;
+            shard::claim(&mut c, url, self.wf.as_str(), self.guard.token).await?;
+            let _ = c.disconnect().await;
+        }
+        Ok(())
     }
 
     /// The plan of a cutover in `state`'s phase.
@@ -188,6 +223,9 @@ pub async fn handle_request(
         Some(e) => {
             tracing::warn!(workflow = %wf, request = req.id, previous = %e.coordinator,
                 "resuming a request another coordinator left midway");
+            // That coordinator may still be running (paused, or cut off
+            // from etcd only): no fence statement of its lands after this.
+            ctx.claim_fences().await?;
             return Box::pin(recover(&ctx, e)).await;
         }
         None => JournalEntry {
