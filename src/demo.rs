@@ -26,6 +26,7 @@ use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::EtcdPrefix;
 use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, WorkflowState};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -158,25 +159,31 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
 
     // 2. Coordinator and worker, in this process.
     let cancel = CancellationToken::new();
-    let coord = tokio::spawn(Box::pin(revdoor_coordinator::leader::run(
-        reg.clone(),
-        revdoor_coordinator::leader::Config {
-            id: "demo-coordinator".into(),
-            lease_ttl: Duration::from_secs(5),
-            brokers: kafka.to_string(),
-        },
-        cancel.clone(),
-    )));
-    let worker = tokio::spawn(Box::pin(revdoor_worker::run(
-        reg.clone(),
-        revdoor_worker::Config {
-            id: "demo-worker".into(),
-            lease_ttl: Duration::from_secs(5),
-            brokers: kafka.to_string(),
-            apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
-        },
-        cancel.clone(),
-    )));
+    let coord = tokio::spawn(Box::pin(
+        revdoor_coordinator::leader::run(
+            reg.clone(),
+            revdoor_coordinator::leader::Config {
+                id: "demo-coordinator".into(),
+                lease_ttl: Duration::from_secs(5),
+                brokers: kafka.to_string(),
+            },
+            cancel.clone(),
+        )
+        .instrument(tracing::info_span!("coordinator", id = "demo-coordinator")),
+    ));
+    let worker = tokio::spawn(Box::pin(
+        revdoor_worker::run(
+            reg.clone(),
+            revdoor_worker::Config {
+                id: "demo-worker".into(),
+                lease_ttl: Duration::from_secs(5),
+                brokers: kafka.to_string(),
+                apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
+            },
+            cancel.clone(),
+        )
+        .instrument(tracing::info_span!("worker", id = "demo-worker")),
+    ));
     let spec = create::create_workflow(
         &reg,
         CreateRequest {
@@ -225,16 +232,14 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         probe,
         ledger_first: false,
     };
-    let writer = tokio::spawn(Box::pin(crate::load::run(
-        reg.clone(),
-        bank(false),
-        load_cancel.clone(),
-    )));
-    let prober = tokio::spawn(Box::pin(crate::load::run(
-        reg.clone(),
-        bank(true),
-        load_cancel.clone(),
-    )));
+    let writer = tokio::spawn(Box::pin(
+        crate::load::run(reg.clone(), bank(false), load_cancel.clone())
+            .instrument(tracing::info_span!("writer")),
+    ));
+    let prober = tokio::spawn(Box::pin(
+        crate::load::run(reg.clone(), bank(true), load_cancel.clone())
+            .instrument(tracing::info_span!("prober")),
+    ));
     println!("  4. writer ({} txn/s, app account, follows routing) and prober (writes to the non-serving side) started", args.rate);
     tokio::time::sleep(args.pause).await;
 

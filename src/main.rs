@@ -7,6 +7,7 @@ mod vdiff;
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tracing::Instrument;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -319,22 +320,25 @@ fn init_tracing(json: bool) {
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("cannot install SIGTERM handler: {e}");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+    tokio::spawn(
+        async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("cannot install SIGTERM handler: {e}");
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down");
+            t.cancel();
         }
-        tracing::info!("shutting down");
-        t.cancel();
-    });
+        .instrument(tracing::info_span!("signals")),
+    );
     token
 }
 
