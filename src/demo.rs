@@ -24,7 +24,7 @@ use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::EtcdPrefix;
-use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, WorkflowState};
+use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, Step, WorkflowState};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -100,6 +100,43 @@ async fn state(
     reg.value(&reg.prefix.workflow_state(wf))
         .await?
         .context("workflow state")
+}
+
+/// Where each switch's window went, from its journal: the timed work of
+/// each windowed step (fence, catch-up, record-positions, create-streams,
+/// unfence) and the rest of the window ("journal": the journal writes
+/// between and around them, and the routing flip's transaction), in µs,
+/// as `(name, per-switch values)`.
+fn window_breakdown(entries: &[JournalEntry]) -> Vec<(&'static str, Vec<u64>)> {
+    let windowed = [
+        Step::Fence,
+        Step::CatchUp,
+        Step::RecordPositions,
+        Step::CreateStreams,
+        Step::Unfence,
+    ];
+    let mut out: Vec<(&'static str, Vec<u64>)> =
+        windowed.iter().map(|s| (s.as_str(), Vec::new())).collect();
+    out.push(("journal", Vec::new()));
+    for e in entries {
+        let Some(window_ms) = e.window_ms else {
+            continue;
+        };
+        let work = e.step_work_us();
+        let mut sum = 0;
+        for (i, step) in windowed.iter().enumerate() {
+            let us = work
+                .iter()
+                .find(|(s, _)| s == step)
+                .map_or(0, |(_, us)| *us);
+            sum += us;
+            out[i].1.push(us);
+        }
+        out[windowed.len()]
+            .1
+            .push((window_ms * 1000).saturating_sub(sum));
+    }
+    out
 }
 
 fn percentile(v: &[u64], p: f64) -> u64 {
@@ -407,6 +444,19 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         percentile(&observed, 0.5),
         percentile(&observed, 0.99)
     );
+    let breakdown = window_breakdown(&entries);
+    println!(
+        "window by step (p50 / p99 ms): {}",
+        breakdown
+            .iter()
+            .map(|(name, v)| format!(
+                "{name} {:.1} / {:.1}",
+                percentile(v, 0.5) as f64 / 1000.0,
+                percentile(v, 0.99) as f64 / 1000.0
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let Some(path) = &args.json {
         let v = serde_json::json!({
             "workflow": wf_name,
@@ -421,6 +471,19 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
             "acked": w.acked,
             "fenced_retries": w.fenced_retries,
             "violations": p.violations,
+            "window_steps_us": breakdown
+                .iter()
+                .map(|(name, v)| {
+                    (
+                        name.to_string(),
+                        serde_json::json!({
+                            "p50": percentile(v, 0.5),
+                            "p99": percentile(v, 0.99),
+                            "values": v,
+                        }),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
     }

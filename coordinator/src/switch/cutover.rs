@@ -426,12 +426,22 @@ impl<'r> Cutover<'r> {
         let plan = &self.plan;
         let next = plan.flipped_state(&self.state, &self.starts, self.limits.read_only, now_ms());
         let e = &mut *self.e;
-        e.record(Step::FlipRouting, StepState::Begin, String::new());
+        e.record(
+            Step::FlipRouting,
+            StepState::Begin,
+            String::new(),
+            ctx.t_us(),
+            None,
+        );
         ctx.write_journal(e).await?;
+        // The flip's work is the transaction that also journals it done:
+        // not timed apart.
         e.record(
             Step::FlipRouting,
             StepState::Done,
             format!("serving {} at epoch {}", plan.new.name, next.epoch),
+            ctx.t_us(),
+            None,
         );
         let state_key = ctx.reg.prefix.workflow_state(&ctx.wf);
         let mut ops: Vec<TxnOp> = routing_ops(ctx.reg, &ctx.spec, &plan.new.name, next.epoch)?;

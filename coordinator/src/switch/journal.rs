@@ -43,10 +43,12 @@ impl Ctx<'_> {
     where
         F: std::future::Future<Output = Result<(T, String), Error>>,
     {
-        e.record(step, StepState::Begin, String::new());
+        e.record(step, StepState::Begin, String::new(), self.t_us(), None);
         self.write_journal(e).await?;
+        let work = std::time::Instant::now();
         let (v, detail) = f.await?;
-        e.record(step, StepState::Done, detail);
+        let work_us = work.elapsed().as_micros() as u64;
+        e.record(step, StepState::Done, detail, self.t_us(), Some(work_us));
         self.write_journal(e).await?;
         tracing::info!(workflow = %self.wf, request = e.request.id, step = step.as_str(), "step done");
         Ok(v)
@@ -119,7 +121,13 @@ pub(super) async fn rollback(
     // fails midway is taken up again by the next pass ([`recover`]), which
     // then says what really happened.
     if !e.begun(Step::Rollback) {
-        e.record(Step::Rollback, StepState::Begin, reason.clone());
+        e.record(
+            Step::Rollback,
+            StepState::Begin,
+            reason.clone(),
+            ctx.t_us(),
+            None,
+        );
         ctx.write_journal(e).await?;
     }
     let st = ctx.state().await?;
@@ -169,7 +177,13 @@ pub(super) async fn rollback(
     if !ops.is_empty() {
         ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
     }
-    e.record(Step::Rollback, StepState::Done, String::new());
+    e.record(
+        Step::Rollback,
+        StepState::Done,
+        String::new(),
+        ctx.t_us(),
+        None,
+    );
     finish(ctx, e, Outcome::RolledBack, reason, None).await
 }
 
@@ -215,7 +229,13 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
                 return rollback(ctx, &mut e, reason).await;
             }
             if !e.done(Step::FlipRouting) {
-                e.record(Step::FlipRouting, StepState::Done, "found flipped".into());
+                e.record(
+                    Step::FlipRouting,
+                    StepState::Done,
+                    "found flipped".into(),
+                    ctx.t_us(),
+                    None,
+                );
             }
             // After the flip the phase's serving side is the new side.
             let serving = if st.phase.serving_target() {

@@ -110,9 +110,17 @@ struct Ctx<'a> {
     spec: WorkflowSpec,
     source: KeyspaceSpec,
     target: KeyspaceSpec,
+    /// When this coordinator took the request up.
+    started: std::time::Instant,
 }
 
 impl Ctx<'_> {
+    /// µs since this coordinator took the request up (journal records'
+    /// `t_us`).
+    fn t_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
     /// The workflow's state now.
     async fn state(&self) -> Result<WorkflowState, Error> {
         self.reg
@@ -207,6 +215,7 @@ pub async fn handle_request(
         spec,
         source,
         target,
+        started: std::time::Instant::now(),
     };
     let existing = reg.value::<JournalEntry>(&ctx.journal_key(req.id)).await?;
     let mut entry = match existing {
