@@ -104,9 +104,10 @@ async fn state(
 
 /// Where each switch's window went, from its journal: the timed work of
 /// each windowed step (fence, catch-up, record-positions, create-streams,
-/// unfence) and the rest of the window ("journal": the journal writes
-/// between and around them, and the routing flip's transaction), in µs,
-/// as `(name, per-switch values)`.
+/// unfence; create-streams' work is its etcd transaction, journal
+/// included) and the rest of the window ("journal": the routing flip's
+/// transaction, which journals it, and the time between steps), in µs, as
+/// `(name, per-switch values)`.
 fn window_breakdown(entries: &[JournalEntry]) -> Vec<(&'static str, Vec<u64>)> {
     let windowed = [
         Step::Fence,

@@ -43,16 +43,56 @@ impl Ctx<'_> {
     where
         F: std::future::Future<Output = Result<(T, String), Error>>,
     {
+        self.step_with(e, step, Journaled::BeginAndDone, f).await
+    }
+
+    /// [`Self::step`], with the begin and done records written to etcd as
+    /// `journaled` says; records not written now are written with the
+    /// entry's next write (see [`Journaled`]).
+    pub(super) async fn step_with<T, F>(
+        &self,
+        e: &mut JournalEntry,
+        step: Step,
+        journaled: Journaled,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<(T, String), Error>>,
+    {
         e.record(step, StepState::Begin, String::new(), self.t_us(), None);
-        self.write_journal(e).await?;
+        if journaled != Journaled::Later {
+            self.write_journal(e).await?;
+        }
         let work = std::time::Instant::now();
         let (v, detail) = f.await?;
         let work_us = work.elapsed().as_micros() as u64;
         e.record(step, StepState::Done, detail, self.t_us(), Some(work_us));
-        self.write_journal(e).await?;
+        if journaled == Journaled::BeginAndDone {
+            self.write_journal(e).await?;
+        }
         tracing::info!(workflow = %self.wf, request = e.request.id, step = step.as_str(), "step done");
         Ok(v)
     }
+}
+
+/// When a step's records reach etcd. Inside the write-unavailability
+/// window only what recovery reads is written before it is needed (the
+/// fence begun, before any fence; the flip, in its own transaction); the
+/// other records of the window — fence done and the fence positions,
+/// catch-up, record-positions, create-streams (in the transaction that
+/// creates the streams), unfence — go with the entry's next write, so the
+/// window holds two etcd transactions instead of a dozen. A successor that
+/// finds fewer records recovers the same way (docs/model: those records
+/// are not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Journaled {
+    /// Both records written when made.
+    BeginAndDone,
+    /// The begin record written before the step runs; the done record
+    /// later.
+    Begin,
+    /// Both later.
+    Later,
 }
 
 /// Close a request: journal outcome, state update, request removed — one
