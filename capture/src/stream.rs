@@ -666,9 +666,11 @@ async fn on_ddl(
     match cfg.on_ddl {
         OnDdl::Stop => Err(CaptureError::Definite(format!(
             "DDL on moved table {} at GTID {}: `{statement}` — on_ddl=stop halts the stream before it. \
-             Make the same change on the target, then restart with on_ddl=ignore (or re-create the workflow)",
+             Make the same change on every target, then `revdoor workflow set {wf} --on-ddl ignore`; \
+             or `revdoor workflow set {wf} --on-ddl exec` to have revdoor run it on the targets",
             names.join(", "),
-            txn.gtid
+            txn.gtid,
+            wf = cfg.id.workflow,
         ))),
         OnDdl::Ignore | OnDdl::Exec => {
             if cfg.on_ddl == OnDdl::Exec {

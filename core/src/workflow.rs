@@ -565,6 +565,11 @@ pub struct StreamStatus {
     pub state: StreamState,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// When the worker first reported an error in this run of errors (ms
+    /// since the epoch): kept across retries and restarts until the stream
+    /// runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_since_ms: Option<u64>,
     /// Last GTID position published (capture) or applied (apply).
     pub position: StoredPosition,
     /// Source commit time of the last event applied or heartbeat seen.
