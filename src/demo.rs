@@ -217,6 +217,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
                 lease_ttl: Duration::from_secs(5),
                 brokers: kafka.to_string(),
                 apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
+                max_message_bytes: revdoor_capture::publish::DEFAULT_MAX_MESSAGE_BYTES,
             },
             cancel.clone(),
         )

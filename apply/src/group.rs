@@ -161,11 +161,14 @@ impl ApplyStream {
             }
             let fp = single_object_fingerprint(payload)
                 .map_err(|e| poison(format!("not an Avro single-object message: {e}")))?;
-            let codec = schemas.get(&self.brokers, fp).await?.ok_or_else(|| {
-                poison(format!(
-                    "unknown schema fingerprint {fp:016x} (not in {SCHEMAS_TOPIC})"
-                ))
-            })?;
+            let codec = schemas
+                .get(&self.brokers, fp, &self.progress)
+                .await?
+                .ok_or_else(|| {
+                    poison(format!(
+                        "unknown schema fingerprint {fp:016x} (not in {SCHEMAS_TOPIC})"
+                    ))
+                })?;
             let ev = codec
                 .decode_event(payload)
                 .map_err(|e| poison(format!("cannot decode message: {e}")))?;
