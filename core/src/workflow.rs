@@ -474,6 +474,23 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// The entry of `request` as `coordinator` starts it: running, no
+    /// step yet.
+    pub fn new(request: Request, coordinator: String) -> Self {
+        JournalEntry {
+            request,
+            outcome: Outcome::Running,
+            steps: Vec::new(),
+            reason: String::new(),
+            fence_positions: BTreeMap::new(),
+            start_positions: BTreeMap::new(),
+            fenced_at_ms: None,
+            unfenced_at_ms: None,
+            window_ms: None,
+            coordinator,
+        }
+    }
+
     /// Whether `step` finished.
     pub fn done(&self, step: Step) -> bool {
         self.finished_at(step).is_some()
@@ -605,22 +622,14 @@ mod tests {
 
     #[test]
     fn step_work_is_taken_from_timed_done_records() {
-        let mut e = JournalEntry {
-            request: Request {
+        let mut e = JournalEntry::new(
+            Request {
                 id: 1,
                 action: Action::Cancel { keep_data: false },
                 requested_ms: 0,
             },
-            outcome: Outcome::Running,
-            steps: Vec::new(),
-            reason: String::new(),
-            fence_positions: BTreeMap::new(),
-            start_positions: BTreeMap::new(),
-            fenced_at_ms: None,
-            unfenced_at_ms: None,
-            window_ms: None,
-            coordinator: "c".into(),
-        };
+            "c".into(),
+        );
         e.record(Step::Fence, StepState::Begin, String::new(), 10, None);
         e.record(Step::Fence, StepState::Done, String::new(), 900, Some(700));
         e.record(
