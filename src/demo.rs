@@ -24,7 +24,9 @@ use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::EtcdPrefix;
-use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, Step, WorkflowState};
+use revdoor_core::workflow::{
+    now_ms, Action, JournalEntry, Phase, Step, WorkflowState, CATCH_UP_PARTS,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -119,10 +121,21 @@ fn window_breakdown(entries: &[JournalEntry]) -> Vec<(&'static str, Vec<u64>)> {
     let mut out: Vec<(&'static str, Vec<u64>)> =
         windowed.iter().map(|s| (s.as_str(), Vec::new())).collect();
     out.push(("journal", Vec::new()));
+    // The catch-up's parts (of the slowest stream; inside catch-up, not
+    // added to the window again). A switch without them counts 0.
+    const PARTS: [&str; 3] = ["catch-up: capture", "catch-up: kafka", "catch-up: apply"];
+    let first_part = out.len();
+    out.extend(PARTS.iter().map(|p| (*p, Vec::new())));
     for e in entries {
         let Some(window_ms) = e.window_ms else {
             continue;
         };
+        let parts = e.step_parts_us();
+        let catch_up = parts.iter().find(|(s, _)| *s == Step::CatchUp);
+        for (i, name) in CATCH_UP_PARTS.iter().enumerate() {
+            let us = catch_up.and_then(|(_, p)| p.get(*name)).copied();
+            out[first_part + i].1.push(us.unwrap_or(0));
+        }
         let work = e.step_work_us();
         let mut sum = 0;
         for (i, step) in windowed.iter().enumerate() {

@@ -23,7 +23,7 @@ use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::{Direction, KeyspaceName, WorkflowName};
 use revdoor_core::workflow::{
     now_ms, Action, JournalEntry, KeyspaceSpec, Outcome, Request, RoutingRule, StreamKind,
-    StreamSpec, StreamState, WorkflowSpec, WorkflowState,
+    StreamSpec, StreamState, WorkflowSpec, WorkflowState, CATCH_UP_PARTS,
 };
 
 #[derive(Subcommand)]
@@ -738,6 +738,31 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
                 format!(" — {}", e.reason)
             }
         );
+        let parts = e.step_parts_us();
+        let steps: Vec<String> = e
+            .step_work_us()
+            .iter()
+            .map(|(step, us)| {
+                let within = parts
+                    .iter()
+                    .find(|(s, _)| s == step)
+                    .map(|(_, p)| {
+                        // In the order they happen.
+                        let mut p: Vec<(&String, &u64)> = p.iter().collect();
+                        p.sort_by_key(|(k, _)| CATCH_UP_PARTS.iter().position(|c| c == k));
+                        let p: Vec<String> = p
+                            .iter()
+                            .map(|(k, v)| format!("{k} {:.1}", **v as f64 / 1000.0))
+                            .collect();
+                        format!(" ({})", p.join(", "))
+                    })
+                    .unwrap_or_default();
+                format!("{step} {:.1}{within}", *us as f64 / 1000.0)
+            })
+            .collect();
+        if !steps.is_empty() {
+            println!("    steps, ms: {}", steps.join(", "));
+        }
     }
     StreamsHalted::check(&wf, halted)
 }

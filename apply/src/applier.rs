@@ -128,9 +128,16 @@ impl ApplyStream {
         events: &[(i64, ChangeEvent)],
         heartbeat: Option<(i64, &Heartbeat)>,
     ) -> Result<(), ApplyError> {
-        let (last_offset, last_gtid, source_ts_ms) = match (heartbeat, events.last()) {
-            (Some((offset, hb)), _) => (offset, hb.position.to_string(), hb.heartbeat_ms),
-            (None, Some((offset, ev))) => (*offset, self.reached(&ev.txn.gtid), source_ts_ms(ev)),
+        let (last_offset, last_gtid, source_ts_ms, fetched_ms) = match (heartbeat, events.last()) {
+            (Some((offset, hb)), _) => (
+                offset,
+                hb.position.to_string(),
+                hb.heartbeat_ms,
+                hb.fetched_ms,
+            ),
+            (None, Some((offset, ev))) => {
+                (*offset, self.reached(&ev.txn.gtid), source_ts_ms(ev), 0)
+            }
             (None, None) => return Ok(()),
         };
         let last_gtid = last_gtid.as_str();
@@ -169,14 +176,15 @@ impl ApplyStream {
             last_gtid,
             position,
             events.len(),
-            source_ts_ms,
+            (source_ts_ms, fetched_ms),
         )
         .await
     }
 
     /// Move the checkpoint to `last_offset` / `last_gtid` under the fence
     /// token in `tx` (forgetting parallel buckets' `applied_txns` rows up to
-    /// it), commit, and report `events` applied up to `position`.
+    /// it), commit, and report `events` applied up to `position`; `times`:
+    /// the checkpoint's source and fetch times.
     pub(crate) async fn commit_with_checkpoint(
         &self,
         mut tx: mysql_async::Transaction<'_>,
@@ -184,10 +192,10 @@ impl ApplyStream {
         last_gtid: &str,
         position: Option<StoredPosition>,
         events: usize,
-        source_ts_ms: u64,
+        (source_ts_ms, fetched_ms): (u64, u64),
     ) -> Result<(), ApplyError> {
         if !self
-            .advance_checkpoint(&mut tx, last_offset, last_gtid)
+            .advance_checkpoint(&mut tx, last_offset, last_gtid, (source_ts_ms, fetched_ms))
             .await?
         {
             let _ = tx.rollback().await;

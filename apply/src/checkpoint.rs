@@ -129,21 +129,27 @@ impl ApplyStream {
     }
 
     /// Move the checkpoint row to `offset` / `gtid` inside `tx`, guarded by
-    /// the fence token: false when a newer owner holds the row.
+    /// the fence token: false when a newer owner holds the row. `times`:
+    /// the checkpoint's source and fetch times (`source_ms`, `fetched_ms`
+    /// of [`revdoor_mysql::positions::Applied`]; 0 where unknown).
     pub(crate) async fn advance_checkpoint(
         &self,
         tx: &mut mysql_async::Transaction<'_>,
         offset: i64,
         gtid: &str,
+        times: (u64, u64),
     ) -> Result<bool, ApplyError> {
+        let ms = |t: u64| i64::try_from(t).unwrap_or(0);
         tx.exec_drop(
             "UPDATE _revdoor.stream_state SET kafka_offset = ?, source_gtid = ?, fence_token = ?, \
-             updated_at = NOW(6) WHERE workflow = ? AND direction = ? AND `partition` = ? \
-             AND fence_token <= ?",
+             updated_at = NOW(6), source_ms = ?, fetched_ms = ? \
+             WHERE workflow = ? AND direction = ? AND `partition` = ? AND fence_token <= ?",
             (
                 offset,
                 gtid,
                 self.fence_token.get(),
+                ms(times.0),
+                ms(times.1),
                 self.workflow.as_str(),
                 self.direction.as_str(),
                 self.partition,

@@ -200,7 +200,10 @@ impl ApplyStream {
             .start_transaction(TxOpts::default())
             .await
             .map_err(|e| ApplyError::transient("begin", e))?;
-        if !self.advance_checkpoint(&mut tx, offset, &ddl.gtid).await? {
+        if !self
+            .advance_checkpoint(&mut tx, offset, &ddl.gtid, (0, 0))
+            .await?
+        {
             let _ = tx.rollback().await;
             return Err(self.fenced());
         }

@@ -110,8 +110,9 @@ impl ApplyStream {
                     // are applied we hold everything the source had
                     // committed up to the heartbeat's position; checkpoint
                     // that position (a switch waits for it).
-                    if let Ok(hb) = serde_json::from_slice::<Heartbeat>(payload) {
+                    if let Ok(mut hb) = serde_json::from_slice::<Heartbeat>(payload) {
                         let now = now_ms();
+                        hb.fetched_ms = now;
                         tracing::debug!(lag_ms = now.saturating_sub(hb.heartbeat_ms), position = %hb.position, "caught up");
                         if !hand_over(tx, &mut group, complete, Some((offset, hb))).await {
                             return Ok(());

@@ -747,6 +747,7 @@ impl Publisher {
         let body = serde_json::to_string(&Heartbeat {
             heartbeat_ms: now_ms,
             position: position.clone(),
+            fetched_ms: 0,
         })
         .unwrap_or_default();
         for partition in self.router.partitions() {

@@ -28,6 +28,10 @@ pub struct Heartbeat {
     pub heartbeat_ms: u64,
     /// Capture's position at that moment.
     pub position: StoredPosition,
+    /// Not on the wire: when apply read the record from Kafka (its clock,
+    /// ms since the epoch), stored with the checkpoint it moves to.
+    #[serde(skip)]
+    pub fetched_ms: u64,
 }
 
 /// Kafka header marking a DDL record on a stream partition (`on_ddl=exec`).

@@ -445,7 +445,21 @@ pub struct StepRecord {
     /// journal writes (begin, done) not included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_us: Option<u64>,
+    /// On a done record: where the step's work went, by part, µs (the
+    /// catch-up's [`CATCH_UP_PARTS`]); empty for most steps.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parts_us: BTreeMap<String, u64>,
 }
+
+/// The parts of a catch-up, in order, for the slowest apply stream: until
+/// capture had read the fence from the origin's binlog (`capture`), until
+/// apply had read the fence's heartbeat from Kafka (`kafka`: published in a
+/// Kafka transaction and fetched), until the coordinator saw it applied
+/// (`apply`: the group committed with its checkpoint, and the
+/// coordinator's poll). Measured on the clocks of capture, apply and the
+/// coordinator: exact when they run on one machine, as good as their
+/// clocks agree otherwise.
+pub const CATCH_UP_PARTS: [&str; 3] = ["capture", "kafka", "apply"];
 
 /// The journal of one request (`workflows/<wf>/journal/<id>`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -527,7 +541,30 @@ impl JournalEntry {
             detail,
             t_us: Some(t_us),
             work_us,
+            parts_us: BTreeMap::new(),
         });
+    }
+
+    /// Set the parts of the last done record of `step` (see
+    /// [`StepRecord::parts_us`]).
+    pub fn set_parts(&mut self, step: Step, parts: BTreeMap<String, u64>) {
+        if let Some(r) = self
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|r| r.step == step && r.state == StepState::Done)
+        {
+            r.parts_us = parts;
+        }
+    }
+
+    /// The parts of each step that finished with some (in step order), µs.
+    pub fn step_parts_us(&self) -> Vec<(Step, &BTreeMap<String, u64>)> {
+        self.steps
+            .iter()
+            .filter(|s| s.state == StepState::Done && !s.parts_us.is_empty())
+            .map(|s| (s.step, &s.parts_us))
+            .collect()
     }
 
     /// The timed work of each step that finished (in step order), µs.
@@ -653,6 +690,32 @@ mod tests {
             serde_json::from_str(r#"{"step":"fence","state":"done","at_ms":5}"#).expect("old");
         assert_eq!((old.t_us, old.work_us), (None, None));
         assert!(!serde_json::to_string(&old).expect("json").contains("_us"));
+    }
+
+    #[test]
+    fn parts_go_on_the_last_done_record_of_their_step() {
+        let mut e = JournalEntry::new(
+            Request {
+                id: 1,
+                action: Action::Cancel { keep_data: false },
+                requested_ms: 0,
+            },
+            "c".into(),
+        );
+        e.record(Step::CatchUp, StepState::Begin, String::new(), 10, None);
+        // Not done yet: nothing to put them on.
+        e.set_parts(Step::CatchUp, BTreeMap::from([("capture".into(), 1)]));
+        assert!(e.step_parts_us().is_empty());
+        e.record(Step::CatchUp, StepState::Done, String::new(), 90, Some(80));
+        let parts = BTreeMap::from([("capture".to_string(), 20), ("kafka".to_string(), 60)]);
+        e.set_parts(Step::CatchUp, parts.clone());
+        assert_eq!(e.step_parts_us(), vec![(Step::CatchUp, &parts)]);
+        let back: StepRecord =
+            serde_json::from_value(serde_json::to_value(&e.steps[1]).expect("json")).expect("read");
+        assert_eq!(back.parts_us, parts);
+        assert!(!serde_json::to_string(&e.steps[0])
+            .expect("json")
+            .contains("parts_us"));
     }
 
     fn ks(name: &str, ranges: &[&str]) -> KeyspaceSpec {

@@ -46,13 +46,51 @@ pub async fn applied_position(
     direction: Direction,
     partition: i32,
 ) -> Result<Option<StoredPosition>, MysqlError> {
-    let text: Option<String> = conn
+    Ok(applied(conn, workflow, direction, partition)
+        .await?
+        .map(|a| a.position))
+}
+
+/// A stream's checkpoint on its destination: the source position applied,
+/// and when the checkpoint's heartbeat was made and read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    pub position: StoredPosition,
+    /// Capture's clock (ms since the epoch): when it had read the source up
+    /// to the heartbeat this checkpoint is at, or the newest transaction's
+    /// commit time when it is at a transaction; 0 before the first.
+    pub source_ms: u64,
+    /// Apply's clock: when it read that heartbeat from Kafka; 0 when the
+    /// checkpoint is at a transaction.
+    pub fetched_ms: u64,
+}
+
+/// [`applied_position`] with the checkpoint's times ([`Applied`]).
+pub async fn applied(
+    conn: &mut Conn,
+    workflow: &WorkflowName,
+    direction: Direction,
+    partition: i32,
+) -> Result<Option<Applied>, MysqlError> {
+    let params = (workflow.as_str(), direction.as_str(), partition);
+    let mut row: Result<Option<(String, i64, i64)>, _> = conn
         .exec_first(
-            "SELECT source_gtid FROM _revdoor.stream_state \
+            "SELECT source_gtid, source_ms, fetched_ms FROM _revdoor.stream_state \
              WHERE workflow = ? AND direction = ? AND `partition` = ?",
-            (workflow.as_str(), direction.as_str(), partition),
+            params,
         )
-        .await
+        .await;
+    if matches!(&row, Err(mysql_async::Error::Server(e)) if e.code == crate::codes::BAD_FIELD) {
+        // An earlier revdoor's table, before its apply added the columns.
+        row = conn
+            .exec_first(
+                "SELECT source_gtid, 0, 0 FROM _revdoor.stream_state \
+                 WHERE workflow = ? AND direction = ? AND `partition` = ?",
+                params,
+            )
+            .await;
+    }
+    let row = row
         .or_else(|e| {
             if is_missing_table(&e) {
                 Ok(None)
@@ -61,8 +99,14 @@ pub async fn applied_position(
             }
         })
         .map_err(|e| MysqlError::query("read stream_state", e))?;
-    text.map(|t| parse_position("_revdoor.stream_state.source_gtid", t))
-        .transpose()
+    row.map(|(text, source_ms, fetched_ms)| {
+        Ok(Applied {
+            position: parse_position("_revdoor.stream_state.source_gtid", text)?,
+            source_ms: u64::try_from(source_ms).unwrap_or(0),
+            fetched_ms: u64::try_from(fetched_ms).unwrap_or(0),
+        })
+    })
+    .transpose()
 }
 
 /// `text`, which `what` returned, as a position; refused naming both.

@@ -3,7 +3,7 @@
 //!
 //! | table | on | written by | for |
 //! | --- | --- | --- | --- |
-//! | `stream_state` | destinations | apply | the checkpoint row of each stream, under its fence token; capture's loop filter drops transactions that touch the opposite direction's rows |
+//! | `stream_state` | destinations | apply | the checkpoint row of each stream, under its fence token, with the source and fetch times of its heartbeat (a switch's catch-up parts); capture's loop filter drops transactions that touch the opposite direction's rows |
 //! | `stream_skips` | destinations | `revdoor stream skip` | messages apply passes over |
 //! | `applied_txns` | destinations | parallel apply | transactions committed beyond the checkpoint |
 //! | `ddls` | destinations | apply (`on_ddl=exec`) | intent and outcome of each DDL record |
@@ -38,6 +38,8 @@ pub const DESTINATION_DDL: [&str; 6] = [
         source_gtid  VARCHAR(4096) NOT NULL DEFAULT '',
         fence_token  BIGINT UNSIGNED NOT NULL DEFAULT 0,
         updated_at   TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+        source_ms    BIGINT NOT NULL DEFAULT 0,
+        fetched_ms   BIGINT NOT NULL DEFAULT 0,
         PRIMARY KEY (workflow, direction, `partition`)
     ) ENGINE=InnoDB",
     // Messages an operator chose to skip (`revdoor stream skip`).
@@ -167,12 +169,42 @@ pub async fn set_fence_pass(
     }
 }
 
-/// Create what is missing of the destination tables ([`DESTINATION_DDL`]).
+/// Columns `stream_state` gained after its first release, with their
+/// definitions: a table an earlier revdoor made gets them.
+const STREAM_STATE_ADDED: [(&str, &str); 2] = [
+    ("source_ms", "BIGINT NOT NULL DEFAULT 0"),
+    ("fetched_ms", "BIGINT NOT NULL DEFAULT 0"),
+];
+
+/// Create what is missing of the destination tables ([`DESTINATION_DDL`]),
+/// and add to `stream_state` the columns an earlier revdoor's lacks.
 pub async fn ensure_destination(conn: &mut Conn) -> Result<(), MysqlError> {
     for ddl in DESTINATION_DDL {
         conn.query_drop(ddl)
             .await
             .map_err(|e| MysqlError::query("create _revdoor schema", e))?;
+    }
+    let have: Vec<String> = conn
+        .query(
+            "SELECT column_name FROM information_schema.columns \
+             WHERE table_schema = '_revdoor' AND table_name = 'stream_state'",
+        )
+        .await
+        .map_err(|e| MysqlError::query("read _revdoor.stream_state's columns", e))?;
+    for (column, definition) in STREAM_STATE_ADDED {
+        if have.iter().any(|c| c.eq_ignore_ascii_case(column)) {
+            continue;
+        }
+        match conn
+            .query_drop(format!(
+                "ALTER TABLE _revdoor.stream_state ADD COLUMN {column} {definition}"
+            ))
+            .await
+        {
+            // Another stream's apply added it first.
+            Err(mysql_async::Error::Server(e)) if e.code == crate::codes::DUP_FIELDNAME => {}
+            r => r.map_err(|e| MysqlError::query("add a column to _revdoor.stream_state", e))?,
+        }
     }
     Ok(())
 }

@@ -616,6 +616,23 @@ impl Door {
             .collect()
     }
 
+    /// The last request's catch-up: its work and its parts
+    /// (`capture`, `kafka`, `apply`), µs, from status.
+    pub fn last_catch_up(&self) -> (u64, BTreeMap<String, u64>) {
+        let status = self.status();
+        let steps = status["last_request"]["steps"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let done = steps
+            .iter()
+            .rev()
+            .find(|s| s["step"] == "catch-up" && s["state"] == "done")
+            .unwrap_or_else(|| panic!("no catch-up done in the last request: {status}"));
+        let parts = serde_json::from_value(done["parts_us"].clone()).unwrap_or_default();
+        (done["work_us"].as_u64().unwrap_or(0), parts)
+    }
+
     /// Fence rows of this workflow on a server: (side, fenced), the mark
     /// row left out.
     pub async fn fences(&self, server: usize) -> BTreeSet<(String, i64)> {

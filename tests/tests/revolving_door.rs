@@ -63,6 +63,20 @@ async fn revolving(door: Door) {
                 out.stdout
             );
             assert_eq!(door.phase(), phase);
+            // The catch-up's parts account for its time (one machine, one
+            // clock; each part is rounded to the ms, and the step's end
+            // comes a moment after the last poll).
+            let (work_us, parts) = door.last_catch_up();
+            assert_eq!(
+                parts.keys().collect::<Vec<_>>(),
+                ["apply", "capture", "kafka"],
+                "round {round} {action}: catch-up parts {parts:?}"
+            );
+            let sum: u64 = parts.values().sum();
+            assert!(
+                sum.abs_diff(work_us) <= 5_000,
+                "round {round} {action}: catch-up parts {parts:?} sum to {sum} µs, its work took {work_us} µs"
+            );
             // Writes keep landing on the new side.
             tokio::time::sleep(Duration::from_millis(700)).await;
         }

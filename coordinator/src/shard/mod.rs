@@ -23,7 +23,7 @@ mod positions;
 mod tables;
 
 pub use fence::{claim, install_fences, mark, remove_fences, set_fenced, set_read_only, FenceRow};
-pub use positions::{applied_position, delete_stream_state, has_stream_state, position};
+pub use positions::{applied, applied_position, delete_stream_state, has_stream_state, position};
 pub use tables::{
     create_database, create_table, drop_database_if_empty, drop_table, has_rows, show_create,
 };

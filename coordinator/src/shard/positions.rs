@@ -32,6 +32,19 @@ pub async fn applied_position(
         .map_err(on(url))
 }
 
+/// [`applied_position`] with the checkpoint's times.
+pub async fn applied(
+    conn: &mut Conn,
+    url: &str,
+    workflow: &WorkflowName,
+    direction: Direction,
+    partition: i32,
+) -> Result<Option<positions::Applied>, Error> {
+    positions::applied(conn, workflow, direction, partition)
+        .await
+        .map_err(on(url))
+}
+
 /// The GTID of this session's last transaction (MariaDB), else the
 /// server's position, which includes it.
 pub(super) async fn last_gtid_or_position(

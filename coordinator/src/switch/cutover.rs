@@ -35,8 +35,9 @@ use revdoor_core::gtid::StoredPosition;
 use revdoor_core::names::{self, Direction, WorkflowName};
 use revdoor_core::workflow::{
     now_ms, JournalEntry, KeyspaceSpec, Outcome, Step, StepState, StreamKind, StreamSpec,
-    WorkflowState,
+    WorkflowState, CATCH_UP_PARTS,
 };
+use revdoor_mysql::positions::Applied;
 
 use super::check::{fmt_ms, gate, Closed};
 use super::journal::{finish, summary, Journaled};
@@ -352,7 +353,9 @@ impl<'r> Cutover<'r> {
             origin_of,
             workflow: &ctx.wf,
             direction: plan.old_dir,
+            last: None,
         };
+        let started_ms = now_ms();
         ctx.step_with(e, Step::CatchUp, Journaled::Later, async {
             let pending = waiter.wait(fence_positions, deadline).await?;
             if !pending.is_empty() {
@@ -363,12 +366,16 @@ impl<'r> Cutover<'r> {
                     pending.join(", ")
                 )));
             }
-            for (_, c) in std::mem::take(waiter.conns) {
-                let _ = c.disconnect().await;
-            }
             Ok(((), format!("{n} apply streams at the fence")))
         })
-        .await
+        .await?;
+        if let Some(parts) = waiter
+            .last
+            .and_then(|(a, seen)| catch_up_parts(started_ms, &a, seen))
+        {
+            e.set_parts(Step::CatchUp, parts);
+        }
+        Ok(())
     }
 
     /// Step `record-positions`: each new shard's GTID position.
@@ -503,7 +510,12 @@ impl<'r> Cutover<'r> {
     }
 
     /// Close the request: the switch summary in the state, outcome done.
-    async fn finish(self) -> Result<(), Error> {
+    async fn finish(mut self) -> Result<(), Error> {
+        // The applies' destinations, polled in the catch-up: closed once
+        // the window is over.
+        for (_, c) in std::mem::take(&mut self.apply_conns) {
+            let _ = c.disconnect().await;
+        }
         let ctx = self.ctx;
         let mut done = ctx.state().await?;
         done.read_only.remove(&self.plan.new.name);
@@ -525,6 +537,7 @@ impl<'r> Cutover<'r> {
             origin_of: &self.origin_of,
             workflow: &self.ctx.wf,
             direction: self.plan.old_dir,
+            last: None,
         }
         .wait(want, deadline)
         .await
@@ -609,6 +622,9 @@ struct Waiter<'w> {
     origin_of: &'w BTreeMap<i32, String>,
     workflow: &'w WorkflowName,
     direction: Direction,
+    /// The last apply seen reaching its target: its checkpoint, and when
+    /// this coordinator saw it (ms since the epoch).
+    last: Option<(Applied, u64)>,
 }
 
 impl Waiter<'_> {
@@ -634,16 +650,12 @@ impl Waiter<'_> {
                     .conns
                     .get_mut(&a.url)
                     .ok_or_else(|| Error::Sql("lost connection".into()))?;
-                let have = shard::applied_position(
-                    conn,
-                    &a.url,
-                    self.workflow,
-                    self.direction,
-                    a.partition,
-                )
-                .await?
-                .unwrap_or_default();
-                if !reached(&have, &target) {
+                let have = shard::applied(conn, &a.url, self.workflow, self.direction, a.partition)
+                    .await?
+                    .unwrap_or_default();
+                if reached(&have.position, &target) {
+                    self.last = Some((have, now_ms()));
+                } else {
                     still.push(a);
                 }
             }
@@ -654,6 +666,30 @@ impl Waiter<'_> {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
+}
+
+/// Where a catch-up that began at `started_ms` went, from the checkpoint
+/// of the last apply to reach the fence and when that was seen
+/// ([`revdoor_core::workflow::CATCH_UP_PARTS`]); `None` when that
+/// checkpoint is not at a heartbeat (a later transaction took it past the
+/// fence), which carries no fetch time.
+fn catch_up_parts(started_ms: u64, a: &Applied, seen_ms: u64) -> Option<BTreeMap<String, u64>> {
+    if a.fetched_ms == 0 || a.source_ms == 0 {
+        return None;
+    }
+    let [capture, kafka, apply] = CATCH_UP_PARTS;
+    let us = |ms: u64| ms * 1000;
+    Some(BTreeMap::from([
+        (
+            capture.to_string(),
+            us(a.source_ms.saturating_sub(started_ms)),
+        ),
+        (
+            kafka.to_string(),
+            us(a.fetched_ms.saturating_sub(a.source_ms.max(started_ms))),
+        ),
+        (apply.to_string(), us(seen_ms.saturating_sub(a.fetched_ms))),
+    ]))
 }
 
 /// Each shard's position, for a step's detail: `-80 at 0-1-5, 80- at 0-2-9`.
