@@ -1,6 +1,7 @@
 //! Stream assignment: the streams of each workflow's active direction on
 //! live workers, sticky, least-loaded first, spread when workers join (run
-//! by the leader every pass, and by a request waiting for streams to stop).
+//! by the leader when workers, specs or states change, and by a request
+//! waiting for streams to stop).
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -275,6 +275,18 @@ impl Registry {
         )
     }
 
+    /// A watch of every key under revdoor's root, from now.
+    pub async fn watch_root(&self) -> Result<etcd_client::WatchStream, Error> {
+        let mut client = self.client.clone();
+        client
+            .watch(
+                self.prefix.root(),
+                Some(etcd_client::WatchOptions::new().with_prefix()),
+            )
+            .await
+            .map_err(etcd("watch revdoor's keys"))
+    }
+
     /// Names of every workflow with a spec.
     pub async fn workflow_names(&self) -> Result<Vec<WorkflowName>, Error> {
         let keys = self.keys(&self.prefix.workflows()).await?;
