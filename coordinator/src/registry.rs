@@ -277,12 +277,14 @@ impl Registry {
 
     /// A watch of every key under revdoor's root, from now.
     pub async fn watch_root(&self) -> Result<etcd_client::WatchStream, Error> {
+        self.watch_prefix(self.prefix.root()).await
+    }
+
+    /// A watch of every key under `prefix`, from now.
+    pub async fn watch_prefix(&self, prefix: &str) -> Result<etcd_client::WatchStream, Error> {
         let mut client = self.client.clone();
         client
-            .watch(
-                self.prefix.root(),
-                Some(etcd_client::WatchOptions::new().with_prefix()),
-            )
+            .watch(prefix, Some(etcd_client::WatchOptions::new().with_prefix()))
             .await
             .map_err(etcd("watch revdoor's keys"))
     }

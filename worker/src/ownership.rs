@@ -3,7 +3,8 @@
 //! [`StreamRun::owner`](crate::stream::StreamRun::owner)).
 //!
 //! Two keys exist: the one a worker takes for each assigned stream
-//! (`workflows/<wf>/owners/<stream>`, polled until free), and the one
+//! (`workflows/<wf>/owners/<stream>`, taken as soon as a watch sees it
+//! deleted), and the one
 //! `revdoor apply run --own` waits for
 //! (`workflows/<wf>/streams/<direction>/<partition>/apply-owner`, built by
 //! `revdoor_core::names::EtcdPrefix::apply_owner`).
@@ -17,8 +18,9 @@ use tokio_util::sync::CancellationToken;
 /// How long `apply run --own` waits for the current owner to let go.
 const WAIT_LIMIT: Duration = Duration::from_secs(600);
 
-/// How often a worker tries a taken ownership key again.
-const POLL: Duration = Duration::from_millis(200);
+/// How often a worker tries a taken ownership key again when no change
+/// of it was seen (its watch wakes it at once when the key goes).
+const POLL: Duration = Duration::from_secs(1);
 
 /// Ownership that could not be taken.
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +76,14 @@ pub(crate) async fn poll(
     name: &str,
     cancel: &CancellationToken,
 ) -> Option<LeaseLock> {
+    // Watched before the first try: a release between the try and the
+    // wait is seen.
+    let mut gone = client
+        .clone()
+        .watch(key, None)
+        .await
+        .map_err(|e| tracing::warn!(stream = %name, error = %e, "watch the stream's ownership key"))
+        .ok();
     let lock = loop {
         match LeaseLock::try_acquire(client, key, holder, ttl).await {
             Ok(Some(l)) => break l,
@@ -83,8 +93,34 @@ pub(crate) async fn poll(
         tokio::select! {
             _ = cancel.cancelled() => return None,
             _ = tokio::time::sleep(POLL) => {}
+            ended = deleted(&mut gone) => if ended {
+                gone = None;
+            },
         }
     };
     tracing::info!(stream = %name, token = %lock.token(), "stream owned");
     Some(lock)
+}
+
+/// Waits for a delete on `watch`: `false` when one came, `true` when the
+/// watch ended (then the caller drops it and polls); never ready without
+/// one.
+async fn deleted(watch: &mut Option<etcd_client::WatchStream>) -> bool {
+    let Some(w) = watch else {
+        return std::future::pending().await;
+    };
+    loop {
+        match w.message().await {
+            Ok(Some(resp)) if !resp.canceled() => {
+                if resp
+                    .events()
+                    .iter()
+                    .any(|e| e.event_type() == etcd_client::EventType::Delete)
+                {
+                    return false;
+                }
+            }
+            _ => return true,
+        }
+    }
 }

@@ -22,6 +22,7 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use etcd_client::WatchStream;
 use revdoor_apply::ApplyStream;
 use revdoor_coordinator::lock::{LeaseLock, LockError};
 use revdoor_coordinator::registry::Registry;
@@ -44,8 +45,12 @@ const RESTART: Backoff = Backoff::new(Duration::from_secs(2), Duration::from_sec
 /// delay again.
 const RESTART_RESETS_AFTER: Duration = Duration::from_secs(60);
 
-/// How often the worker reads its assignments.
+/// How often the worker looks after its streams (restarts due, reports).
 const TICK: Duration = Duration::from_millis(200);
+
+/// How often it reads its assignments when its watch of them saw no change
+/// (a safety net: the watch makes it read them as soon as they change).
+const READ_ASSIGNMENTS_EVERY: Duration = Duration::from_secs(5);
 
 /// How often it reports its streams' status.
 const REPORT_EVERY: Duration = Duration::from_millis(500);
@@ -187,19 +192,48 @@ struct Task {
 
 impl Worker {
     async fn run(mut self, lost: CancellationToken) -> Result<(), WorkerError> {
+        let prefix = self.shared.reg.prefix.assignments(&self.shared.cfg.id);
+        // Watched first, then read: no change is missed between the two.
+        let mut changes = self.watch(&prefix).await;
+        let mut assigned: Option<Vec<(String, StreamSpec)>> = None;
+        let mut read_at = Instant::now();
         let result = loop {
+            if assigned.is_none() || read_at.elapsed() >= READ_ASSIGNMENTS_EVERY {
+                if changes.is_none() {
+                    changes = self.watch(&prefix).await;
+                }
+                let reg = &self.shared.reg;
+                match reg.list(&prefix).await {
+                    Ok(a) => {
+                        assigned = Some(a);
+                        read_at = Instant::now();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "read assignments"),
+                }
+            }
+            if let Some(a) = &assigned {
+                self.follow_assignments(a.clone()).await;
+            }
+            if self.last_report.elapsed() >= REPORT_EVERY {
+                self.last_report = Instant::now();
+                self.report().await;
+            }
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => break Ok(()),
                 _ = lost.cancelled() => break Err(WorkerError::LeaseLost {
                     id: self.shared.cfg.id.clone(),
                 }),
+                msg = next_change(&mut changes) => match msg {
+                    // Changed: read them again at once.
+                    Some(()) => assigned = None,
+                    // The watch ended: a new one (or none, and polling).
+                    None => {
+                        changes = self.watch(&prefix).await;
+                        assigned = None;
+                    }
+                },
                 _ = tokio::time::sleep(TICK) => {}
-            }
-            self.follow_assignments().await;
-            if self.last_report.elapsed() >= REPORT_EVERY {
-                self.last_report = Instant::now();
-                self.report().await;
             }
         };
         for (_, t) in self.tasks.drain() {
@@ -208,18 +242,22 @@ impl Worker {
         result
     }
 
+    /// A watch of this worker's assignments; `None` (and the assignments
+    /// read every [`READ_ASSIGNMENTS_EVERY`]) when etcd refuses one.
+    async fn watch(&self, prefix: &str) -> Option<WatchStream> {
+        match self.shared.reg.watch_prefix(prefix).await {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "watch assignments; reading them every 5 s instead");
+                None
+            }
+        }
+    }
+
     /// Stop what is no longer assigned (or changed), start what is new,
     /// restart what stopped once its backoff has passed.
-    async fn follow_assignments(&mut self) {
+    async fn follow_assignments(&mut self, assigned: Vec<(String, StreamSpec)>) {
         let reg = &self.shared.reg;
-        let assigned: Vec<(String, StreamSpec)> =
-            match reg.list(&reg.prefix.assignments(&self.shared.cfg.id)).await {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "read assignments");
-                    return;
-                }
-            };
         let wanted: HashMap<String, StreamSpec> = assigned.into_iter().collect();
         let stale: Vec<String> = self
             .tasks
@@ -299,6 +337,18 @@ impl Worker {
                 tracing::warn!(error = %e, "report stream status");
             }
         }
+    }
+}
+
+/// The next change on `changes`: `Some` when there was one, `None` when
+/// the watch ended or failed; never ready without a watch.
+async fn next_change(changes: &mut Option<WatchStream>) -> Option<()> {
+    let Some(w) = changes else {
+        return std::future::pending().await;
+    };
+    match w.message().await {
+        Ok(Some(resp)) if !resp.canceled() => Some(()),
+        _ => None,
     }
 }
 

@@ -669,7 +669,9 @@ impl Waiter<'_> {
 }
 
 /// Where a catch-up that began at `started_ms` went, from the checkpoint
-/// of the last apply to reach the fence and when that was seen
+/// of the last apply to reach the fence and when that was seen (a part
+/// already over when the catch-up began — the fence step is not instant —
+/// counts 0)
 /// ([`revdoor_core::workflow::CATCH_UP_PARTS`]); `None` when that
 /// checkpoint is not at a heartbeat (a later transaction took it past the
 /// fence), which carries no fetch time.
@@ -679,16 +681,14 @@ fn catch_up_parts(started_ms: u64, a: &Applied, seen_ms: u64) -> Option<BTreeMap
     }
     let [capture, kafka, apply] = CATCH_UP_PARTS;
     let us = |ms: u64| ms * 1000;
+    // Each boundary no earlier than the catch-up's start: what happened
+    // during the fence step counts 0 here.
+    let source = a.source_ms.max(started_ms);
+    let fetched = a.fetched_ms.max(source);
     Some(BTreeMap::from([
-        (
-            capture.to_string(),
-            us(a.source_ms.saturating_sub(started_ms)),
-        ),
-        (
-            kafka.to_string(),
-            us(a.fetched_ms.saturating_sub(a.source_ms.max(started_ms))),
-        ),
-        (apply.to_string(), us(seen_ms.saturating_sub(a.fetched_ms))),
+        (capture.to_string(), us(source - started_ms)),
+        (kafka.to_string(), us(fetched - source)),
+        (apply.to_string(), us(seen_ms.saturating_sub(fetched))),
     ]))
 }
 
@@ -698,4 +698,33 @@ fn positions_text(pos: &BTreeMap<String, StoredPosition>) -> String {
         .map(|(shard, p)| format!("{shard} at {}", p.as_str()))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn applied(source_ms: u64, fetched_ms: u64) -> Applied {
+        Applied {
+            position: StoredPosition::default(),
+            source_ms,
+            fetched_ms,
+        }
+    }
+
+    #[test]
+    fn catch_up_parts_add_up_to_the_catch_up() {
+        let parts = |a, seen| {
+            let p = catch_up_parts(1_000, &a, seen).expect("parts");
+            CATCH_UP_PARTS.map(|k| p[k] / 1000)
+        };
+        // Capture saw the fence 5 ms in, apply read it 30 ms later, the
+        // coordinator saw it applied 10 ms after that.
+        assert_eq!(parts(applied(1_005, 1_035), 1_045), [5, 30, 10]);
+        // All but the apply was over before the catch-up began.
+        assert_eq!(parts(applied(990, 995), 1_007), [0, 0, 7]);
+        assert_eq!(parts(applied(990, 1_004), 1_007), [0, 4, 3]);
+        // At a transaction (no fetch time): no parts.
+        assert_eq!(catch_up_parts(1_000, &applied(1_005, 0), 1_010), None);
+    }
 }
