@@ -1,0 +1,273 @@
+//! `revdoor proxy` (issue 14, first slice) on the real stack: unmodified
+//! clients that know only the proxy's address follow switch-traffic and
+//! reverse-traffic of a 1 → 1 workflow.
+//!
+//! - `bank_writer_follows_switches_through_proxy`: the bank writer with
+//!   `--url` of the proxy across three switch/reverse round trips and a
+//!   final switch: 0 client errors (no fence error ever reaches it: the
+//!   proxy holds and retries), every acknowledged write present and the
+//!   invariants on both sides, and a prober of the fenced side that never
+//!   succeeds.
+//! - `transaction_across_fence_and_bad_input`: a transaction open when the
+//!   fence lands gets a clear error and none of its writes commit, while a
+//!   client starting after the fence waits and commits on the new side;
+//!   unknown account and wrong password (refused: 1698, SQLSTATE 28000), prepared statements, malformed SQL
+//!   and statements the parser does not know.
+//!
+//! Each test creates one workflow; the binary takes about two minutes.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Opts};
+use revdoor_tests::door::Door;
+use revdoor_tests::{wait_for, Revdoor};
+
+/// Start `revdoor proxy run` for keyspace `src` on a free port with the
+/// stack's application account; its URL without credentials.
+async fn proxy(door: &Door, name: &str) -> (Revdoor, String) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let accounts = door.ctx.logs.join(format!("{name}.accounts"));
+    std::fs::write(&accounts, "# the stack's application account\napp:app-pw\n")
+        .expect("write accounts file");
+    let listen = format!("127.0.0.1:{port}");
+    let p = door.ctx.spawn(
+        name,
+        &[
+            "proxy",
+            "run",
+            "--listen",
+            &listen,
+            "--keyspace",
+            "src",
+            "--accounts-file",
+            &accounts.to_string_lossy(),
+            "--buffer-window",
+            "20s",
+        ],
+    );
+    let url = format!("mysql://{listen}");
+    let u = &url;
+    wait_for(
+        "proxy accepts clients",
+        Duration::from_secs(30),
+        || async move { Ok(client(u, "app", "app-pw").await.ok().map(|_| ())) },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", p.log_text()));
+    (p, url)
+}
+
+async fn client(url: &str, user: &str, password: &str) -> Result<Conn, mysql_async::Error> {
+    let opts = mysql_async::OptsBuilder::from_opts(Opts::from_url(url).expect("proxy URL"))
+        .user(Some(user))
+        .pass(Some(password))
+        .prefer_socket(false);
+    Conn::new(opts).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bank_writer_follows_switches_through_proxy() {
+    let door = Door::create("proxy_bank", 1, &[("-", 2)], 50).await;
+    let (mut coordinator, mut worker) = door.started().await;
+    let (mut px, url) = proxy(&door, "proxy").await;
+    let mut writer = door.writer_with("writer", 1, 100, &["--url", &url]);
+    let mut prober = door.prober("prober");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    for round in 0..3 {
+        for (action, phase) in [
+            ("switch-traffic", "switched"),
+            ("reverse-traffic", "reversed"),
+        ] {
+            door.wait_streams_running(Duration::from_secs(60)).await;
+            let out = door.cutover(action, &["--max-lag", "10s", "--timeout", "30s"]);
+            assert!(
+                out.ok,
+                "round {round} {action}: {}{}",
+                out.stdout, out.stderr
+            );
+            assert_eq!(door.phase(), phase);
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+    }
+    door.wait_streams_running(Duration::from_secs(30)).await;
+    let out = door.cutover("switch-traffic", &[]);
+    assert!(out.ok, "final switch: {}{}", out.stdout, out.stderr);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let w = door.finish_load(&mut writer, "writer").await;
+    let p = door.finish_load(&mut prober, "prober").await;
+    assert_eq!(
+        p["violations"], 0,
+        "a write succeeded on the fenced side: {p}"
+    );
+    assert!(p["probes_refused"].as_u64().unwrap_or(0) > 0, "{p}");
+    // The client never saw an error: fence errors were held and retried by
+    // the proxy, nothing else failed.
+    assert_eq!(w["other_errors"], 0, "client errors through the proxy: {w}");
+    assert_eq!(
+        w["fenced_retries"], 0,
+        "a fence error reached the client: {w}"
+    );
+    let acked = w["acked"].as_u64().unwrap_or(0);
+    assert!(acked > 100, "too few operations through the proxy: {w}");
+
+    door.wait_converged(Duration::from_secs(60)).await;
+    let checked = door
+        .check_invariants(&[door.acks_path("writer")])
+        .await
+        .unwrap_or_else(|e| panic!("invariants: {e:#}"));
+    assert_eq!(checked as u64, acked);
+    eprintln!("through the proxy: {w}");
+
+    px.assert_no_unexpected_errors(&[]);
+    assert!(
+        !px.log_text().contains("app-pw"),
+        "the proxy logged a password"
+    );
+    px.stop(Duration::from_secs(10));
+    writer.stop(Duration::from_secs(5));
+    worker.stop(Duration::from_secs(10));
+    coordinator.stop(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transaction_across_fence_and_bad_input() {
+    let door = Door::create("proxy_txn", 1, &[("-", 2)], 10).await;
+    let db = door.ctx.db.clone();
+    door.ctx
+        .sql(
+            1,
+            &[&format!("CREATE TABLE {db}.notes (id INT PRIMARY KEY)")],
+        )
+        .await;
+    let (mut coordinator, mut worker) = door.started().await;
+    let (mut px, url) = proxy(&door, "proxy").await;
+
+    // Accounts: unknown and wrong password refused.
+    for (user, pw) in [("nobody", "app-pw"), ("app", "wrong")] {
+        match client(&url, user, pw).await {
+            Err(mysql_async::Error::Server(se)) => {
+                assert_eq!(
+                    (se.code, se.state.as_str()),
+                    (1698, "28000"),
+                    "{user}: {se:?}"
+                )
+            }
+            other => panic!("{user}/{pw} was not refused: {:?}", other.map(|_| ())),
+        }
+    }
+    let mut a = client(&url, "app", "app-pw").await.expect("app logs in");
+    a.query_drop(format!("USE {db}")).await.expect("USE");
+    // Malformed SQL: the server's own error, from keyspace src.
+    match a.query_drop("SELEC 1 FROM notes").await {
+        Err(mysql_async::Error::Server(se)) => assert_eq!(se.code, 1064, "{se:?}"),
+        other => panic!("malformed SQL: {other:?}"),
+    }
+    // The parser does not know it and it names a moved table: refused.
+    match a.query_drop("HANDLER ledger OPEN").await {
+        Err(mysql_async::Error::Server(se)) => assert!(
+            se.message.contains("does not understand") && se.message.contains("ledger"),
+            "{se:?}"
+        ),
+        other => panic!("unparsed statement on a moved table: {other:?}"),
+    }
+    // Prepared statements are refused clearly (not routed yet).
+    match a.exec_drop("SELECT ?", (1,)).await {
+        Err(mysql_async::Error::Server(se)) => {
+            assert!(se.message.contains("prepared statements"), "{se:?}")
+        }
+        other => panic!("prepared statement: {other:?}"),
+    }
+    // Reads route to the serving side (the source before any switch).
+    let n: Option<i64> = a
+        .query_first("SELECT COUNT(*) FROM accounts")
+        .await
+        .expect("count through the proxy");
+    assert_eq!(n, Some(10));
+
+    // A transaction with a write, open when the fence lands.
+    a.query_drop("BEGIN").await.unwrap();
+    a.query_drop("INSERT INTO notes VALUES (1)").await.unwrap();
+    coordinator.stop(Duration::from_secs(10));
+    let (mut paused, mut cli) = door.switch_paused_after_fence().await;
+    // A client that starts after the fence: held, then committed on the
+    // target once routing flips.
+    let late = {
+        let url = url.clone();
+        let db = db.clone();
+        tokio::spawn(async move {
+            let mut b = client(&url, "app", "app-pw").await?;
+            b.query_drop(format!(
+                "INSERT INTO {db}.ledger (op_id, account_id, amount) VALUES (-2, 1, 0)"
+            ))
+            .await
+        })
+    };
+    match a
+        .query_drop("INSERT INTO ledger (op_id, account_id, amount) VALUES (-1, 1, 0)")
+        .await
+    {
+        Err(mysql_async::Error::Server(se)) => {
+            assert!(se.message.contains("nothing of it committed"), "{se:?}")
+        }
+        other => panic!("a transaction across the fence went on: {other:?}"),
+    }
+    match a.query_drop("COMMIT").await {
+        Err(mysql_async::Error::Server(se)) => {
+            assert!(se.message.contains("COMMIT refused"), "{se:?}")
+        }
+        other => panic!("COMMIT of the fenced transaction: {other:?}"),
+    }
+    a.query_drop("ROLLBACK")
+        .await
+        .expect("ROLLBACK after the refusal");
+    late.await.unwrap().unwrap_or_else(|e| {
+        panic!(
+            "the client that started after the fence failed: {e}\n{}",
+            px.log_text()
+        )
+    });
+    assert_eq!(
+        cli.wait_exit(Duration::from_secs(60)).await,
+        Some(0),
+        "{}",
+        cli.log_text()
+    );
+    assert_eq!(door.phase(), "switched");
+    assert!(
+        px.log_text().contains("held until routing changes"),
+        "the late client was not held:\n{}",
+        px.log_text()
+    );
+
+    // Nothing of the fenced transaction committed anywhere; the late write
+    // is on the target.
+    let notes = door.ctx.rows(1, "notes").await;
+    assert!(
+        notes.is_empty(),
+        "the fenced transaction's write committed: {notes:?}"
+    );
+    let ids = |rows: Vec<Vec<Option<String>>>| -> Vec<String> {
+        rows.into_iter().filter_map(|r| r[0].clone()).collect()
+    };
+    let target_ledger = ids(door.ctx.rows(2, "ledger").await);
+    assert!(
+        target_ledger.contains(&"-2".to_string()),
+        "{target_ledger:?}"
+    );
+    assert!(
+        !target_ledger.contains(&"-1".to_string()),
+        "{target_ledger:?}"
+    );
+    assert!(!ids(door.ctx.rows(1, "ledger").await).contains(&"-1".to_string()));
+
+    px.stop(Duration::from_secs(10));
+    paused.stop(Duration::from_secs(10));
+    worker.stop(Duration::from_secs(10));
+}
