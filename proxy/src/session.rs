@@ -265,7 +265,7 @@ impl Session {
                 .serving
                 .clone()
                 .map_err(|e| Fail::proxy(format!("table {k}: {e}"))),
-            None => routing.home.clone().map_err(|e| Fail::proxy(e)),
+            None => routing.home.clone().map_err(Fail::proxy),
         }
     }
 
