@@ -24,8 +24,9 @@ use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::EtcdPrefix;
-use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, WorkflowState};
+use revdoor_core::workflow::{now_ms, Action, JournalEntry, Phase, Step, WorkflowState};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Args)]
 pub(crate) struct DemoArgs {
@@ -101,6 +102,44 @@ async fn state(
         .context("workflow state")
 }
 
+/// Where each switch's window went, from its journal: the timed work of
+/// each windowed step (fence, catch-up, record-positions, create-streams,
+/// unfence; create-streams' work is its etcd transaction, journal
+/// included) and the rest of the window ("journal": the routing flip's
+/// transaction, which journals it, and the time between steps), in µs, as
+/// `(name, per-switch values)`.
+fn window_breakdown(entries: &[JournalEntry]) -> Vec<(&'static str, Vec<u64>)> {
+    let windowed = [
+        Step::Fence,
+        Step::CatchUp,
+        Step::RecordPositions,
+        Step::CreateStreams,
+        Step::Unfence,
+    ];
+    let mut out: Vec<(&'static str, Vec<u64>)> =
+        windowed.iter().map(|s| (s.as_str(), Vec::new())).collect();
+    out.push(("journal", Vec::new()));
+    for e in entries {
+        let Some(window_ms) = e.window_ms else {
+            continue;
+        };
+        let work = e.step_work_us();
+        let mut sum = 0;
+        for (i, step) in windowed.iter().enumerate() {
+            let us = work
+                .iter()
+                .find(|(s, _)| s == step)
+                .map_or(0, |(_, us)| *us);
+            sum += us;
+            out[i].1.push(us);
+        }
+        out[windowed.len()]
+            .1
+            .push((window_ms * 1000).saturating_sub(sum));
+    }
+    out
+}
+
 fn percentile(v: &[u64], p: f64) -> u64 {
     if v.is_empty() {
         return 0;
@@ -158,25 +197,32 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
 
     // 2. Coordinator and worker, in this process.
     let cancel = CancellationToken::new();
-    let coord = tokio::spawn(Box::pin(revdoor_coordinator::leader::run(
-        reg.clone(),
-        revdoor_coordinator::leader::Config {
-            id: "demo-coordinator".into(),
-            lease_ttl: Duration::from_secs(5),
-            brokers: kafka.to_string(),
-        },
-        cancel.clone(),
-    )));
-    let worker = tokio::spawn(Box::pin(revdoor_worker::run(
-        reg.clone(),
-        revdoor_worker::Config {
-            id: "demo-worker".into(),
-            lease_ttl: Duration::from_secs(5),
-            brokers: kafka.to_string(),
-            apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
-        },
-        cancel.clone(),
-    )));
+    let coord = tokio::spawn(Box::pin(
+        revdoor_coordinator::leader::run(
+            reg.clone(),
+            revdoor_coordinator::leader::Config {
+                id: "demo-coordinator".into(),
+                lease_ttl: Duration::from_secs(5),
+                brokers: kafka.to_string(),
+            },
+            cancel.clone(),
+        )
+        .instrument(tracing::info_span!("coordinator", id = "demo-coordinator")),
+    ));
+    let worker = tokio::spawn(Box::pin(
+        revdoor_worker::run(
+            reg.clone(),
+            revdoor_worker::Config {
+                id: "demo-worker".into(),
+                lease_ttl: Duration::from_secs(5),
+                brokers: kafka.to_string(),
+                apply_parallelism: crate::DEFAULT_APPLY_PARALLELISM,
+                max_message_bytes: revdoor_capture::publish::DEFAULT_MAX_MESSAGE_BYTES,
+            },
+            cancel.clone(),
+        )
+        .instrument(tracing::info_span!("worker", id = "demo-worker")),
+    ));
     let spec = create::create_workflow(
         &reg,
         CreateRequest {
@@ -226,16 +272,14 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         ledger_first: false,
         url: None,
     };
-    let writer = tokio::spawn(Box::pin(crate::load::run(
-        reg.clone(),
-        bank(false),
-        load_cancel.clone(),
-    )));
-    let prober = tokio::spawn(Box::pin(crate::load::run(
-        reg.clone(),
-        bank(true),
-        load_cancel.clone(),
-    )));
+    let writer = tokio::spawn(Box::pin(
+        crate::load::run(reg.clone(), bank(false), load_cancel.clone())
+            .instrument(tracing::info_span!("writer")),
+    ));
+    let prober = tokio::spawn(Box::pin(
+        crate::load::run(reg.clone(), bank(true), load_cancel.clone())
+            .instrument(tracing::info_span!("prober")),
+    ));
     println!("  4. writer ({} txn/s, app account, follows routing) and prober (writes to the non-serving side) started", args.rate);
     tokio::time::sleep(args.pause).await;
 
@@ -403,6 +447,19 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         percentile(&observed, 0.5),
         percentile(&observed, 0.99)
     );
+    let breakdown = window_breakdown(&entries);
+    println!(
+        "window by step (p50 / p99 ms): {}",
+        breakdown
+            .iter()
+            .map(|(name, v)| format!(
+                "{name} {:.1} / {:.1}",
+                percentile(v, 0.5) as f64 / 1000.0,
+                percentile(v, 0.99) as f64 / 1000.0
+            ))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     if let Some(path) = &args.json {
         let v = serde_json::json!({
             "workflow": wf_name,
@@ -417,6 +474,19 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
             "acked": w.acked,
             "fenced_retries": w.fenced_retries,
             "violations": p.violations,
+            "window_steps_us": breakdown
+                .iter()
+                .map(|(name, v)| {
+                    (
+                        name.to_string(),
+                        serde_json::json!({
+                            "p50": percentile(v, 0.5),
+                            "p99": percentile(v, 0.99),
+                            "values": v,
+                        }),
+                    )
+                })
+                .collect::<serde_json::Map<_, _>>(),
         });
         std::fs::write(path, serde_json::to_string_pretty(&v)?)?;
     }

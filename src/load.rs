@@ -43,6 +43,7 @@ use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_core::names::KeyspaceName;
 use revdoor_core::workflow::{now_ms, Epoch, KeyspaceSpec, RoutingRule, ShardSpec, WorkflowSpec};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 #[derive(Args, Clone)]
 pub struct BankArgs {
@@ -275,16 +276,19 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
             fixed: a.url.clone(),
         };
         let cancel = cancel.clone();
-        tokio::spawn(async move {
-            while !cancel.is_cancelled() {
-                if let Ok(r) = c2.route().await {
-                    if let Ok(mut cur) = route.lock() {
-                        *cur = r;
+        tokio::spawn(
+            async move {
+                while !cancel.is_cancelled() {
+                    if let Ok(r) = c2.route().await {
+                        if let Ok(mut cur) = route.lock() {
+                            *cur = r;
+                        }
                     }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(20)).await;
             }
-        });
+            .in_current_span(),
+        );
     }
     let current = |route: &Arc<Mutex<Route>>| route.lock().map(|r| r.clone()).ok();
     let mut s = Summary::default();

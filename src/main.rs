@@ -7,10 +7,12 @@ mod vdiff;
 
 use std::collections::HashMap;
 use std::time::Duration;
+use tracing::Instrument;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use revdoor_apply::ApplyStream;
+use revdoor_capture::publish::DEFAULT_MAX_MESSAGE_BYTES;
 use revdoor_capture::route::Router;
 use revdoor_core::fence::FenceToken;
 use revdoor_core::keyrange::KeyRange;
@@ -153,6 +155,11 @@ enum WorkerCmd {
         /// apply; 1 = one connection, docs/streams.md).
         #[arg(long, default_value_t = DEFAULT_APPLY_PARALLELISM)]
         apply_parallelism: usize,
+        /// The largest message (row event) capture streams send to Kafka,
+        /// in bytes; raise it with the topic's `max.message.bytes` to carry
+        /// a bigger row (docs/streams.md).
+        #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+        max_message_bytes: u32,
     },
 }
 
@@ -262,6 +269,10 @@ struct CaptureArgs {
     /// Rows per copy chunk.
     #[arg(long, default_value_t = DEFAULT_COPY_CHUNK_ROWS)]
     copy_chunk_rows: usize,
+    /// The largest message (row event) sent to Kafka, in bytes; raise it
+    /// with the topic's `max.message.bytes` to carry a bigger row.
+    #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
+    max_message_bytes: u32,
     /// What a DDL on a captured table does: `stop` (halt before it),
     /// `ignore` (reload the table's definition and go on) or `exec` (as
     /// ignore, and every destination's apply runs it too).
@@ -346,22 +357,25 @@ fn init_tracing(json: bool) {
 fn shutdown_token() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();
-    tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!("cannot install SIGTERM handler: {e}");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+    tokio::spawn(
+        async move {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::error!("cannot install SIGTERM handler: {e}");
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {},
+                _ = term.recv() => {},
+            }
+            tracing::info!("shutting down");
+            t.cancel();
         }
-        tracing::info!("shutting down");
-        t.cancel();
-    });
+        .instrument(tracing::info_span!("signals")),
+    );
     token
 }
 
@@ -421,6 +435,7 @@ fn capture_settings(kafka: &str, a: &CaptureArgs) -> anyhow::Result<CaptureSetti
         on_ddl: a.on_ddl,
         copy: a.copy,
         copy_chunk_rows: a.copy_chunk_rows,
+        max_message_bytes: a.max_message_bytes,
         server_id: a.server_id,
         progress: Default::default(),
     })
@@ -558,6 +573,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     id,
                     lease_ttl,
                     apply_parallelism,
+                    max_message_bytes,
                 },
         } => {
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
@@ -566,6 +582,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 lease_ttl,
                 brokers: cli.kafka.clone(),
                 apply_parallelism,
+                max_message_bytes,
             };
             Box::pin(revdoor_worker::run(reg, cfg, shutdown_token())).await?;
             Ok(())

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use revdoor_coordinator::amend;
 use revdoor_coordinator::create::{self, CreateRequest};
 use revdoor_coordinator::registry::Registry;
 use revdoor_coordinator::shard;
@@ -39,6 +40,17 @@ pub enum KeyspaceCmd {
             required = true
         )]
         shards: Vec<String>,
+    },
+    /// Change the URL of an existing shard (a rotated password, a moved
+    /// server): checked like `workflow create` checks a shard, then the
+    /// keyspace and every stream on that shard change together; running
+    /// streams reconnect with it. Refused while a request is in progress.
+    SetShard {
+        keyspace: String,
+        /// `<key range>=<mysql-url>`: the shard's range as registered and
+        /// its new URL.
+        #[arg(long = "shard", value_name = "RANGE=URL", allow_hyphen_values = true)]
+        shard: String,
     },
     /// Show one keyspace or all.
     Show {
@@ -82,6 +94,14 @@ pub enum WorkflowCmd {
         #[arg(long = "sharding-key")]
         sharding_keys: Vec<String>,
         #[arg(long, default_value = "stop")]
+        on_ddl: String,
+    },
+    /// Change a created workflow: its captures restart with the new value
+    /// (one halted on a DDL under `stop` resumes before that DDL).
+    Set {
+        workflow: String,
+        /// DDL policy of its captures: `stop`, `ignore` or `exec`.
+        #[arg(long, required = true)]
         on_ddl: String,
     },
     /// State, streams, positions, lag, copy progress, switches.
@@ -135,28 +155,57 @@ pub(crate) fn wf_name(s: &str) -> anyhow::Result<WorkflowName> {
     s.parse().map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// `--shard RANGE=URL`.
+fn shard_arg(s: &str) -> anyhow::Result<(KeyRange, String)> {
+    let (range, url) = s.split_once('=').with_context(|| {
+        format!(
+            "--shard '{}' must be RANGE=URL",
+            revdoor_mysql::conn::redact(s)
+        )
+    })?;
+    let range: KeyRange = range
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--shard {range}: {e}"))?;
+    Ok((range, url.to_string()))
+}
+
+/// The streams an amendment restarted, one line each.
+fn print_restarted(a: &amend::Amended) {
+    if a.streams.is_empty() {
+        println!("  no stream uses it");
+    }
+    for s in &a.streams {
+        println!("  {s}: restarts with it");
+    }
+}
+
 pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
     match cmd {
         KeyspaceCmd::Add { keyspace, shards } => {
-            let mut parsed = Vec::new();
-            for s in &shards {
-                let (range, url) = s.split_once('=').with_context(|| {
-                    format!(
-                        "--shard '{}' must be RANGE=URL",
-                        revdoor_mysql::conn::redact(s)
-                    )
-                })?;
-                let range: KeyRange = range
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("--shard {range}: {e}"))?;
-                parsed.push((range, url.to_string()));
-            }
+            let parsed = shards
+                .iter()
+                .map(|s| shard_arg(s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
             let ks = create::add_keyspace(reg, &keyspace, parsed).await?;
             println!(
                 "keyspace {} added with {} shard(s)",
                 ks.name,
                 ks.shards.len()
             );
+            Ok(())
+        }
+        KeyspaceCmd::SetShard { keyspace, shard } => {
+            let (range, url) = shard_arg(&shard)?;
+            let a = amend::set_shard(reg, &keyspace, range, &url).await?;
+            let url = revdoor_mysql::conn::redact(&url);
+            if !a.changed {
+                println!(
+                    "shard {range} of keyspace {keyspace} already has URL {url}: nothing changed"
+                );
+                return Ok(());
+            }
+            println!("shard {range} of keyspace {keyspace} now at {url}");
+            print_restarted(&a);
             Ok(())
         }
         KeyspaceCmd::Show { keyspace, json } => {
@@ -274,6 +323,16 @@ pub async fn workflow(reg: &Registry, kafka: &str, cmd: WorkflowCmd) -> anyhow::
                 spec.tables.join(","),
                 spec.name
             );
+            Ok(())
+        }
+        WorkflowCmd::Set { workflow, on_ddl } => {
+            let a = amend::set_on_ddl(reg, &workflow, &on_ddl).await?;
+            if !a.changed {
+                println!("workflow {workflow} already has on_ddl={on_ddl}: nothing changed");
+                return Ok(());
+            }
+            println!("workflow {workflow}: on_ddl={on_ddl}");
+            print_restarted(&a);
             Ok(())
         }
         WorkflowCmd::Status { workflow, json } => status(reg, &workflow, json).await,
@@ -589,6 +648,7 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
                     "partition": s.partition,
                     "status": st,
                     "lag_ms": st.and_then(|st| st.lag_ms(now)),
+                    "advice": st.and_then(|st| advice(&wf, &spec, s, st)),
                 })
             })
             .collect();
@@ -630,10 +690,16 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
                 } else {
                     String::new()
                 };
-                let err = if st.error.is_empty() {
-                    String::new()
-                } else {
-                    format!(" error: {}", st.error)
+                let err = match (st.error.is_empty(), st.error_since_ms) {
+                    (true, _) => String::new(),
+                    (false, Some(since)) => format!(
+                        " error for {}: {}",
+                        humantime::format_duration(Duration::from_secs(
+                            now.saturating_sub(since) / 1000
+                        )),
+                        st.error
+                    ),
+                    (false, None) => format!(" error: {}", st.error),
                 };
                 format!(
                     "{} on {} lag {lag} {:.0} ev/s pos {}{copy}{err}",
@@ -644,8 +710,8 @@ async fn status(reg: &Registry, workflow: &str, json: bool) -> anyhow::Result<()
             None => "frozen".into(),
         };
         println!("  {:<24} {line}", s.id());
-        if st.is_some_and(|st| st.state == StreamState::Halted) {
-            println!("  {:<24} ↳ {}", "", unblock(&wf, s));
+        if let Some(advice) = st.and_then(|st| advice(&wf, &spec, s, st)) {
+            println!("  {:<24} ↳ {advice}", "");
         }
     }
     if let Some(s) = &state {
@@ -746,6 +812,45 @@ async fn server_position(url: &str) -> anyhow::Result<StoredPosition> {
     let p = shard::position(&mut c, url).await;
     let _ = c.disconnect().await;
     Ok(p?)
+}
+
+/// What to do about a stream's error, for `workflow status`: what
+/// unblocks a halted stream; for one retrying, what the error points at.
+fn advice(
+    wf: &WorkflowName,
+    spec: &WorkflowSpec,
+    s: &StreamSpec,
+    st: &revdoor_core::workflow::StreamStatus,
+) -> Option<String> {
+    if st.error.is_empty() && st.state != StreamState::Halted {
+        return None;
+    }
+    let on_source = (s.direction == Direction::Forward) == (s.kind == StreamKind::Capture);
+    let ks = if on_source {
+        &spec.source
+    } else {
+        &spec.target
+    };
+    let set_shard = format!(
+        "revdoor keyspace set-shard {ks} --shard '{}=<mysql-url>'",
+        s.shard
+    );
+    Some(if st.error.contains("Access denied") {
+        format!(
+            "the server of shard {} of {ks} refuses revdoor's account (password rotated, account \
+             changed?): fix the account there, or give the shard its new URL: {set_shard}",
+            s.shard
+        )
+    } else if st.state == StreamState::Halted {
+        unblock(wf, s)
+    } else {
+        format!(
+            "revdoor retries by itself (backoff up to 10 s); if it lasts, fix what the error names \
+             (the server of shard {} of {ks}, the Kafka broker or etcd); a server that moved: \
+             {set_shard}",
+            s.shard
+        )
+    })
 }
 
 /// What unblocks a halted stream, for `workflow status`.

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::classify_mysql;
 use crate::group::{Batch, Piece};
 use crate::keys::KeyCache;
-use crate::sql::{batch_run, multi_statement, statements, Stmt};
+use crate::sql::{batch_run, by_table, multi_statement, statements, Stmt};
 use crate::{ApplyError, ApplyStream};
 
 /// Every apply connection's session. Values arrive in canonical forms
@@ -56,11 +56,13 @@ impl ApplyStream {
         Ok(conn)
     }
 
-    /// Apply the batches the reader hands over, in order, until it stops.
+    /// Apply the batches the reader hands over, in order, until it stops;
+    /// `idle` while waiting for one.
     pub(crate) async fn applier(
         &self,
         conn: Conn,
         mut rx: tokio::sync::mpsc::Receiver<Batch>,
+        idle: &std::sync::atomic::AtomicBool,
         cancel: CancellationToken,
     ) -> Result<(), ApplyError> {
         // conns[0] applies groups and checkpoints; the others join it for
@@ -69,11 +71,13 @@ impl ApplyStream {
         let mut keys = KeyCache::default();
         loop {
             let waited = std::time::Instant::now();
+            idle.store(true, std::sync::atomic::Ordering::SeqCst);
             let batch = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => return Ok(()),
                 b = rx.recv() => b,
             };
+            idle.store(false, std::sync::atomic::Ordering::SeqCst);
             let Some(batch) = batch else { return Ok(()) };
             tracing::trace!(
                 wait_us = waited.elapsed().as_micros() as u64,
@@ -240,14 +244,17 @@ impl ApplyStream {
             .map_or_else(|_| gtid.to_owned(), |p| p.to_string())
     }
 
-    /// Apply `events` in a transaction, runs of inserts as multi-row
-    /// statements.
+    /// Apply `events` in a transaction, ordered by table where that is
+    /// safe ([`by_table`]: runs then span the group's transactions, one
+    /// statement per table and kind instead of a few per transaction), runs
+    /// as multi-row statements.
     pub(crate) async fn apply_events(
         &self,
         tx: &mut mysql_async::Transaction<'_>,
         keys: &KeyCache,
         events: &[&(i64, ChangeEvent)],
     ) -> Result<(), ApplyError> {
+        let events = &by_table(events, keys)[..];
         let mut i = 0;
         while i < events.len() {
             // A run of row changes into one table goes in one multi-row

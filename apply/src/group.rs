@@ -25,8 +25,8 @@ use crate::fetch::Fetcher;
 use crate::schemas::SchemaCache;
 use crate::{now_ms, ApplyError, ApplyStream};
 
-/// A group of source transactions is committed once no further message
-/// arrives within this time…
+/// A group of source transactions is handed to the applier once no further
+/// message arrives within this time and the applier waits for it…
 pub(crate) const GROUP_IDLE: Duration = Duration::from_millis(2);
 
 /// …or when it holds this many source transactions or events.
@@ -42,11 +42,12 @@ pub(crate) const STREAM_PART_BYTES: usize = 16 << 20;
 
 impl ApplyStream {
     /// Read and decode the partition into whole transactions, grouped, and
-    /// hand the groups to the applier.
+    /// hand the groups to the applier (`idle` while it waits for one).
     pub(crate) async fn produce(
         &self,
         fetcher: &mut Fetcher,
         tx: &tokio::sync::mpsc::Sender<Batch>,
+        idle: &std::sync::atomic::AtomicBool,
         skips: &HashSet<i64>,
         done: &HashSet<i64>,
         cancel: &CancellationToken,
@@ -77,6 +78,16 @@ impl ApplyStream {
             };
             let msg = match msg {
                 None => {
+                    // The applier is busy (applying, or a group waits for
+                    // it): read on into this group (up to its limits)
+                    // rather than queue a small one. On a slow destination
+                    // a group then carries what arrived while the one
+                    // before was applied, and shares its round trips.
+                    if tx.capacity() < tx.max_capacity()
+                        || !idle.load(std::sync::atomic::Ordering::SeqCst)
+                    {
+                        continue;
+                    }
                     if !hand_over(tx, &mut group, complete, None).await {
                         return Ok(());
                     }
@@ -150,11 +161,14 @@ impl ApplyStream {
             }
             let fp = single_object_fingerprint(payload)
                 .map_err(|e| poison(format!("not an Avro single-object message: {e}")))?;
-            let codec = schemas.get(&self.brokers, fp).await?.ok_or_else(|| {
-                poison(format!(
-                    "unknown schema fingerprint {fp:016x} (not in {SCHEMAS_TOPIC})"
-                ))
-            })?;
+            let codec = schemas
+                .get(&self.brokers, fp, &self.progress)
+                .await?
+                .ok_or_else(|| {
+                    poison(format!(
+                        "unknown schema fingerprint {fp:016x} (not in {SCHEMAS_TOPIC})"
+                    ))
+                })?;
             let ev = codec
                 .decode_event(payload)
                 .map_err(|e| poison(format!("cannot decode message: {e}")))?;

@@ -131,16 +131,19 @@ impl ApplyStream {
         // the next is read and decoded. Groups stay in order.
         let mut fetcher = fetcher;
         let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(2);
+        // Whether the applier waits for a group (see `produce`).
+        let idle = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let applier = tokio::spawn(Box::pin(
             {
                 let me = self.clone();
                 let cancel = cancel.clone();
-                async move { me.applier(conn, rx, cancel).await }
+                let idle = std::sync::Arc::clone(&idle);
+                async move { me.applier(conn, rx, &idle, cancel).await }
             }
             .instrument(tracing::info_span!("applier")),
         ));
         let produced = self
-            .produce(&mut fetcher, &tx, &skips, &done, &cancel)
+            .produce(&mut fetcher, &tx, &idle, &skips, &done, &cancel)
             .await;
         drop(tx);
         // What the applier hit first (it applied everything before it);

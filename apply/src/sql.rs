@@ -1,5 +1,6 @@
 //! The SQL apply runs: idempotent statements for one row change, and
-//! multi-row statements for runs of row changes into one table.
+//! multi-row statements for runs of row changes into one table (a group's
+//! changes ordered by table first, [`by_table`]).
 
 use mysql_async::Value;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
@@ -92,6 +93,38 @@ fn decimals_set_back(doc_slot: &str, doc: &str) -> String {
     slot
 }
 
+/// `events` with each table's row changes together, so that runs span
+/// the transactions of a group: tables in the order they first appear,
+/// each table's changes in source order. Only the order between tables
+/// changes, which inside one DB transaction changes nothing unless
+/// constraints tie tables together: when any table is in a foreign-key
+/// relation (or its keys are unknown), `events` stay as they are.
+pub(crate) fn by_table<'e>(
+    events: &[&'e (i64, ChangeEvent)],
+    keys: &KeyCache,
+) -> Vec<&'e (i64, ChangeEvent)> {
+    let mut tables: Vec<(&str, &str)> = Vec::new();
+    let mut rank = Vec::with_capacity(events.len());
+    for (_, ev) in events.iter().copied() {
+        let (db, table) = (ev.source.db.as_str(), ev.source.table.as_str());
+        if keys.info(db, table).is_none_or(|t| t.foreign_keys) {
+            return events.to_vec();
+        }
+        let n = match tables.iter().position(|t| *t == (db, table)) {
+            Some(n) => n,
+            None => {
+                tables.push((db, table));
+                tables.len() - 1
+            }
+        };
+        rank.push(n);
+    }
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    // Stable: each table's changes keep their order.
+    order.sort_by_key(|&i| rank[i]);
+    order.into_iter().map(|i| events[i]).collect()
+}
+
 /// Whether `ev` can be part of a run of `kind`.
 pub(crate) fn fits(kind: RunKind, ev: &ChangeEvent, pk: &[String]) -> bool {
     match kind {
@@ -110,8 +143,8 @@ pub(crate) fn fits(kind: RunKind, ev: &ChangeEvent, pk: &[String]) -> bool {
 }
 
 /// The run at the start of `events` that one multi-row statement can carry
-/// (one table, the same columns, distinct primary keys, at most
-/// `MULTI_ROWS` rows), and its kind; length 0 when none.
+/// (one table, the same columns, distinct primary keys unless it upserts,
+/// at most `MULTI_ROWS` rows), and its kind; length 0 when none.
 pub(crate) fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usize, RunKind) {
     let Some((_, first)) = events.first().copied() else {
         return (0, RunKind::Insert);
@@ -150,9 +183,15 @@ pub(crate) fn batch_run(events: &[&(i64, ChangeEvent)], keys: &KeyCache) -> (usi
             && ev.source.db == first.source.db
             && ev.source.table == first.source.table
             && (kind == RunKind::Delete || row.columns == first_row.columns);
-        // A hash of the key: a collision only ends the run early.
-        let key = key_hash(pk.iter().map(|c| row.get(c)));
-        if !same || !seen.insert(key) {
+        if !same {
+            break;
+        }
+        // An upsert takes the same key again: MySQL applies a multi-row
+        // `INSERT … ON DUPLICATE KEY UPDATE` row after row, so the later
+        // image wins, as it would row by row. An insert or a delete of a
+        // key seen before ends the run (a hash of the key: a collision
+        // only ends it early).
+        if kind != RunKind::Upsert && !seen.insert(key_hash(pk.iter().map(|c| row.get(c)))) {
             break;
         }
         n += 1;

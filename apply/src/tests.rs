@@ -3,7 +3,9 @@
 
 use crate::keys::{key_hash, KeyCache, TableKeys};
 use crate::parallel::{buckets, transactions};
-use crate::sql::{batch_run, multi_statement, quote_ident, statements, RunKind, Stmt, MULTI_ROWS};
+use crate::sql::{
+    batch_run, by_table, multi_statement, quote_ident, statements, RunKind, Stmt, MULTI_ROWS,
+};
 use mysql_async::Value;
 use revdoor_core::event::{ChangeEvent, ColumnValue, Op, Row};
 use revdoor_core::event::{Source, TxnInfo};
@@ -345,4 +347,95 @@ fn many_json_decimals_make_one_flat_json_set_without_parameters() {
     assert!(insert.0.contains(&format!(
         "CONVERT(X'{hex}' USING utf8mb4), CAST('0.10' AS DECIMAL(2, 2))"
     )));
+}
+
+/// The statements `apply_events` sends for `events` before any fallback:
+/// the multi-row runs of `batch_run` over `by_table`'s order, (table,
+/// rows) each; a change outside any run counts as its own.
+fn runs_of(events: &[(i64, ChangeEvent)], keys: &KeyCache) -> Vec<(String, usize)> {
+    let ordered = by_table(&refs(events), keys);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < ordered.len() {
+        let n = batch_run(&ordered[i..], keys).0.max(1);
+        out.push((ordered[i].1.source.table.clone(), n));
+        i += n;
+    }
+    out
+}
+
+/// A bank group: each source transaction updates one of a few accounts
+/// (keys repeat) and inserts a ledger row; `fk` marks `ledger` as in a
+/// foreign-key relation.
+fn bank_group(txns: i64, fk: bool) -> (Vec<(i64, ChangeEvent)>, KeyCache) {
+    let mut keys = keys_of(vec![vec!["id"]], false);
+    for (table, foreign_keys) in [("accounts", false), ("ledger", fk)] {
+        keys.0.entry("d".into()).or_default().insert(
+            table.into(),
+            TableKeys {
+                primary: vec!["id".into()],
+                uniques: vec![vec!["id".into()]],
+                foreign_keys,
+                json: Vec::new(),
+                generated: Vec::new(),
+            },
+        );
+    }
+    let mut events = Vec::new();
+    for t in 0..txns {
+        let account = t % 3;
+        let mut update = ev(
+            Op::Update,
+            Some(row(account, &format!("{}", t))),
+            Some(row(account, &format!("{}", t + 1))),
+        );
+        update.source.table = "accounts".into();
+        let mut insert = ev(Op::Create, None, Some(row(t, "entry")));
+        insert.source.table = "ledger".into();
+        events.push((2 * t, update));
+        events.push((2 * t + 1, insert));
+    }
+    (events, keys)
+}
+
+#[test]
+fn a_group_of_two_table_transactions_is_one_statement_per_table() {
+    // 100 transactions over 3 accounts: before, 200 changes in 200 runs
+    // of one (the tables alternate); now one upsert per table, the
+    // accounts' repeated keys in it, each in source order.
+    let (events, keys) = bank_group(100, false);
+    assert_eq!(
+        runs_of(&events, &keys),
+        vec![("accounts".to_string(), 100), ("ledger".to_string(), 100)]
+    );
+    let ordered = by_table(&refs(&events), &keys);
+    let offsets: Vec<i64> = ordered.iter().map(|(o, _)| *o).collect();
+    let mut want: Vec<i64> = (0..100).map(|t| 2 * t).collect();
+    want.extend((0..100).map(|t| 2 * t + 1));
+    assert_eq!(offsets, want, "each table's changes keep their order");
+    let (sql, params) =
+        multi_statement(&ordered[..100], RunKind::Upsert, &["id".into()], &[]).expect("upsert");
+    assert!(
+        sql.starts_with("INSERT INTO `d`.`accounts`") && sql.contains("ON DUPLICATE KEY UPDATE")
+    );
+    // The last image of account 0 (transaction 99) comes last.
+    assert_eq!(
+        params[params.len() - 2..],
+        [Value::Int(0), Value::Bytes(b"100".to_vec())]
+    );
+
+    // A table in a foreign-key relation: nothing moves between tables.
+    let (events, keys) = bank_group(3, true);
+    let ordered = by_table(&refs(&events), &keys);
+    assert_eq!(ordered, refs(&events));
+    assert_eq!(runs_of(&events, &keys).len(), 6);
+    // A table whose keys are unknown: nothing moves either.
+    let (mut events, keys) = bank_group(3, false);
+    events[1].1.source.table = "unknown".into();
+    assert_eq!(by_table(&refs(&events), &keys), refs(&events));
+    // Inserts of a key seen before still end a run (a table with a
+    // secondary unique key takes plain inserts).
+    let keys = keys_of(vec![vec!["id"], vec!["name"]], false);
+    let c = |id, name: &str| (0i64, ev(Op::Create, None, Some(row(id, name))));
+    assert_eq!(batch_run(&refs(&[c(1, "a"), c(1, "b")]), &keys).0, 1);
 }

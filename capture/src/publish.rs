@@ -8,6 +8,19 @@
 //! from the checkpoint neither skips nor repeats a transaction for a
 //! `read_committed` consumer.
 //!
+//! # Schema records
+//!
+//! A schema record goes to the shared `revdoor.schemas` *outside* the Kafka
+//! transaction, through an idempotent producer of its own, and is
+//! acknowledged before the first event that uses it is sent — so before
+//! that event can commit. A Kafka transaction of one stream (a capture that
+//! died or hangs mid-transaction, or a big source transaction streamed for
+//! minutes) then never holds the registry back from other workflows'
+//! `read_committed` readers. A record is keyed by its fingerprint and its
+//! body follows from it: one sent again (after a restart) or left by an
+//! aborted transaction is the same record, which readers and compaction
+//! keep once.
+//!
 //! # Fencing
 //!
 //! `transactional.id = revdoor.<workflow>.<direction>.<origin shard>`. A new
@@ -24,7 +37,9 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{
+    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{DdlEvent, Heartbeat, Op, DDL_HEADER, HEARTBEAT_HEADER};
 use revdoor_core::gtid::StoredPosition;
@@ -50,12 +65,17 @@ use revdoor_core::sqltype::TableSchema;
 pub struct KafkaTxn {
     now_ms: u64,
     sent: usize,
-    /// Schemas sent in it (published once it commits).
-    new_schemas: Vec<u64>,
-    /// The last schema known to be published (or sent in it): events of
-    /// one table in a row skip the look-up.
+    /// The last schema known to be published: events of one table in a
+    /// row skip the look-up.
     checked_fp: Option<u64>,
+    /// The largest row event sent in it above [`LARGE_EVENT_BYTES`]: its
+    /// size and which row it is, named if the broker refuses it.
+    largest: Option<(usize, String)>,
 }
+
+/// Events above this size (Kafka's default `max.message.bytes`) are
+/// remembered by row, so a broker's refusal can name the row.
+const LARGE_EVENT_BYTES: usize = 1_000_000;
 
 /// One row change on its way out, held back until the next event of its
 /// partition shows whether it is the source transaction's last there.
@@ -262,8 +282,10 @@ fn read_checkpoint_blocking(brokers: &str, id: &StreamId) -> Result<Option<Strin
 
 /// A transactional producer for one stream.
 pub struct Publisher {
-    /// Fingerprints whose schema records this producer has committed.
+    /// Fingerprints whose schema records the broker has.
     published: Mutex<HashSet<u64>>,
+    /// The idempotent, non-transactional producer of schema records.
+    schema_producer: FutureProducer,
     /// A Kafka transaction is open (begun, not yet committed or aborted).
     in_txn: std::sync::atomic::AtomicBool,
     id: StreamId,
@@ -273,11 +295,18 @@ pub struct Publisher {
     offsets_topic: String,
     /// The origin shard's name, as every event carries it.
     shard: String,
+    /// The producer's `message.max.bytes`.
+    max_message_bytes: u32,
 }
 
 impl Publisher {
     /// Create the producer and fence any previous owner of the stream.
-    pub async fn new(brokers: &str, id: StreamId, router: Router) -> Result<Self, CaptureError> {
+    pub async fn new(
+        brokers: &str,
+        id: StreamId,
+        router: Router,
+        max_message_bytes: u32,
+    ) -> Result<Self, CaptureError> {
         let mut config = ClientConfig::new();
         // librdkafka's own debug contexts (e.g. `eos,broker`), for diagnosis.
         if let Ok(debug) = std::env::var("REVDOOR_KAFKA_DEBUG") {
@@ -300,16 +329,25 @@ impl Publisher {
             .set("retry.backoff.ms", "5")
             .set("retry.backoff.max.ms", "100")
             .set("compression.type", "lz4")
-            .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES.to_string())
+            .set("message.max.bytes", max_message_bytes.to_string())
             .create()
             .map_err(|e| CaptureError::transient("create Kafka producer", e))?;
         let producer = Arc::new(producer);
+        let schema_producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", brokers)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .set("compression.type", "lz4")
+            .set("message.max.bytes", max_message_bytes.to_string())
+            .create()
+            .map_err(|e| CaptureError::transient("create Kafka schema producer", e))?;
         let p = Arc::clone(&producer);
         blocking(move || p.init_transactions(TXN_TIMEOUT))
             .await
             .map_err(|e| classify_kafka("init transactions", e))?;
         Ok(Publisher {
             published: Mutex::new(HashSet::new()),
+            schema_producer,
             in_txn: std::sync::atomic::AtomicBool::new(false),
             topic: id.topic(),
             offsets_topic: id.offsets_topic(),
@@ -317,14 +355,15 @@ impl Publisher {
             id,
             producer,
             router,
+            max_message_bytes,
         })
     }
 
     /// Publish a batch of source transactions and the checkpoint (its
     /// stored text) in one Kafka transaction, encoding each row change with its table's
     /// codec; a schema this producer has not published yet goes to
-    /// `revdoor.schemas` in the same transaction. Transactions without
-    /// changes are dropped.
+    /// `revdoor.schemas` first (module doc, "Schema records"). Transactions
+    /// without changes are dropped.
     pub async fn publish(
         &self,
         txns: &mut [SourceTxn],
@@ -361,8 +400,8 @@ impl Publisher {
                 .map(|d| d.as_millis() as u64)
                 .unwrap_or(0),
             sent: 0,
-            new_schemas: Vec::new(),
             checked_fp: None,
+            largest: None,
         })
     }
 
@@ -501,17 +540,8 @@ impl Publisher {
     ) -> Result<(), CaptureError> {
         let codec = lookup(codecs, &ev.db, &ev.table, ev.map.as_ref())?;
         let fp = codec.envelope().fingerprint();
-        if k.checked_fp != Some(fp) && !self.is_published(fp) && !k.new_schemas.contains(&fp) {
-            let record = SchemaRecord {
-                fingerprint: fingerprint_key(fp),
-                envelope: codec.envelope().json().clone(),
-                key: codec.key().json().clone(),
-                table: codec.table().clone(),
-            };
-            let body = serde_json::to_vec(&record).unwrap_or_default();
-            self.send(SCHEMAS_TOPIC, 0, record.fingerprint.as_bytes(), &body)
-                .await?;
-            k.new_schemas.push(fp);
+        if k.checked_fp != Some(fp) && !self.is_published(fp) {
+            self.publish_schema(codec).await?;
         }
         k.checked_fp = Some(fp);
         let (key, value) = codec
@@ -534,7 +564,12 @@ impl Publisher {
                     ev.db, ev.table, enc.gtid
                 ))
             })?;
-        self.send(&self.topic.clone(), partition, &key, &value)
+        let size = key.len() + value.len();
+        let row = || row_named(&ev, codec.table(), &enc.gtid);
+        if size > LARGE_EVENT_BYTES && k.largest.as_ref().is_none_or(|(n, _)| size > *n) {
+            k.largest = Some((size, row()));
+        }
+        self.send_with(&self.topic.clone(), partition, &key, &value, None, &row)
             .await?;
         k.sent += 1;
         Ok(())
@@ -565,12 +600,23 @@ impl Publisher {
             Ok(()) => {
                 self.in_txn
                     .store(false, std::sync::atomic::Ordering::SeqCst);
-                self.mark_published(&k.new_schemas);
                 fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);
                 Ok(k.sent)
             }
             Err(e) => {
-                let err = classify_kafka("commit transaction", e);
+                let err = match &e {
+                    // The broker refused a message as too large: the
+                    // largest row sent is over its limit whichever it was.
+                    KafkaError::Transaction(rd)
+                        if rd.code() == RDKafkaErrorCode::MessageSizeTooLarge =>
+                    {
+                        match &k.largest {
+                            Some((bytes, row)) => self.too_large(row, *bytes),
+                            None => self.too_large("a message of this Kafka transaction", 0),
+                        }
+                    }
+                    _ => classify_kafka("commit transaction", e),
+                };
                 if !matches!(err, CaptureError::Fenced(_)) {
                     self.abort(k).await;
                 }
@@ -604,10 +650,42 @@ impl Publisher {
             .unwrap_or(false)
     }
 
-    fn mark_published(&self, fps: &[u64]) {
-        if let Ok(mut s) = self.published.lock() {
-            s.extend(fps.iter().copied());
+    /// Publish `codec`'s schema record to `revdoor.schemas`, outside the
+    /// Kafka transaction, and wait until the broker has it (module doc,
+    /// "Schema records").
+    async fn publish_schema(&self, codec: &EventCodec) -> Result<(), CaptureError> {
+        let fp = codec.envelope().fingerprint();
+        let record = SchemaRecord {
+            fingerprint: fingerprint_key(fp),
+            envelope: codec.envelope().json().clone(),
+            key: codec.key().json().clone(),
+            table: codec.table().clone(),
+        };
+        let body = serde_json::to_vec(&record).unwrap_or_default();
+        let sent = self
+            .schema_producer
+            .send(
+                FutureRecord::to(SCHEMAS_TOPIC)
+                    .partition(0)
+                    .key(record.fingerprint.as_bytes())
+                    .payload(&body),
+                TXN_TIMEOUT,
+            )
+            .await;
+        if let Err((e, _)) = sent {
+            return Err(match e {
+                KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge) => self
+                    .too_large(
+                        &format!("the schema record of {}", codec.table().table),
+                        body.len(),
+                    ),
+                e => CaptureError::transient("publish a schema record", e),
+            });
         }
+        if let Ok(mut s) = self.published.lock() {
+            s.insert(fp);
+        }
+        Ok(())
     }
 
     /// Publish a heartbeat on the stream's partition (with the checkpoint,
@@ -645,8 +723,16 @@ impl Publisher {
                 key: DDL_HEADER,
                 value: Some("1"),
             });
-            self.send_with(&self.topic.clone(), partition, b"", &body, Some(headers))
-                .await?;
+            let what = || format!("a DDL record for {}", self.topic);
+            self.send_with(
+                &self.topic.clone(),
+                partition,
+                b"",
+                &body,
+                Some(headers),
+                &what,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -674,6 +760,7 @@ impl Publisher {
                 b"",
                 body.as_bytes(),
                 Some(headers),
+                &|| format!("a heartbeat for {}", self.topic),
             )
             .await?;
         }
@@ -687,7 +774,9 @@ impl Publisher {
         key: &[u8],
         payload: &[u8],
     ) -> Result<(), CaptureError> {
-        self.send_with(topic, partition, key, payload, None).await
+        let what = || format!("a record for {topic}");
+        self.send_with(topic, partition, key, payload, None, &what)
+            .await
     }
 
     async fn send_with(
@@ -697,6 +786,7 @@ impl Publisher {
         key: &[u8],
         payload: &[u8],
         headers: Option<OwnedHeaders>,
+        what: &(dyn Fn() -> String + Sync),
     ) -> Result<(), CaptureError> {
         let mut record = BaseRecord::to(topic)
             .partition(partition)
@@ -715,15 +805,7 @@ impl Publisher {
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge), _)) => {
                     // No retry gets a message past the size limit.
-                    return Err(CaptureError::Definite(format!(
-                        "a message of {} bytes for {topic} is larger than Kafka accepts \
-                         (revdoor's producer limit {PRODUCER_MAX_MESSAGE_BYTES} bytes, and the \
-                         broker's message.max.bytes / the topic's max.message.bytes): the stream \
-                         halts here and publishes nothing of this transaction; raise the broker's \
-                         and the topic's limits above it (the producer's follows at \
-                         {PRODUCER_MAX_MESSAGE_BYTES}), or shrink the row at the source",
-                        key.len() + payload.len()
-                    )));
+                    return Err(self.too_large(&what(), key.len() + payload.len()));
                 }
                 Err((e, _)) => return Err(classify_kafka("send event", e)),
             }
@@ -731,8 +813,74 @@ impl Publisher {
     }
 }
 
-/// The largest message revdoor's producer sends (`message.max.bytes`).
-const PRODUCER_MAX_MESSAGE_BYTES: u32 = 16_000_000;
+/// The largest message revdoor's producer sends by default
+/// (`message.max.bytes`; `--max-message-bytes` of `worker run` and
+/// `capture run`).
+pub const DEFAULT_MAX_MESSAGE_BYTES: u32 = 16_000_000;
+
+impl Publisher {
+    /// The definite error of a message larger than Kafka accepts: `what`
+    /// names it (a row: its table and primary key), and the way on that
+    /// loses nothing.
+    fn too_large(&self, what: &str, bytes: usize) -> CaptureError {
+        let topic = &self.topic;
+        let limit = self.max_message_bytes;
+        CaptureError::Definite(format!(
+            "{what}: its event ({bytes} bytes) is larger than Kafka accepts (revdoor's \
+             producer limit {limit} bytes, and {topic}'s max.message.bytes / the broker's \
+             message.max.bytes): the stream halts here and publishes nothing of this \
+             transaction, so nothing is lost. To carry it, raise {topic}'s max.message.bytes \
+             (kafka-configs.sh --alter --entity-type topics --entity-name {topic} \
+             --add-config max.message.bytes=N) and, if lower, the broker's message.max.bytes; \
+             if {limit} is below N, restart the workers with --max-message-bytes N. The stream then resumes at this transaction by itself. \
+             Nothing skips it without losing the transaction (deleting the row at the source \
+             does not: the binlog holds it)"
+        ))
+    }
+}
+
+/// A row change by table and primary key, for an error that names it.
+fn row_named(ev: &Pending, table: &TableSchema, gtid: &str) -> String {
+    let row = ev.after.as_ref().or(ev.before.as_ref());
+    let key: Vec<String> = table
+        .primary_key
+        .iter()
+        .map(|c| {
+            let v = row.and_then(|r| r.get(c));
+            format!("{c}={}", v.map(key_text).unwrap_or_else(|| "?".into()))
+        })
+        .collect();
+    format!(
+        "the row of {}.{} with primary key ({}) in transaction {gtid}",
+        ev.db,
+        ev.table,
+        key.join(", ")
+    )
+}
+
+/// A key value as an operator would type it in a `WHERE` clause (long or
+/// binary strings in hex).
+fn key_text(v: &revdoor_core::event::ColumnValue) -> String {
+    use revdoor_core::event::ColumnValue as V;
+    match v {
+        V::Null => "NULL".into(),
+        V::Int(i) => i.to_string(),
+        V::UInt(u) => u.to_string(),
+        V::Float(f) => f.to_string(),
+        V::Double(d) => d.to_string(),
+        V::Bytes(b) => match std::str::from_utf8(b) {
+            Ok(s) if s.len() <= 200 && !s.chars().any(char::is_control) => {
+                format!("'{}'", s.replace('\'', "''"))
+            }
+            _ => {
+                let hex: String = b.iter().take(100).map(|x| format!("{x:02x}")).collect();
+                let more = if b.len() > 100 { "…" } else { "" };
+                format!("0x{hex}{more}")
+            }
+        },
+        V::DateTime(t) | V::Time(t) => format!("'{t}'"),
+    }
+}
 
 /// Commit the open transaction. rdkafka's `commit_transaction` flushes
 /// first by polling for delivery events in 100 ms slices — events the

@@ -45,6 +45,8 @@ pub struct CaptureConfig {
     pub copy: bool,
     /// Rows per copy chunk.
     pub copy_chunk_rows: usize,
+    /// The largest message the producer sends (`message.max.bytes`).
+    pub max_message_bytes: u32,
     /// Live progress, for status reports.
     pub progress: Arc<Progress>,
 }
@@ -73,7 +75,13 @@ impl Capture {
             cfg.partitions,
         )
         .await?;
-        let publisher = Publisher::new(&cfg.brokers, cfg.id.clone(), cfg.router.clone()).await?;
+        let publisher = Publisher::new(
+            &cfg.brokers,
+            cfg.id.clone(),
+            cfg.router.clone(),
+            cfg.max_message_bytes,
+        )
+        .await?;
         Ok(Capture { cfg, publisher })
     }
 
@@ -247,8 +255,7 @@ impl<'a> Stream<'a> {
         if r.is_err() {
             // Leave nothing half-done: a Kafka transaction the error left
             // open would hold back every read_committed reader of the
-            // topics it wrote (`revdoor.schemas` included) until it timed
-            // out.
+            // topics it wrote until it timed out.
             if let Some(s) = self.open.take() {
                 self.publisher.abort(s.k).await;
             }
@@ -666,9 +673,11 @@ async fn on_ddl(
     match cfg.on_ddl {
         OnDdl::Stop => Err(CaptureError::Definite(format!(
             "DDL on moved table {} at GTID {}: `{statement}` — on_ddl=stop halts the stream before it. \
-             Make the same change on the target, then restart with on_ddl=ignore (or re-create the workflow)",
+             Make the same change on every target, then `revdoor workflow set {wf} --on-ddl ignore`; \
+             or `revdoor workflow set {wf} --on-ddl exec` to have revdoor run it on the targets",
             names.join(", "),
-            txn.gtid
+            txn.gtid,
+            wf = cfg.id.workflow,
         ))),
         OnDdl::Ignore | OnDdl::Exec => {
             if cfg.on_ddl == OnDdl::Exec {

@@ -71,6 +71,17 @@ pub async fn keyspace(reg: &Registry, name: &str) -> Result<KeyspaceSpec, Error>
     })
 }
 
+/// Refuse an `on_ddl` policy revdoor does not have.
+pub(crate) fn check_on_ddl(on_ddl: &str) -> Result<(), Error> {
+    if matches!(on_ddl, "stop" | "ignore" | "exec") {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "--on-ddl {on_ddl}: revdoor supports `stop` (halt the stream before the DDL), `ignore` \
+         (reload the definition and go on) and `exec` (run the DDL on every destination too)"
+    )))
+}
+
 /// What `workflow create` is asked.
 #[derive(Debug, Clone)]
 pub struct CreateRequest {
@@ -110,13 +121,7 @@ pub async fn create_workflow(reg: &Registry, req: CreateRequest) -> Result<Workf
         .name
         .parse()
         .map_err(|e| Error::Refused(format!("{e}")))?;
-    if !matches!(req.on_ddl.as_str(), "stop" | "ignore" | "exec") {
-        return Err(Error::Refused(format!(
-            "--on-ddl {}: revdoor supports `stop` (halt the stream before the DDL), `ignore` \
-             (reload the definition and go on) and `exec` (run the DDL on every destination too)",
-            req.on_ddl
-        )));
-    }
+    check_on_ddl(&req.on_ddl)?;
     if reg
         .get::<serde_json::Value>(&reg.prefix.workflow_spec(&wf))
         .await?

@@ -6,6 +6,8 @@
 //! - [`registry`]: the JSON records under the etcd prefix; leader writes are
 //!   guarded by the leader key.
 //! - [`create`]: `keyspace add`, `workflow create` (validation first).
+//! - [`amend`]: `keyspace set-shard`, `workflow set --on-ddl` — a record
+//!   and every stream spec holding the value changed in one transaction.
 //! - [`leader`]: `coordinator run` — election, the workflow loop, stream
 //!   assignment to workers.
 //! - [`switch`]: switch-traffic / reverse-traffic / complete / cancel,
@@ -14,6 +16,7 @@
 //! - [`vdiff`]: `revdoor vdiff` — compare source and target at one
 //!   consistent point.
 
+pub mod amend;
 mod assign;
 mod config;
 pub mod create;

@@ -116,6 +116,23 @@ impl Registry {
     /// Every record under `prefix`, with its key's last segment(s) after
     /// the prefix.
     pub async fn list<T: DeserializeOwned>(&self, prefix: &str) -> Result<Vec<(String, T)>, Error> {
+        Ok(self
+            .list_revisions(prefix)
+            .await?
+            .into_iter()
+            .map(|(key, v, _)| {
+                let rest = key.strip_prefix(prefix).unwrap_or(&key).to_string();
+                (rest, v)
+            })
+            .collect())
+    }
+
+    /// Every record under `prefix` with its whole key and mod revision,
+    /// for a transaction that compares what it read.
+    pub async fn list_revisions<T: DeserializeOwned>(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, T, i64)>, Error> {
         let resp = Box::pin(
             self.client
                 .clone()
@@ -126,9 +143,8 @@ impl Registry {
         let mut out = Vec::new();
         for kv in resp.kvs() {
             let key = String::from_utf8_lossy(kv.key()).into_owned();
-            let rest = key.strip_prefix(prefix).unwrap_or(&key).to_string();
             match serde_json::from_slice(kv.value()) {
-                Ok(v) => out.push((rest, v)),
+                Ok(v) => out.push((key, v, kv.mod_revision())),
                 Err(e) => tracing::warn!(key = %key, error = %e, "skipping unreadable record"),
             }
         }

@@ -436,6 +436,15 @@ pub struct StepRecord {
     pub at_ms: u64,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub detail: String,
+    /// When the record was made, in µs since the coordinator that made it
+    /// took the request up (its monotonic clock): with the begin and done
+    /// records of a step, where a switch's time goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub t_us: Option<u64>,
+    /// On a done record: how long the step's own work took, in µs — its
+    /// journal writes (begin, done) not included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_us: Option<u64>,
 }
 
 /// The journal of one request (`workflows/<wf>/journal/<id>`).
@@ -465,6 +474,23 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// The entry of `request` as `coordinator` starts it: running, no
+    /// step yet.
+    pub fn new(request: Request, coordinator: String) -> Self {
+        JournalEntry {
+            request,
+            outcome: Outcome::Running,
+            steps: Vec::new(),
+            reason: String::new(),
+            fence_positions: BTreeMap::new(),
+            start_positions: BTreeMap::new(),
+            fenced_at_ms: None,
+            unfenced_at_ms: None,
+            window_ms: None,
+            coordinator,
+        }
+    }
+
     /// Whether `step` finished.
     pub fn done(&self, step: Step) -> bool {
         self.finished_at(step).is_some()
@@ -484,13 +510,33 @@ impl JournalEntry {
     }
 
     /// Append a record of `step` reaching `state` now.
-    pub fn record(&mut self, step: Step, state: StepState, detail: String) {
+    /// Add a record made `t_us` into the request (see [`StepRecord`]);
+    /// `work_us` on a done record whose work was timed.
+    pub fn record(
+        &mut self,
+        step: Step,
+        state: StepState,
+        detail: String,
+        t_us: u64,
+        work_us: Option<u64>,
+    ) {
         self.steps.push(StepRecord {
             step,
             state,
             at_ms: now_ms(),
             detail,
+            t_us: Some(t_us),
+            work_us,
         });
+    }
+
+    /// The timed work of each step that finished (in step order), µs.
+    pub fn step_work_us(&self) -> Vec<(Step, u64)> {
+        self.steps
+            .iter()
+            .filter(|s| s.state == StepState::Done)
+            .filter_map(|s| Some((s.step, s.work_us?)))
+            .collect()
     }
 }
 
@@ -536,6 +582,11 @@ pub struct StreamStatus {
     pub state: StreamState,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error: String,
+    /// When the worker first reported an error in this run of errors (ms
+    /// since the epoch): kept across retries and restarts until the stream
+    /// runs without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_since_ms: Option<u64>,
     /// Last GTID position published (capture) or applied (apply).
     pub position: StoredPosition,
     /// Source commit time of the last event applied or heartbeat seen.
@@ -568,6 +619,41 @@ pub fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn step_work_is_taken_from_timed_done_records() {
+        let mut e = JournalEntry::new(
+            Request {
+                id: 1,
+                action: Action::Cancel { keep_data: false },
+                requested_ms: 0,
+            },
+            "c".into(),
+        );
+        e.record(Step::Fence, StepState::Begin, String::new(), 10, None);
+        e.record(Step::Fence, StepState::Done, String::new(), 900, Some(700));
+        e.record(
+            Step::FlipRouting,
+            StepState::Begin,
+            String::new(),
+            950,
+            None,
+        );
+        e.record(Step::FlipRouting, StepState::Done, String::new(), 990, None);
+        assert_eq!(e.step_work_us(), vec![(Step::Fence, 700)]);
+        assert!(e.done(Step::FlipRouting));
+        let json = serde_json::to_value(&e.steps[1]).expect("json");
+        assert_eq!(
+            (json["t_us"].as_u64(), json["work_us"].as_u64()),
+            (Some(900), Some(700))
+        );
+        // Records without timings (older journals) still read, and write
+        // no timing fields.
+        let old: StepRecord =
+            serde_json::from_str(r#"{"step":"fence","state":"done","at_ms":5}"#).expect("old");
+        assert_eq!((old.t_us, old.work_us), (None, None));
+        assert!(!serde_json::to_string(&old).expect("json").contains("_us"));
+    }
 
     fn ks(name: &str, ranges: &[&str]) -> KeyspaceSpec {
         KeyspaceSpec {

@@ -257,15 +257,15 @@ record_positions:  /* each new shard's position: where the new direction starts 
 create_streams:  /* the new direction's stream specs, starting there */
   ETCD(dstart[SH(newside, 0)] = spos0; dstart[SH(newside, 1)] = spos1, failed);
 
-flip_routing:  /* begun journaled; then routing, phase and journal (done) in one transaction */
-  mb = mb | FLIP; JOURNAL(failed);
+flip_routing:  /* routing, phase and journal (flip begun and done) in one transaction */
+  mb = mb | FLIP;
   md = md | FLIP;
   ETCD(phase = nxt; serving = newside; jb[id] = mb; jd[id] = md, failed);
 
-unfence:  /* one transaction per new shard; done journaled */
+unfence:  /* one transaction per new shard; done journaled with the outcome */
   SQL(SH(newside, 0), fenced[SH(newside, 0)] = 0, failed);
   SQL(SH(newside, 1), fenced[SH(newside, 1)] = 0, failed);
-  md = md | UNFENCE; JOURNAL(failed);
+  md = md | UNFENCE;
 
 finish_done:  /* journal outcome, request removed: one transaction */
   ETCD(jout[id] = DONE; DROPREQ; jb[id] = mb; jd[id] = md, failed);

@@ -6,7 +6,7 @@
 //! schemas and value conversions derive from it): the table as it is now,
 //! for copied rows and to refine the definitions capture reads from the
 //! binlog's table maps, which rows are published with (capture's
-//! `tablemap`). A table that is missing,
+//! `tablemap`). A table that is missing, is system-versioned (MariaDB),
 //! has no primary key, or has a column type revdoor cannot carry without
 //! loss is refused here with a definite error naming the table, the column
 //! and what to do — before a single event is published.
@@ -43,6 +43,25 @@ pub async fn load_table_schema(
         return Err(MysqlError::Refused(format!(
             "table {db}.{table} does not exist on the source (or the revdoor account cannot see it: \
              grant it SELECT on {db}.*)"
+        )));
+    }
+    // MariaDB's `WITH SYSTEM VERSIONING`: its row_start / row_end period
+    // columns are hidden from COLUMNS but part of the primary key, and its
+    // history rows never reach the binlog as such. Refused by name.
+    let table_type: Option<String> = conn
+        .exec_first(
+            "SELECT TABLE_TYPE FROM information_schema.TABLES \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .map_err(|e| MysqlError::query("read table type", e))?;
+    if table_type.as_deref() == Some("SYSTEM VERSIONED") {
+        return Err(MysqlError::Refused(format!(
+            "table {db}.{table} is system-versioned (WITH SYSTEM VERSIONING): revdoor moves current \
+             rows only and cannot carry its history or its row_start/row_end period; move it \
+             without history (`ALTER TABLE {db}.{table} DROP SYSTEM VERSIONING` drops the history: \
+             keep a copy first if you need it), or leave it out of the workflow"
         )));
     }
     let primary_key: Vec<String> = conn

@@ -397,22 +397,27 @@ impl Door {
     /// after the writers stopped).
     pub async fn wait_converged(&self, within: Duration) {
         wait_for("source = target", within, || async {
-            for t in ["accounts", "ledger"] {
-                let (mut a, b) = self.both_sides(t).await;
-                a.sort_by_key(|r| {
-                    r.first()
-                        .cloned()
-                        .flatten()
-                        .and_then(|v| v.parse::<i64>().ok())
-                });
-                if a != b {
-                    return Ok(None);
-                }
-            }
-            Ok(Some(()))
+            Ok(self.converged().await.then_some(()))
         })
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Whether source and target hold the same bank rows now.
+    pub async fn converged(&self) -> bool {
+        for t in ["accounts", "ledger"] {
+            let (mut a, b) = self.both_sides(t).await;
+            a.sort_by_key(|r| {
+                r.first()
+                    .cloned()
+                    .flatten()
+                    .and_then(|v| v.parse::<i64>().ok())
+            });
+            if a != b {
+                return false;
+            }
+        }
+        true
     }
 
     /// The revolving-door invariants, after the writers stopped and the

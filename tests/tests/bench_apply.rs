@@ -33,6 +33,24 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// `revdoor apply run` of this test's workflow into `target` with `k`
+/// connections.
+fn spawn_apply(ctx: &TestCtx, name: &str, target: &str, k: &str) -> revdoor_tests::Revdoor {
+    ctx.spawn(
+        name,
+        &[
+            "apply",
+            "run",
+            "--workflow",
+            &ctx.workflow,
+            "--target",
+            target,
+            "--parallelism",
+            k,
+        ],
+    )
+}
+
 fn pct(v: &mut [i64], p: f64) -> i64 {
     if v.is_empty() {
         return 0;
@@ -186,19 +204,7 @@ async fn apply_throughput_lag_and_memory() {
         raw_rates.push(rows as f64 / t.elapsed().as_secs_f64());
         let target = ctx.revdoor_url(server);
         let k_arg = k.to_string();
-        let p = ctx.spawn(
-            &format!("apply-k{k}"),
-            &[
-                "apply",
-                "run",
-                "--workflow",
-                &ctx.workflow,
-                "--target",
-                &target,
-                "--parallelism",
-                &k_arg,
-            ],
-        );
+        let p = spawn_apply(&ctx, &format!("apply-k{k}"), &target, &k_arg);
         let mut c = ctx.conn(server).await;
         let t = Instant::now();
         loop {
@@ -421,6 +427,247 @@ async fn apply_big_transaction_memory() {
         });
         println!("BENCH big_txn {engine} {r}");
         result[engine] = r;
+    }
+    capture.stop(Duration::from_secs(20));
+    println!("BENCH {result}");
+    if let Ok(out) = std::env::var("REVDOOR_BENCH_OUT") {
+        std::fs::write(out, serde_json::to_string_pretty(&result).expect("json"))
+            .expect("write result");
+    }
+}
+
+/// Global status counters of server `c` that show apply's round trips:
+/// statements (`Questions`), prepared statements prepared and executed,
+/// commits (one per group or bucket).
+async fn round_trip_counters(c: &mut mysql_async::Conn) -> [u64; 4] {
+    let rows: Vec<(String, String)> = c
+        .query(
+            "SHOW GLOBAL STATUS WHERE Variable_name IN \
+             ('Questions', 'Com_stmt_prepare', 'Com_stmt_execute', 'Com_commit')",
+        )
+        .await
+        .expect("status");
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0)
+    };
+    [
+        get("Questions"),
+        get("Com_stmt_prepare"),
+        get("Com_stmt_execute"),
+        get("Com_commit"),
+    ]
+}
+
+/// The highest ledger id applied on `c` (-1 for none). Apply goes in source
+/// order, and ids are written in order: the applied rows are `0..=max`.
+async fn ledger_max(c: &mut mysql_async::Conn, db: &str) -> i64 {
+    c.query_first::<Option<i64>, _>(format!("SELECT MAX(id) FROM {db}.ledger"))
+        .await
+        .expect("max id")
+        .flatten()
+        .unwrap_or(-1)
+}
+
+/// One bank transaction on the source: an `accounts` UPDATE and a `ledger`
+/// INSERT (issue 18's bank writer).
+async fn bank_txn(src: &mut mysql_async::Conn, db: &str, id: i64, accounts: i64) {
+    let account = (id * 7919) % accounts;
+    src.query_drop(format!(
+        "BEGIN; UPDATE {db}.accounts SET balance = balance + 1 WHERE id = {account}; \
+         INSERT INTO {db}.ledger VALUES ({id}, {account}, 1); COMMIT"
+    ))
+    .await
+    .expect("bank transaction");
+}
+
+/// Apply over a slow network (issue 18 item 7), run by
+/// `bench/apply --latency`: source #1 (MariaDB) takes bank transactions
+/// (1 `accounts` UPDATE + 1 `ledger` INSERT each); one apply per latency
+/// writes into its own MariaDB (#2..#5) through a Toxiproxy proxy that
+/// delays every reply by 0 / 1 / 10 / 100 ms.
+/// 1. drain: a backlog of `REVDOOR_BENCH_LAT_TXNS` transactions, captured
+///    first; each apply alone, timed from its start until every row is
+///    there or `REVDOOR_BENCH_LAT_SECS` passed; applied rows/s and
+///    transactions/s, and the destination's counters per group (commits):
+///    statements (`Questions`, less this poller's own), prepares, executes;
+/// 2. offered: every apply running, the source takes
+///    `REVDOOR_BENCH_LAT_RATE` transactions/s for `REVDOOR_BENCH_LAT_OFFER_SECS`;
+///    transactions applied per second over that window, per latency.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "benchmark: run with bench/apply --latency"]
+async fn apply_over_latency() {
+    let txns = env_num("REVDOOR_BENCH_LAT_TXNS", 2000) as i64;
+    let window = Duration::from_secs(env_num("REVDOOR_BENCH_LAT_SECS", 30));
+    let rate = env_num("REVDOOR_BENCH_LAT_RATE", 200);
+    let offer_secs = env_num("REVDOOR_BENCH_LAT_OFFER_SECS", 20);
+    let k = env_num("REVDOOR_BENCH_LAT_K", 4).to_string();
+    let accounts = 100i64;
+    let ctx = TestCtx::new("bench_apply_lat");
+    let maria = ctx.stack.mariadb_servers();
+    assert!(
+        maria.len() >= 5,
+        "needs five MariaDB servers (deploy/stack up --mariadb 5)"
+    );
+    let (source, targets) = (
+        maria[0],
+        [
+            (0u64, maria[1]),
+            (1, maria[2]),
+            (10, maria[3]),
+            (100, maria[4]),
+        ],
+    );
+    let db = ctx.db.clone();
+    let mut servers = vec![source];
+    servers.extend(targets.iter().map(|t| t.1));
+    ctx.create_db(&servers).await;
+    let fill: Vec<String> = (0..accounts).map(|i| format!("({i}, 0)")).collect();
+    for &server in &servers {
+        ctx.sql(
+            server,
+            &[
+                &format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)"),
+                &format!("CREATE TABLE {db}.ledger (id BIGINT PRIMARY KEY, account BIGINT NOT NULL, amount BIGINT NOT NULL)"),
+                &format!("INSERT INTO {db}.accounts VALUES {}", fill.join(", ")),
+            ],
+        )
+        .await;
+    }
+    let mut src = ctx.conn(source).await;
+    let start = gtid_pos(&mut src).await;
+    for id in 0..txns {
+        bank_txn(&mut src, &db, id, accounts).await;
+    }
+    let mut capture = ctx.spawn(
+        "capture",
+        &args(&ctx.capture_args(
+            &ctx.revdoor_url(source),
+            &format!("{db}.accounts,{db}.ledger"),
+            &start,
+        )),
+    );
+    let topic = format!("revdoor.{}.forward", ctx.workflow);
+    published(
+        &ctx.stack.kafka,
+        &topic,
+        txns as u64 * 2,
+        Duration::from_secs(600),
+    )
+    .await;
+    let toxi = revdoor_tests::toxi::Toxi::of(ctx.stack);
+    let tag = format!("benchlat{}", std::process::id());
+    let mut running = Vec::new();
+    let mut result = serde_json::json!({
+        "txns": txns,
+        "parallelism": k,
+        "commit": std::env::var("REVDOOR_BENCH_COMMIT").unwrap_or_default(),
+        "loadavg_before": loadavg(),
+    });
+    // 1. Drain the backlog, one latency at a time.
+    for (ms, server) in targets {
+        let admin = ctx.admin_opts(server);
+        let proxy = toxi.proxy(
+            &format!("{tag}_{ms}ms"),
+            &format!("{}:{}", admin.ip_or_hostname(), admin.tcp_port()),
+        );
+        if ms > 0 {
+            proxy.latency(ms);
+        }
+        let target = format!(
+            "mysql://{}:{}@{}",
+            ctx.stack.revdoor_user, ctx.stack.revdoor_password, proxy.listen
+        );
+        let mut c = ctx.conn(server).await;
+        let before = round_trip_counters(&mut c).await;
+        let load_before = loadavg();
+        let apply = spawn_apply(&ctx, &format!("apply-{ms}ms"), &target, &k);
+        let t = Instant::now();
+        let mut polls = 0u64;
+        let mut max = -1;
+        while max < txns - 1 && t.elapsed() < window {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            max = ledger_max(&mut c, &db).await;
+            polls += 1;
+        }
+        let secs = t.elapsed().as_secs_f64();
+        let after = round_trip_counters(&mut c).await;
+        let applied = (max + 1) as f64;
+        let d = |i: usize| after[i].saturating_sub(before[i]);
+        // This poller's own statements: its polls and one SHOW STATUS.
+        let questions = d(0).saturating_sub(polls + 1);
+        let groups = d(3).max(1) as f64;
+        let per = |v: u64| (v as f64 / groups * 10.0).round() / 10.0;
+        let r = serde_json::json!({
+            "applied_txns": applied,
+            "secs": (secs * 10.0).round() / 10.0,
+            "drained": max == txns - 1,
+            "txns_per_s": (applied / secs).round(),
+            "rows_per_s": (2.0 * applied / secs).round(),
+            "commits": d(3),
+            "txns_per_commit": (applied / groups * 10.0).round() / 10.0,
+            "statements_per_commit": per(questions),
+            "prepares_per_commit": per(d(1)),
+            "executes_per_commit": per(d(2)),
+            "loadavg_before": load_before,
+            "loadavg_after": loadavg(),
+        });
+        println!("BENCH latency drain {ms}ms {r}");
+        result[format!("drain_{ms}ms")] = r;
+        running.push((ms, server, proxy, apply, c));
+    }
+    // 2. A steady offered rate, every apply running.
+    let mut src_ids = txns;
+    let mut starts = Vec::new();
+    for (_, _, _, _, c) in running.iter_mut() {
+        let counters = round_trip_counters(c).await;
+        starts.push((ledger_max(c, &db).await, counters));
+    }
+    let load_before = loadavg();
+    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    let t = Instant::now();
+    let mut next = Instant::now();
+    while t.elapsed() < Duration::from_secs(offer_secs) {
+        bank_txn(&mut src, &db, src_ids, accounts).await;
+        src_ids += 1;
+        next += period;
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(d).await;
+        }
+    }
+    let offered = (src_ids - txns) as f64 / t.elapsed().as_secs_f64();
+    // Whatever arrived within 2 s of the writer's end counts (the capture
+    // and poll delay); the window is the writer's.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for ((ms, _, _, apply, c), (start, before)) in running.iter_mut().zip(starts) {
+        let end = ledger_max(c, &db).await;
+        let after = round_trip_counters(c).await;
+        let applied = (end - start) as f64 / offer_secs as f64;
+        // Commits over the window and a little after (the counters are read
+        // after the 2 s grace): an approximate transactions per commit.
+        let commits = after[3].saturating_sub(before[3]).max(1) as f64;
+        let r = serde_json::json!({
+            "offered_txns_per_s": offered.round(),
+            "applied_txns_per_s": applied.round(),
+            "applied_rows_per_s": (2.0 * applied).round(),
+            "behind_txns_at_end": src_ids - 1 - end,
+            "commits": after[3].saturating_sub(before[3]),
+            "txns_per_commit": ((end - start) as f64 / commits * 10.0).round() / 10.0,
+        });
+        println!("BENCH latency offered {ms}ms {r}");
+        result[format!("offered_{ms}ms")] = r;
+        assert!(
+            apply.exited().is_none(),
+            "apply at {ms} ms exited:\n{}",
+            apply.log_text()
+        );
+    }
+    result["offered_loadavg_before"] = serde_json::json!(load_before);
+    result["offered_loadavg_after"] = serde_json::json!(loadavg());
+    for (_, _, _, apply, _) in running.iter_mut() {
+        apply.stop(Duration::from_secs(20));
     }
     capture.stop(Duration::from_secs(20));
     println!("BENCH {result}");

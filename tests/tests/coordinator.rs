@@ -523,6 +523,93 @@ async fn deposed_coordinator_running_on_changes_no_fence() {
     w.stop(Duration::from_secs(30));
 }
 
+/// The fence step meets a lost connection: an application transaction
+/// holds the source's fence row in share mode (a write to a moved table,
+/// not committed), so the fence `UPDATE` waits; the test kills the
+/// coordinator's connection on the server while it waits, then commits the
+/// application's write. The step reconnects and retries within
+/// `--timeout`, the switch succeeds, and the write that committed before
+/// the fence reaches the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fence_step_retries_after_its_connection_is_killed() {
+    use mysql_async::prelude::Queryable;
+    let door = Door::create("fencekill", 4, &[("-", 3)], 20).await;
+    let (mut c, mut w) = door.started().await;
+    door.wait_streams_running(Duration::from_secs(60)).await;
+    let db = door.ctx.db.clone();
+
+    let mut app = door.ctx.conn(door.source).await;
+    app.query_drop("BEGIN").await.expect("begin");
+    app.query_drop(format!(
+        "UPDATE {db}.accounts SET balance = balance + 7, ops = ops + 1 WHERE id = 1"
+    ))
+    .await
+    .expect("an application write before the switch");
+
+    let wf = door.ctx.workflow.clone();
+    let mut cli = door.ctx.spawn(
+        "switch-cli",
+        &["workflow", "switch-traffic", &wf, "--timeout", "60s"],
+    );
+    let mut admin = door.ctx.conn(door.source).await;
+    let fence_id: u64 = wait_for(
+        "the fence UPDATE waiting on the source",
+        Duration::from_secs(60),
+        || async {
+            let mut a = door.ctx.conn(door.source).await;
+            Ok(a.query_first::<u64, _>(
+                "SELECT ID FROM information_schema.PROCESSLIST \
+                 WHERE INFO LIKE 'UPDATE _revdoor.fences%SET pass%'",
+            )
+            .await?)
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_text()));
+    admin
+        .query_drop(format!("KILL CONNECTION {fence_id}"))
+        .await
+        .expect("kill the coordinator's fence connection");
+    wait_for("the step retrying", Duration::from_secs(30), || async {
+        Ok(c.log_text()
+            .contains("transient error; retrying within the step's deadline")
+            .then_some(()))
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", c.log_text()));
+    app.query_drop("COMMIT").await.expect("the write commits");
+
+    let code = cli.wait_exit(Duration::from_secs(90)).await;
+    assert_eq!(
+        code,
+        Some(0),
+        "switch: {}\n{}",
+        cli.log_text(),
+        c.log_text()
+    );
+    assert_eq!(door.phase(), "switched");
+    let st = door.status();
+    assert_eq!(st["last_request"]["outcome"], "done", "{st}");
+    // The write acknowledged before the fence is on the target.
+    let balance = wait_for(
+        "the write on the target",
+        Duration::from_secs(60),
+        || async {
+            let mut t = door.ctx.conn(3).await;
+            let b: Option<i64> = t
+                .query_first(format!("SELECT balance FROM {db}.accounts WHERE id = 1"))
+                .await?;
+            Ok(b.filter(|b| *b == 1007))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    assert_eq!(balance, 1007);
+    assert!(door.fences(door.source).await.iter().all(|(_, f)| *f != 0));
+    c.stop(Duration::from_secs(10));
+    w.stop(Duration::from_secs(30));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_spread_streams_and_take_over_a_dead_ones() {
     let door = Door::create("workers", 2, &[("-80", 3), ("80-", 4)], 100).await;

@@ -83,6 +83,8 @@ pub struct CaptureSettings {
     pub on_ddl: OnDdl,
     pub copy: bool,
     pub copy_chunk_rows: usize,
+    /// The largest message the producer sends.
+    pub max_message_bytes: u32,
     /// Replica server id; default: derived from the transactional id.
     pub server_id: Option<u32>,
     pub progress: Arc<Progress>,
@@ -120,6 +122,7 @@ impl CaptureSettings {
             on_ddl: self.on_ddl,
             copy: self.copy,
             copy_chunk_rows: self.copy_chunk_rows,
+            max_message_bytes: self.max_message_bytes,
             progress: self.progress,
         })
     }
@@ -128,6 +131,7 @@ impl CaptureSettings {
     pub(crate) fn from_spec(
         brokers: &str,
         spec: &StreamSpec,
+        max_message_bytes: u32,
         progress: Arc<Progress>,
     ) -> Result<Self, ConfigError> {
         let mut keys = HashMap::new();
@@ -158,6 +162,7 @@ impl CaptureSettings {
             on_ddl,
             copy: spec.copy,
             copy_chunk_rows: DEFAULT_COPY_CHUNK_ROWS,
+            max_message_bytes,
             server_id: None,
             progress,
         })
@@ -190,7 +195,12 @@ mod tests {
 
     #[test]
     fn an_assigned_capture_filters_the_other_direction() {
-        let settings = CaptureSettings::from_spec("k:9092", &spec("ignore"), Default::default());
+        let settings = CaptureSettings::from_spec(
+            "k:9092",
+            &spec("ignore"),
+            revdoor_capture::publish::DEFAULT_MAX_MESSAGE_BYTES,
+            Default::default(),
+        );
         let cfg = settings.and_then(CaptureSettings::config).expect("valid");
         assert_eq!(
             cfg.id.transactional_id(),
@@ -217,9 +227,14 @@ mod tests {
 
     #[test]
     fn bad_settings_say_which() {
-        let e = CaptureSettings::from_spec("k", &spec("drop"), Default::default())
-            .err()
-            .expect("a bad on_ddl");
+        let e = CaptureSettings::from_spec(
+            "k",
+            &spec("drop"),
+            revdoor_capture::publish::DEFAULT_MAX_MESSAGE_BYTES,
+            Default::default(),
+        )
+        .err()
+        .expect("a bad on_ddl");
         assert_eq!(
             e.to_string(),
             "on_ddl 'drop': on_ddl must be stop, ignore or exec, not 'drop'"

@@ -1,6 +1,6 @@
 //! What a worker reports about each of its streams:
 //! `workflows/<wf>/status/<stream>` (state, position, lag source, events/s,
-//! copy progress, error), under the worker's lease.
+//! copy progress, error and since when), under the worker's lease.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,6 +88,9 @@ pub(crate) struct Status {
     pub(crate) state: TaskState,
     /// Events counted at the last report, and when.
     last_events: (u64, Instant),
+    /// When a report first carried an error since the stream last ran
+    /// without one.
+    error_since_ms: Option<u64>,
 }
 
 impl Status {
@@ -96,6 +99,7 @@ impl Status {
             progress: Arc::new(Progress::default()),
             state: TaskState::default(),
             last_events: (0, Instant::now()),
+            error_since_ms: None,
         }
     }
 
@@ -112,6 +116,13 @@ impl Status {
                 state = StreamState::Starting;
             }
         }
+        // A run of errors lasts through retries and restarts (starting
+        // again) until the stream runs without one.
+        if !error.is_empty() {
+            self.error_since_ms.get_or_insert_with(now_ms);
+        } else if state == StreamState::Running {
+            self.error_since_ms = None;
+        }
         let elapsed = self.last_events.1.elapsed().as_secs_f64().max(0.001);
         let rate = p.events.saturating_sub(self.last_events.0) as f64 / elapsed;
         self.last_events = (p.events, Instant::now());
@@ -119,6 +130,7 @@ impl Status {
             worker: worker.to_string(),
             state,
             error,
+            error_since_ms: self.error_since_ms,
             position: p.position,
             source_ts_ms: p.source_ts_ms,
             events: p.events,
@@ -170,6 +182,34 @@ mod tests {
         assert_eq!(
             t.get(&progress(9), later + HALT_CLEARS_AFTER),
             (StreamState::Running, String::new())
+        );
+    }
+
+    #[test]
+    fn an_error_is_reported_since_it_was_first_seen_until_the_stream_runs_clean() {
+        let mut s = Status::new();
+        s.state.set(StreamState::Running, "");
+        s.progress.update(|p| p.events = 1);
+        assert_eq!(s.report("w").error_since_ms, None);
+        s.progress.retrying("Access denied for user 'rd'".into());
+        let first = s.report("w");
+        assert_eq!(first.state, StreamState::Error);
+        let since = first.error_since_ms.expect("an error has a since");
+        // Retried again, then the run stops and starts again: the same run
+        // of errors.
+        s.progress.retrying("Access denied for user 'rd'".into());
+        assert_eq!(s.report("w").error_since_ms, Some(since));
+        s.state.set(StreamState::Error, "lost connection");
+        assert_eq!(s.report("w").error_since_ms, Some(since));
+        s.state.set(StreamState::Starting, "");
+        assert_eq!(s.report("w").error_since_ms, Some(since));
+        // Running with progress: the run of errors is over.
+        s.state.set(StreamState::Running, "");
+        s.progress.update(|p| p.events = 2);
+        let healthy = s.report("w");
+        assert_eq!(
+            (healthy.state, healthy.error_since_ms),
+            (StreamState::Running, None)
         );
     }
 

@@ -64,6 +64,8 @@ pub struct Config {
     pub brokers: String,
     /// Connections each apply stream writes through.
     pub apply_parallelism: usize,
+    /// The largest message a capture stream's producer sends.
+    pub max_message_bytes: u32,
 }
 
 /// Why a worker stopped.
@@ -373,7 +375,7 @@ fn run_assigned(
         state.set(StreamState::Running, "");
         let stream = match spec.kind {
             StreamKind::Capture => Stream::Capture(Box::new(
-                CaptureSettings::from_spec(&cfg.brokers, &spec, progress)
+                CaptureSettings::from_spec(&cfg.brokers, &spec, cfg.max_message_bytes, progress)
                     .and_then(CaptureSettings::config)?,
             )),
             StreamKind::Apply => Stream::Apply(ApplyStream {

@@ -39,7 +39,7 @@ use revdoor_core::workflow::{
 };
 
 use super::check::{fmt_ms, gate, Closed};
-use super::journal::{finish, summary};
+use super::journal::{finish, summary, Journaled};
 use super::{Ctx, SwitchPlan};
 use crate::create::routing_ops;
 use crate::registry::Registry;
@@ -291,10 +291,12 @@ impl<'r> Cutover<'r> {
         let read_only = limits.read_only;
         let old = &plan.old;
         let side = ctx.side(old);
-        e.fenced_at_ms = Some(now_ms());
-        self.fence_start = Some(Instant::now());
-        let positions = ctx
-            .step(e, Step::Fence, async {
+        // Begun journaled before any fence (a rollback unfences after it);
+        // done, with the positions, in the next write (create-streams).
+        let (positions, started) = ctx
+            .step_with(e, Step::Fence, Journaled::Begin, async {
+                // The window opens with the first fence statement.
+                let started = (Instant::now(), now_ms());
                 let mut pos = BTreeMap::new();
                 for (s, c) in old.shards.iter().zip(old_conns.iter_mut()) {
                     let g =
@@ -315,11 +317,12 @@ impl<'r> Cutover<'r> {
                     positions_text(&pos),
                     if read_only { " + read_only" } else { "" }
                 );
-                Ok((pos, detail))
+                Ok(((pos, started), detail))
             })
             .await?;
+        self.fence_start = Some(started.0);
+        e.fenced_at_ms = Some(started.1);
         e.fence_positions = positions.clone();
-        ctx.write_journal(e).await?;
         self.fence_positions = positions;
         Ok(())
     }
@@ -350,7 +353,7 @@ impl<'r> Cutover<'r> {
             workflow: &ctx.wf,
             direction: plan.old_dir,
         };
-        ctx.step(e, Step::CatchUp, async {
+        ctx.step_with(e, Step::CatchUp, Journaled::Later, async {
             let pending = waiter.wait(fence_positions, deadline).await?;
             if !pending.is_empty() {
                 return Err(Error::Timeout(format!(
@@ -379,7 +382,7 @@ impl<'r> Cutover<'r> {
         } = self;
         let new = &plan.new;
         let starts = ctx
-            .step(e, Step::RecordPositions, async {
+            .step_with(e, Step::RecordPositions, Journaled::Later, async {
                 let mut pos = BTreeMap::new();
                 for (s, c) in new.shards.iter().zip(new_conns.iter_mut()) {
                     pos.insert(s.range.to_string(), shard::position(c, &s.url).await?);
@@ -389,7 +392,6 @@ impl<'r> Cutover<'r> {
             })
             .await?;
         e.start_positions = starts.clone();
-        ctx.write_journal(e).await?;
         self.starts = starts;
         Ok(())
     }
@@ -406,17 +408,38 @@ impl<'r> Cutover<'r> {
             topic,
             ..
         } = self;
-        ctx.step(e, Step::CreateStreams, async {
-            let ops: Vec<TxnOp> = plan
-                .new_streams(&ctx.spec, specs, starts)
-                .iter()
-                .map(|s| Registry::op_put(&ctx.reg.prefix.stream(&ctx.wf, &s.id()), s))
-                .collect();
-            let n = ops.len();
-            ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
-            Ok(((), format!("{n} {} streams on topic {topic}", plan.new_dir)))
-        })
-        .await
+        // The specs and the journal (this step begun and done, and what the
+        // window journaled later before it) in one transaction: a
+        // successor that finds the step begun finds the specs to delete.
+        let work = Instant::now();
+        let mut ops: Vec<TxnOp> = plan
+            .new_streams(&ctx.spec, specs, starts)
+            .iter()
+            .map(|s| Registry::op_put(&ctx.reg.prefix.stream(&ctx.wf, &s.id()), s))
+            .collect();
+        let n = ops.len();
+        e.record(
+            Step::CreateStreams,
+            StepState::Begin,
+            String::new(),
+            ctx.t_us(),
+            None,
+        );
+        e.record(
+            Step::CreateStreams,
+            StepState::Done,
+            format!("{n} {} streams on topic {topic}", plan.new_dir),
+            ctx.t_us(),
+            None,
+        );
+        ops.push(Registry::op_put(&ctx.journal_key(e.request.id), &**e));
+        ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
+        // Its work is that transaction (journaled with the next write).
+        if let Some(done) = e.steps.last_mut() {
+            done.work_us = Some(work.elapsed().as_micros() as u64);
+        }
+        tracing::info!(workflow = %ctx.wf, request = e.request.id, step = "create-streams", "step done");
+        Ok(())
     }
 
     /// Step `flip-routing`: routing rules, phase and journal in one
@@ -426,12 +449,22 @@ impl<'r> Cutover<'r> {
         let plan = &self.plan;
         let next = plan.flipped_state(&self.state, &self.starts, self.limits.read_only, now_ms());
         let e = &mut *self.e;
-        e.record(Step::FlipRouting, StepState::Begin, String::new());
-        ctx.write_journal(e).await?;
+        // Begun and done journaled in the flip's own transaction: a
+        // successor finds both or neither (and then rolls back). Its work
+        // is that transaction: not timed apart.
+        e.record(
+            Step::FlipRouting,
+            StepState::Begin,
+            String::new(),
+            ctx.t_us(),
+            None,
+        );
         e.record(
             Step::FlipRouting,
             StepState::Done,
             format!("serving {} at epoch {}", plan.new.name, next.epoch),
+            ctx.t_us(),
+            None,
         );
         let state_key = ctx.reg.prefix.workflow_state(&ctx.wf);
         let mut ops: Vec<TxnOp> = routing_ops(ctx.reg, &ctx.spec, &plan.new.name, next.epoch)?;
@@ -523,7 +556,9 @@ pub(super) async fn unfence(
     let was_read_only = ctx.state().await?.read_only.contains(&new.name);
     let side = ctx.side(new);
     let deadline = Instant::now() + UNFENCE_DEADLINE;
-    ctx.step(e, Step::Unfence, async {
+    // Journaled with the request's outcome (a successor that finds no
+    // unfence done unfences again: idempotent).
+    ctx.step_with(e, Step::Unfence, Journaled::Later, async {
         for (s, c) in new.shards.iter().zip(conns.iter_mut()) {
             // `sleep`: a leader that stalls between one shard and the next
             // (no etcd write in between); the deposed_coordinator test.

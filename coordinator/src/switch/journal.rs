@@ -43,14 +43,56 @@ impl Ctx<'_> {
     where
         F: std::future::Future<Output = Result<(T, String), Error>>,
     {
-        e.record(step, StepState::Begin, String::new());
-        self.write_journal(e).await?;
+        self.step_with(e, step, Journaled::BeginAndDone, f).await
+    }
+
+    /// [`Self::step`], with the begin and done records written to etcd as
+    /// `journaled` says; records not written now are written with the
+    /// entry's next write (see [`Journaled`]).
+    pub(super) async fn step_with<T, F>(
+        &self,
+        e: &mut JournalEntry,
+        step: Step,
+        journaled: Journaled,
+        f: F,
+    ) -> Result<T, Error>
+    where
+        F: std::future::Future<Output = Result<(T, String), Error>>,
+    {
+        e.record(step, StepState::Begin, String::new(), self.t_us(), None);
+        if journaled != Journaled::Later {
+            self.write_journal(e).await?;
+        }
+        let work = std::time::Instant::now();
         let (v, detail) = f.await?;
-        e.record(step, StepState::Done, detail);
-        self.write_journal(e).await?;
+        let work_us = work.elapsed().as_micros() as u64;
+        e.record(step, StepState::Done, detail, self.t_us(), Some(work_us));
+        if journaled == Journaled::BeginAndDone {
+            self.write_journal(e).await?;
+        }
         tracing::info!(workflow = %self.wf, request = e.request.id, step = step.as_str(), "step done");
         Ok(v)
     }
+}
+
+/// When a step's records reach etcd. Inside the write-unavailability
+/// window only what recovery reads is written before it is needed (the
+/// fence begun, before any fence; the flip, in its own transaction); the
+/// other records of the window — fence done and the fence positions,
+/// catch-up, record-positions, create-streams (in the transaction that
+/// creates the streams), unfence — go with the entry's next write, so the
+/// window holds two etcd transactions instead of a dozen. A successor that
+/// finds fewer records recovers the same way (docs/model: those records
+/// are not read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Journaled {
+    /// Both records written when made.
+    BeginAndDone,
+    /// The begin record written before the step runs; the done record
+    /// later.
+    Begin,
+    /// Both later.
+    Later,
 }
 
 /// Close a request: journal outcome, state update, request removed — one
@@ -119,7 +161,13 @@ pub(super) async fn rollback(
     // fails midway is taken up again by the next pass ([`recover`]), which
     // then says what really happened.
     if !e.begun(Step::Rollback) {
-        e.record(Step::Rollback, StepState::Begin, reason.clone());
+        e.record(
+            Step::Rollback,
+            StepState::Begin,
+            reason.clone(),
+            ctx.t_us(),
+            None,
+        );
         ctx.write_journal(e).await?;
     }
     let st = ctx.state().await?;
@@ -169,7 +217,13 @@ pub(super) async fn rollback(
     if !ops.is_empty() {
         ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
     }
-    e.record(Step::Rollback, StepState::Done, String::new());
+    e.record(
+        Step::Rollback,
+        StepState::Done,
+        String::new(),
+        ctx.t_us(),
+        None,
+    );
     finish(ctx, e, Outcome::RolledBack, reason, None).await
 }
 
@@ -215,7 +269,13 @@ pub(super) async fn recover(ctx: &Ctx<'_>, mut e: JournalEntry) -> Result<(), Er
                 return rollback(ctx, &mut e, reason).await;
             }
             if !e.done(Step::FlipRouting) {
-                e.record(Step::FlipRouting, StepState::Done, "found flipped".into());
+                e.record(
+                    Step::FlipRouting,
+                    StepState::Done,
+                    "found flipped".into(),
+                    ctx.t_us(),
+                    None,
+                );
             }
             // After the flip the phase's serving side is the new side.
             let serving = if st.phase.serving_target() {

@@ -57,8 +57,6 @@
 //! next leader rolls it back if the flip did not happen, or finishes it
 //! (unfence, done) if it did. Every step is idempotent.
 
-use std::collections::BTreeMap;
-
 use revdoor_core::names::WorkflowName;
 use revdoor_core::workflow::{
     Action, JournalEntry, KeyspaceSpec, Outcome, Request, Step, StreamSpec, WorkflowSpec,
@@ -110,9 +108,17 @@ struct Ctx<'a> {
     spec: WorkflowSpec,
     source: KeyspaceSpec,
     target: KeyspaceSpec,
+    /// When this coordinator took the request up.
+    started: std::time::Instant,
 }
 
 impl Ctx<'_> {
+    /// µs since this coordinator took the request up (journal records'
+    /// `t_us`).
+    fn t_us(&self) -> u64 {
+        self.started.elapsed().as_micros() as u64
+    }
+
     /// The workflow's state now.
     async fn state(&self) -> Result<WorkflowState, Error> {
         self.reg
@@ -207,6 +213,7 @@ pub async fn handle_request(
         spec,
         source,
         target,
+        started: std::time::Instant::now(),
     };
     let existing = reg.value::<JournalEntry>(&ctx.journal_key(req.id)).await?;
     let mut entry = match existing {
@@ -228,18 +235,7 @@ pub async fn handle_request(
             ctx.claim_fences().await?;
             return Box::pin(recover(&ctx, e)).await;
         }
-        None => JournalEntry {
-            request: req.clone(),
-            outcome: Outcome::Running,
-            steps: Vec::new(),
-            reason: String::new(),
-            fence_positions: BTreeMap::new(),
-            start_positions: BTreeMap::new(),
-            fenced_at_ms: None,
-            unfenced_at_ms: None,
-            window_ms: None,
-            coordinator: guard.id.clone(),
-        },
+        None => JournalEntry::new(req.clone(), guard.id.clone()),
     };
     ctx.write_journal(&entry).await?;
     let result = match &req.action {
