@@ -10,8 +10,10 @@
 //! new side (`session`).
 
 pub mod accounts;
+pub mod results;
 pub mod routing;
 pub mod session;
+pub mod shard;
 pub mod statement;
 
 use std::net::SocketAddr;
@@ -52,6 +54,7 @@ pub async fn run(reg: Registry, cfg: Config, stop: CancellationToken) -> anyhow:
         accounts: cfg.accounts.clone(),
         buffer_window: cfg.buffer_window,
         routing,
+        key_types: Default::default(),
     });
     let ids = AtomicU32::new(1);
     loop {

@@ -11,14 +11,17 @@ use std::time::Duration;
 use anyhow::Context;
 use etcd_client::WatchOptions;
 use revdoor_coordinator::registry::Registry;
+use revdoor_core::keyrange::KeyRange;
 use revdoor_core::names::KeyspaceName;
 use revdoor_core::workflow::{KeyspaceSpec, RoutingRule};
 use tokio::sync::watch;
 
-/// The backend a statement goes to: an unsharded keyspace's one shard.
+/// The backend a statement goes to: one shard of a keyspace.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Backend {
     pub keyspace: KeyspaceName,
+    /// The shard's key range (`-` when unsharded).
+    pub shard: KeyRange,
     /// The shard's URL as registered (revdoor's account; the proxy
     /// connects with the client's).
     pub url: String,
@@ -28,10 +31,33 @@ impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} ({})",
+            "{}/{} ({})",
             self.keyspace,
+            self.shard,
             revdoor_mysql::conn::redact(&self.url)
         )
+    }
+}
+
+/// A keyspace serving tables: its shards in key-range order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Side {
+    pub keyspace: KeyspaceName,
+    pub shards: Vec<Backend>,
+}
+
+impl Side {
+    /// The one shard of an unsharded keyspace.
+    pub fn unsharded(&self) -> Option<&Backend> {
+        match self.shards.as_slice() {
+            [one] => Some(one),
+            _ => None,
+        }
+    }
+
+    /// The shard holding `keyspace_id`.
+    pub fn shard_for(&self, keyspace_id: u64) -> Option<&Backend> {
+        self.shards.iter().find(|b| b.shard.contains(keyspace_id))
     }
 }
 
@@ -40,7 +66,9 @@ impl std::fmt::Debug for Backend {
 pub struct Moved {
     pub workflow: String,
     /// Where it is served, or why the proxy cannot serve it.
-    pub serving: Result<Backend, String>,
+    pub serving: Result<Side, String>,
+    /// The table's sharding key columns (empty: its primary key).
+    pub sharding_key: Vec<String>,
 }
 
 /// A routing snapshot.
@@ -48,28 +76,42 @@ pub struct Moved {
 pub struct Routing {
     /// Bumped at every reload.
     pub version: u64,
-    /// The proxy's keyspace: everything not moved goes here.
+    /// The proxy's keyspace, unsharded: everything not moved goes here.
     pub home: Result<Backend, String>,
     /// Moved tables by `db.table`.
     pub moved: HashMap<String, Moved>,
 }
 
-fn backend(ks: &KeyspaceName, specs: &HashMap<String, KeyspaceSpec>) -> Result<Backend, String> {
+fn side(ks: &KeyspaceName, specs: &HashMap<String, KeyspaceSpec>) -> Result<Side, String> {
     let Some(spec) = specs.get(ks.as_str()) else {
         return Err(format!(
             "keyspace {ks} is not registered (revdoor keyspace add {ks} --shard -=URL)"
         ));
     };
-    match spec.shards.as_slice() {
-        [one] => Ok(Backend {
+    let mut shards: Vec<Backend> = spec
+        .shards
+        .iter()
+        .map(|s| Backend {
             keyspace: ks.clone(),
-            url: one.url.clone(),
-        }),
-        shards => Err(format!(
-            "keyspace {ks} has {} shards; the proxy routes to unsharded keyspaces only so far",
-            shards.len()
-        )),
-    }
+            shard: s.range,
+            url: s.url.clone(),
+        })
+        .collect();
+    shards.sort_by_key(|b| b.shard.start());
+    Ok(Side {
+        keyspace: ks.clone(),
+        shards,
+    })
+}
+
+fn home(ks: &KeyspaceName, specs: &HashMap<String, KeyspaceSpec>) -> Result<Backend, String> {
+    let s = side(ks, specs)?;
+    s.unsharded().cloned().ok_or_else(|| {
+        format!(
+            "keyspace {ks} has {} shards; the proxy's own keyspace (--keyspace) must be unsharded (tables moved to sharded keyspaces are routed by key)",
+            s.shards.len()
+        )
+    })
 }
 
 /// Read the routing of `keyspace` once.
@@ -94,14 +136,15 @@ pub async fn load(
         .map(|(_, r)| {
             let m = Moved {
                 workflow: r.workflow.as_str().to_string(),
-                serving: backend(&r.serving, &specs),
+                serving: side(&r.serving, &specs),
+                sharding_key: r.sharding_key,
             };
             (r.table, m)
         })
         .collect();
     Ok(Routing {
         version,
-        home: backend(keyspace, &specs),
+        home: home(keyspace, &specs),
         moved,
     })
 }

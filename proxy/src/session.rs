@@ -17,18 +17,44 @@ use opensrv_mysql::{
     AsyncMysqlShim, Column, ColumnFlags, ColumnType, ErrorKind, InitWriter, OkResponse,
     ParamParser, QueryResultWriter, StatementMetaWriter, StatusFlags,
 };
+use revdoor_core::sqltype::SqlType;
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use crate::accounts::Accounts;
-use crate::routing::{Backend, Routing};
+use crate::results::{read_all, ResultSet};
+use crate::routing::{Backend, Routing, Side};
+use crate::shard::{self, Merge};
 use crate::statement::{self, Kind, Tables};
+
+/// A sharded table's key columns and their types.
+type KeyTypes = Arc<Vec<(String, SqlType)>>;
 
 /// What every session of a proxy shares.
 pub struct Shared {
     pub accounts: Accounts,
     pub buffer_window: Duration,
     pub routing: watch::Receiver<Arc<Routing>>,
+    /// Sharding key types by `keyspace/db.table`, read once from a shard.
+    pub key_types: Mutex<HashMap<String, KeyTypes>>,
+}
+
+/// Where a statement goes by its tables.
+enum Route {
+    One(Backend),
+    /// A table served by a sharded keyspace: by its sharding key.
+    Sharded {
+        table: String,
+        side: Side,
+        key: Vec<String>,
+    },
+}
+
+/// Where a statement goes, shards resolved.
+enum Target {
+    One(Backend),
+    /// A read on every shard it may touch, its rows merged.
+    Scatter(Vec<Backend>, Merge),
 }
 
 /// A backend connection of a session and the session state it has.
@@ -69,15 +95,6 @@ impl Fail {
     fn is_fence(&self) -> bool {
         self.code == 1644 && self.msg.starts_with("revdoor: workflow")
     }
-}
-
-/// One result set (or OK) read from a backend.
-struct ResultSet {
-    columns: Option<Arc<[mysql_async::Column]>>,
-    rows: Vec<mysql_async::Row>,
-    affected_rows: u64,
-    last_insert_id: u64,
-    info: String,
 }
 
 pub struct Session {
@@ -224,13 +241,15 @@ impl Session {
     }
 
     /// Where `sql` goes by its tables under `routing`.
-    fn route(&self, sql: &str, routing: &Routing) -> Result<Backend, Fail> {
+    fn route(&self, sql: &str, routing: &Routing) -> Result<Route, Fail> {
         let qualify = |db: &Option<String>, t: &str| -> Option<String> {
             db.as_ref().or(self.db.as_ref()).map(|d| format!("{d}.{t}"))
         };
         let mut found: Option<(&str, &crate::routing::Moved)> = None;
+        let mut named = 0;
         match statement::tables(sql) {
             Tables::Parsed(tables) => {
+                named = tables.len();
                 for (db, t) in &tables {
                     let Some(key) = qualify(db, t) else { continue };
                     if let Some((k, m)) = routing.moved.get_key_value(&key) {
@@ -260,12 +279,146 @@ impl Session {
                 }
             }
         }
-        match found {
-            Some((k, m)) => m
-                .serving
-                .clone()
-                .map_err(|e| Fail::proxy(format!("table {k}: {e}"))),
-            None => routing.home.clone().map_err(Fail::proxy),
+        let Some((k, m)) = found else {
+            return routing.home.clone().map(Route::One).map_err(Fail::proxy);
+        };
+        let side = m
+            .serving
+            .clone()
+            .map_err(|e| Fail::proxy(format!("table {k}: {e}")))?;
+        if let Some(b) = side.unsharded() {
+            return Ok(Route::One(b.clone()));
+        }
+        if named > 1 {
+            return Err(Fail::proxy(format!(
+                "table {k} is served by keyspace {} in {} shards, and the statement names {named} tables: the proxy routes single-table statements on a sharded side; split it, or query the shards directly",
+                side.keyspace,
+                side.shards.len()
+            )));
+        }
+        Ok(Route::Sharded {
+            table: k.to_string(),
+            side,
+            key: m.sharding_key.clone(),
+        })
+    }
+
+    /// The sharding key columns of `table` on `side` and their types
+    /// (`key` empty: the primary key), read once from its first shard.
+    async fn key_types(
+        &mut self,
+        table: &str,
+        side: &Side,
+        key: &[String],
+    ) -> Result<KeyTypes, Fail> {
+        let id = format!("{}/{table}", side.keyspace);
+        if let Some(t) = self
+            .shared
+            .key_types
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&id).cloned())
+        {
+            return Ok(t);
+        }
+        let b = side
+            .shards
+            .first()
+            .cloned()
+            .ok_or_else(|| Fail::proxy(format!("keyspace {} has no shard", side.keyspace)))?;
+        let (db, t) = table.split_once('.').unwrap_or(("", table));
+        let link = self.link(&b).await?;
+        let schema = revdoor_mysql::tables::load_table_schema(&mut link.conn, db, t)
+            .await
+            .map_err(|e| {
+                Fail::proxy(format!(
+                    "table {table}: its sharding key's types on {b:?}: {e}"
+                ))
+            })?;
+        let cols = if key.is_empty() {
+            schema.primary_key.clone()
+        } else {
+            key.to_vec()
+        };
+        let types: Vec<(String, SqlType)> = cols
+            .into_iter()
+            .map(|c| match schema.column(&c) {
+                Some(d) => Ok((c, d.sql_type.clone())),
+                None => Err(Fail::proxy(format!(
+                    "table {table}: sharding key column {c} is not a column of the table on {b:?}"
+                ))),
+            })
+            .collect::<Result<_, _>>()?;
+        let types = Arc::new(types);
+        if let Ok(mut m) = self.shared.key_types.lock() {
+            m.insert(id, Arc::clone(&types));
+        }
+        Ok(types)
+    }
+
+    /// The shards `sql` goes to on a sharded side: the shards of the keys
+    /// it pins, or every shard for a read pinning none; a write must pin
+    /// exactly one shard.
+    async fn target(&mut self, sql: &str, route: Route) -> Result<Target, Fail> {
+        let (table, side, key) = match route {
+            Route::One(b) => return Ok(Target::One(b)),
+            Route::Sharded { table, side, key } => (table, side, key),
+        };
+        let types = self.key_types(&table, &side, &key).await?;
+        let names: Vec<String> = types.iter().map(|(n, _)| n.clone()).collect();
+        let sharded = format!(
+            "table {table} is sharded by ({}) across {} shards of keyspace {}",
+            names.join(", "),
+            side.shards.len(),
+            side.keyspace
+        );
+        let plan = shard::plan(sql, &names).map_err(|e| Fail::proxy(format!("{sharded}: {e}")))?;
+        let mut shards: Vec<Backend> = Vec::new();
+        let mut unpinned = plan.keys.is_none();
+        for k in plan.keys.iter().flatten() {
+            let id = match shard::ksid(&types, k) {
+                Ok(id) => id,
+                Err(e) if plan.write => return Err(Fail::proxy(format!("{sharded}: {e}"))),
+                Err(_) => {
+                    unpinned = true;
+                    break;
+                }
+            };
+            let b = side.shard_for(id).ok_or_else(|| {
+                Fail::proxy(format!("{sharded}: no shard holds keyspace id {id:016x}"))
+            })?;
+            if !shards.contains(b) {
+                shards.push(b.clone());
+            }
+        }
+        if unpinned {
+            shards = side.shards.clone();
+        } else if shards.is_empty() {
+            // `IN ()` or contradicting conditions: no row anywhere.
+            shards.extend(side.shards.first().cloned());
+        }
+        if plan.write && shards.len() != 1 {
+            let why = if unpinned {
+                "this write pins no shard (use WHERE key = literal or key IN (…) on one shard, or INSERT … VALUES naming the key)".to_string()
+            } else {
+                format!(
+                    "its rows go to {} shards ({}); write each shard's rows in a statement of its own",
+                    shards.len(),
+                    shards.iter().map(|b| b.shard.to_string()).collect::<Vec<_>>().join(", ")
+                )
+            };
+            return Err(Fail::proxy(format!(
+                "write refused: {sharded}, a write goes to exactly one shard and {why}"
+            )));
+        }
+        match shards.as_slice() {
+            [one] => Ok(Target::One(one.clone())),
+            _ => {
+                let merge = plan
+                    .merge
+                    .map_err(|e| Fail::proxy(format!("{sharded} and this read reaches {} of them: {e}; pin the sharding key, or query the shards directly", shards.len())))?;
+                Ok(Target::Scatter(shards, merge))
+            }
         }
     }
 
@@ -282,9 +435,18 @@ impl Session {
         let mut nap = Duration::from_millis(10);
         loop {
             let routing = Arc::clone(&self.routing.borrow_and_update());
-            let routed = self.route(sql, &routing)?;
+            let route = self.route(sql, &routing)?;
+            let routed = match self.target(sql, route).await? {
+                Target::One(b) => b,
+                Target::Scatter(shards, merge) => return self.scatter(sql, &shards, &merge).await,
+            };
             let first = matches!(self.txn, Txn::Idle);
             let b = match &self.txn {
+                Txn::Open(open) if open.keyspace == routed.keyspace && *open != routed => {
+                    return Err(Fail::proxy(format!(
+                        "statement refused: this transaction is on shard {open:?} and the statement goes to shard {routed:?}; a transaction stays on one shard (no cross-shard commit). The transaction is still open: COMMIT or ROLLBACK it, and send the other shard's statements in a transaction of their own"
+                    )));
+                }
                 Txn::Open(open) if *open != routed => {
                     // Routing moved (a switch) or the statement mixes sides:
                     // roll back rather than commit half a transaction.
@@ -359,6 +521,27 @@ impl Session {
         }
     }
 
+    /// A read sent to several shards, one after the other, merged.
+    async fn scatter(
+        &mut self,
+        sql: &str,
+        shards: &[Backend],
+        merge: &Merge,
+    ) -> Result<Vec<ResultSet>, Fail> {
+        if self.in_txn() || !matches!(self.txn, Txn::Idle) {
+            return Err(Fail::proxy(format!(
+                "statement refused: this read reaches {} shards of keyspace {} and a transaction stays on one shard; pin the sharding key, or read outside the transaction",
+                shards.len(),
+                shards.first().map(|b| b.keyspace.to_string()).unwrap_or_default()
+            )));
+        }
+        let mut answers = Vec::with_capacity(shards.len());
+        for b in shards {
+            answers.push(self.exec(b, sql).await?);
+        }
+        shard::merge(answers, merge).map_err(Fail::proxy)
+    }
+
     /// `COMMIT` or `ROLLBACK` (`sql`) of the session's transaction.
     async fn end(&mut self, sql: &str, commit: bool) -> Result<Vec<ResultSet>, Fail> {
         self.begin = None;
@@ -430,26 +613,6 @@ impl Session {
     }
 }
 
-async fn read_all(conn: &mut Conn, sql: &str) -> Result<Vec<ResultSet>, mysql_async::Error> {
-    let mut qr = conn.query_iter(sql).await?;
-    let mut sets = Vec::new();
-    loop {
-        let columns = qr.columns();
-        let rows: Vec<mysql_async::Row> = qr.collect().await?;
-        sets.push(ResultSet {
-            columns,
-            rows,
-            affected_rows: qr.affected_rows(),
-            last_insert_id: qr.last_insert_id().unwrap_or(0),
-            info: qr.info().into_owned(),
-        });
-        if qr.is_empty() {
-            break;
-        }
-    }
-    Ok(sets)
-}
-
 fn column(c: &mysql_async::Column) -> Column {
     Column {
         table: c.table_str().into_owned(),
@@ -505,11 +668,11 @@ async fn reply<W: AsyncWrite + Send + Unpin>(
             Some(cols) => {
                 let mut rw = results.start(cols).await?;
                 for row in &s.rows {
-                    for i in 0..row.len() {
-                        match row.as_ref(i) {
-                            None | Some(mysql_async::Value::NULL) => rw.write_col(None::<&[u8]>)?,
-                            Some(mysql_async::Value::Bytes(b)) => rw.write_col(b.as_slice())?,
-                            Some(v) => rw.write_col(v.as_sql(true).as_bytes())?,
+                    for v in row {
+                        match v {
+                            mysql_async::Value::NULL => rw.write_col(None::<&[u8]>)?,
+                            mysql_async::Value::Bytes(b) => rw.write_col(b.as_slice())?,
+                            v => rw.write_col(v.as_sql(true).as_bytes())?,
                         }
                     }
                     rw.end_row().await?;

@@ -1,26 +1,35 @@
-//! `revdoor proxy` (issue 14, first slice) on the real stack: unmodified
-//! clients that know only the proxy's address follow switch-traffic and
-//! reverse-traffic of a 1 → 1 workflow.
+//! `revdoor proxy` (issue 14) on the real stack: unmodified clients that
+//! know only the proxy's address follow switch-traffic and reverse-traffic.
 //!
 //! - `bank_writer_follows_switches_through_proxy`: the bank writer with
-//!   `--url` of the proxy across three switch/reverse round trips and a
-//!   final switch: 0 client errors (no fence error ever reaches it: the
-//!   proxy holds and retries), every acknowledged write present and the
-//!   invariants on both sides, and a prober of the fenced side that never
+//!   `--url` of the proxy, a workflow moving 1 → 2 shards, across five
+//!   switch/reverse round trips and a final switch: 0 client errors (no
+//!   fence error ever reaches it: the proxy holds and retries), every
+//!   acknowledged write present and the invariants on both sides (every
+//!   row on its shard), and a prober of the fenced side that never
 //!   succeeds.
+//! - `sharded_routing_by_key`: on a sharded serving side, single-key reads
+//!   and writes land on their shard (checked on the servers), `IN` over
+//!   two shards and reads without a key reach both and are merged into
+//!   what the unsharded source returns, writes without a key or across two
+//!   shards are refused and change nothing, a transaction's statement that
+//!   would cross to a second shard is refused and the transaction goes
+//!   on.
 //! - `transaction_across_fence_and_bad_input`: a transaction open when the
 //!   fence lands gets a clear error and none of its writes commit, while a
 //!   client starting after the fence waits and commits on the new side;
 //!   unknown account and wrong password (refused: 1698, SQLSTATE 28000), prepared statements, malformed SQL
 //!   and statements the parser does not know.
 //!
-//! Each test creates one workflow; the binary takes about two minutes.
+//! Each test creates one workflow.
 
 use std::net::TcpListener;
 use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
+use revdoor_core::keyrange::KeyRange;
+use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_tests::door::Door;
 use revdoor_tests::{wait_for, Revdoor};
 
@@ -72,14 +81,14 @@ async fn client(url: &str, user: &str, password: &str) -> Result<Conn, mysql_asy
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bank_writer_follows_switches_through_proxy() {
-    let door = Door::create("proxy_bank", 1, &[("-", 2)], 50).await;
+    let door = Door::create("proxy_bank", 1, &[("-80", 2), ("80-", 3)], 50).await;
     let (mut coordinator, mut worker) = door.started().await;
     let (mut px, url) = proxy(&door, "proxy").await;
     let mut writer = door.writer_with("writer", 1, 100, &["--url", &url]);
     let mut prober = door.prober("prober");
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    for round in 0..3 {
+    for round in 0..5 {
         for (action, phase) in [
             ("switch-traffic", "switched"),
             ("reverse-traffic", "reversed"),
@@ -270,4 +279,195 @@ async fn transaction_across_fence_and_bad_input() {
     px.stop(Duration::from_secs(10));
     paused.stop(Duration::from_secs(10));
     worker.stop(Duration::from_secs(10));
+}
+
+/// The account ids of `door` whose keyspace id falls in `range`.
+fn ids_in(door: &Door, range: &str) -> Vec<i64> {
+    let range: KeyRange = range.parse().expect("key range");
+    (1..=door.accounts)
+        .filter(|id| range.contains(keyspace_id(&[KeyValue::Int(*id)])))
+        .collect()
+}
+
+/// The server id a statement through the proxy ran on.
+async fn server_id_of(c: &mut Conn, sql: &str) -> Vec<u32> {
+    c.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// A statement through the proxy refused with a message holding `want`.
+async fn refused(c: &mut Conn, sql: &str, want: &str) {
+    match c.query_drop(sql).await {
+        Err(mysql_async::Error::Server(se)) => {
+            assert!(se.message.contains(want), "{sql}: {se:?}")
+        }
+        other => panic!("{sql} was not refused: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sharded_routing_by_key() {
+    let door = Door::create("proxy_shard", 1, &[("-80", 2), ("80-", 3)], 20).await;
+    let db = door.ctx.db.clone();
+    let (mut coordinator, mut worker) = door.started().await;
+    let out = door.cutover("switch-traffic", &["--max-lag", "10s", "--timeout", "30s"]);
+    assert!(out.ok, "switch-traffic: {}{}", out.stdout, out.stderr);
+    let (mut px, url) = proxy(&door, "proxy").await;
+    let mut c = client(&url, "app", "app-pw").await.expect("app logs in");
+    c.query_drop(format!("USE {db}")).await.expect("USE");
+    let mut server_ids = Vec::new();
+    for i in [2, 3] {
+        let id: Option<u32> = door
+            .ctx
+            .conn(i)
+            .await
+            .query_first("SELECT @@server_id")
+            .await
+            .unwrap();
+        server_ids.push(id.expect("server id"));
+    }
+    let (low, high) = (ids_in(&door, "-80"), ids_in(&door, "80-"));
+    assert!(!low.is_empty() && !high.is_empty(), "{low:?} {high:?}");
+    let (a, b) = (low[0], high[0]);
+
+    // Scatter reads return what the unsharded source holds (no writes yet).
+    let mut src = door.ctx.conn(1).await;
+    for sql in [
+        "SELECT id, balance, ops FROM accounts ORDER BY id",
+        "SELECT id FROM accounts ORDER BY id DESC LIMIT 3",
+        "SELECT COUNT(*), SUM(balance), MIN(id), MAX(id) FROM accounts",
+        "SELECT account_id, amount FROM ledger ORDER BY account_id, 2",
+    ] {
+        let direct: Vec<mysql_async::Row> = src
+            .query(format!(
+                "{} /* source */",
+                sql.replace("FROM ", &format!("FROM {db}."))
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("{sql} on the source: {e}"));
+        let proxied: Vec<mysql_async::Row> =
+            c.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let text = |rows: Vec<mysql_async::Row>| -> Vec<Vec<String>> {
+            rows.into_iter()
+                .map(|r| r.unwrap().iter().map(|v| v.as_sql(true)).collect())
+                .collect()
+        };
+        assert_eq!(text(proxied), text(direct), "{sql}");
+    }
+    // A read with no key reaches both shards; one with a key, its shard.
+    let mut both = server_id_of(&mut c, "SELECT @@server_id FROM accounts").await;
+    both.sort();
+    both.dedup();
+    assert_eq!(both.len(), 2, "{both:?}");
+    for (id, server) in [(a, server_ids[0]), (b, server_ids[1])] {
+        let on = server_id_of(
+            &mut c,
+            &format!("SELECT @@server_id FROM accounts WHERE id = {id}"),
+        )
+        .await;
+        assert_eq!(on, vec![server], "account {id}");
+    }
+    let on = server_id_of(
+        &mut c,
+        &format!("SELECT @@server_id FROM accounts WHERE id IN ({a}, {b}) ORDER BY 1"),
+    )
+    .await;
+    let mut want = server_ids.clone();
+    want.sort();
+    assert_eq!(on, want, "IN over both shards: one shard each, merged");
+
+    // Single-key writes land on their shard.
+    c.query_drop(format!(
+        "INSERT INTO ledger (op_id, account_id, amount) VALUES (-10, {a}, 0)"
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!(
+        "INSERT INTO ledger (op_id, account_id, amount) VALUES (-11, {b}, 0), (-12, {b}, 0)"
+    ))
+    .await
+    .unwrap();
+    c.query_drop(format!("UPDATE accounts SET ops = ops + 7 WHERE id = {b}"))
+        .await
+        .unwrap();
+    let ops = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
+        rows.into_iter()
+            .map(|r| {
+                (
+                    r[0].clone().unwrap_or_default(),
+                    r[2].clone().unwrap_or_default(),
+                )
+            })
+            .collect()
+    };
+    let ledger_ids = |rows: Vec<Vec<Option<String>>>| -> Vec<String> {
+        rows.into_iter()
+            .filter_map(|r| r[0].clone())
+            .filter(|v| v.starts_with('-'))
+            .collect()
+    };
+    assert_eq!(ledger_ids(door.ctx.rows(2, "ledger").await), vec!["-10"]);
+    assert_eq!(
+        ledger_ids(door.ctx.rows(3, "ledger").await),
+        vec!["-12", "-11"]
+    );
+    assert!(ops(door.ctx.rows(3, "accounts").await).contains(&(b.to_string(), "7".to_string())));
+
+    // Writes that pin no single shard are refused, and change nothing.
+    refused(&mut c, "UPDATE accounts SET ops = 0", "pins no shard").await;
+    refused(
+        &mut c,
+        &format!("DELETE FROM ledger WHERE account_id IN ({a}, {b})"),
+        "go to 2 shards",
+    )
+    .await;
+    refused(
+        &mut c,
+        &format!(
+            "INSERT INTO ledger (op_id, account_id, amount) VALUES (-13, {a}, 0), (-14, {b}, 0)"
+        ),
+        "go to 2 shards",
+    )
+    .await;
+    refused(
+        &mut c,
+        "SELECT account_id, COUNT(*) FROM ledger GROUP BY account_id",
+        "GROUP BY",
+    )
+    .await;
+    // A transaction stays on one shard: the crossing statement is refused,
+    // the transaction goes on and commits what it did on its shard.
+    c.query_drop("BEGIN").await.unwrap();
+    c.query_drop(format!("UPDATE accounts SET ops = ops + 1 WHERE id = {a}"))
+        .await
+        .unwrap();
+    refused(
+        &mut c,
+        &format!("UPDATE accounts SET ops = ops + 1 WHERE id = {b}"),
+        "stays on one shard",
+    )
+    .await;
+    refused(
+        &mut c,
+        "SELECT COUNT(*) FROM accounts",
+        "stays on one shard",
+    )
+    .await;
+    c.query_drop("COMMIT")
+        .await
+        .expect("COMMIT of the one-shard transaction");
+    assert!(ops(door.ctx.rows(2, "accounts").await).contains(&(a.to_string(), "1".to_string())));
+    assert!(ops(door.ctx.rows(3, "accounts").await).contains(&(b.to_string(), "7".to_string())));
+    assert_eq!(ledger_ids(door.ctx.rows(2, "ledger").await), vec!["-10"]);
+    assert_eq!(
+        ledger_ids(door.ctx.rows(3, "ledger").await),
+        vec!["-12", "-11"]
+    );
+    // Everything written through the proxy reaches the source (reverse
+    // streams), and every row is on its shard there.
+    door.wait_converged(Duration::from_secs(60)).await;
+
+    px.assert_no_unexpected_errors(&[]);
+    px.stop(Duration::from_secs(10));
+    worker.stop(Duration::from_secs(10));
+    coordinator.stop(Duration::from_secs(10));
 }
