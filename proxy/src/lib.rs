@@ -10,6 +10,7 @@
 //! new side (`session`).
 
 pub mod accounts;
+pub mod pool;
 pub mod results;
 pub mod routing;
 pub mod session;
@@ -55,6 +56,7 @@ pub async fn run(reg: Registry, cfg: Config, stop: CancellationToken) -> anyhow:
         buffer_window: cfg.buffer_window,
         routing,
         key_types: Default::default(),
+        pool: Default::default(),
     });
     let ids = AtomicU32::new(1);
     loop {

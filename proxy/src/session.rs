@@ -22,6 +22,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
 use crate::accounts::Accounts;
+use crate::pool::Pool;
 use crate::results::{read_all, ResultSet};
 use crate::routing::{Backend, Routing, Side};
 use crate::shard::{self, Merge};
@@ -37,6 +38,8 @@ pub struct Shared {
     pub routing: watch::Receiver<Arc<Routing>>,
     /// Sharding key types by `keyspace/db.table`, read once from a shard.
     pub key_types: Mutex<HashMap<String, KeyTypes>>,
+    /// Backend connections between sessions.
+    pub pool: Arc<Pool>,
 }
 
 /// Where a statement goes by its tables.
@@ -191,14 +194,19 @@ impl Session {
                 .ok()
                 .and_then(|a| a.clone())
                 .ok_or_else(|| Fail::proxy("not authenticated"))?;
-            let opts = revdoor_mysql::conn::exact(&b.url)
-                .map_err(|e| Fail::proxy(format!("backend {b:?}: bad URL: {e}")))?;
-            let opts: Opts = OptsBuilder::from_opts(opts)
-                .user(Some(user))
-                .pass(Some(password))
-                .db_name(None::<String>)
-                .into();
-            let conn = Conn::new(opts).await.map_err(|e| fail_of(e, b))?;
+            let conn = match self.shared.pool.take(&b.url, &user).await {
+                Some(conn) => conn,
+                None => {
+                    let opts = revdoor_mysql::conn::exact(&b.url)
+                        .map_err(|e| Fail::proxy(format!("backend {b:?}: bad URL: {e}")))?;
+                    let opts: Opts = OptsBuilder::from_opts(opts)
+                        .user(Some(user))
+                        .pass(Some(password))
+                        .db_name(None::<String>)
+                        .into();
+                    Conn::new(opts).await.map_err(|e| fail_of(e, b))?
+                }
+            };
             self.links.insert(
                 b.url.clone(),
                 Link {
@@ -682,6 +690,29 @@ async fn reply<W: AsyncWrite + Send + Unpin>(
         }
     }
     results.no_more_results().await
+}
+
+/// The client left: its backend connections go back to the pool, except
+/// one whose transaction did not end cleanly (open, or rolled back by the
+/// proxy and not yet ended by the client, or any under `autocommit=0`),
+/// which is closed: the server rolls that transaction back.
+impl Drop for Session {
+    fn drop(&mut self) {
+        let Some((user, _)) = self.account.lock().ok().and_then(|a| a.clone()) else {
+            return;
+        };
+        let unclean: Option<String> = match &self.txn {
+            Txn::Open(b) => Some(b.url.clone()),
+            _ => None,
+        };
+        for (url, link) in self.links.drain() {
+            if unclean.as_deref() == Some(url.as_str()) || !self.autocommit {
+                drop(link.conn);
+            } else {
+                self.shared.pool.give_back(url, user.clone(), link.conn);
+            }
+        }
+    }
 }
 
 #[async_trait]

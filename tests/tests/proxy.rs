@@ -15,6 +15,11 @@
 //!   shards are refused and change nothing, a transaction's statement that
 //!   would cross to a second shard is refused and the transaction goes
 //!   on.
+//! - `pooled_connections_and_disconnect_mid_transaction`: a backend
+//!   connection pooled after one session is taken by the next with no
+//!   state of the first and its own replayed; a client gone
+//!   mid-transaction has its backend connection closed, not pooled, and
+//!   its write never commits.
 //! - `transaction_across_fence_and_bad_input`: a transaction open when the
 //!   fence lands gets a clear error and none of its writes commit, while a
 //!   client starting after the fence waits and commits on the new side;
@@ -145,16 +150,24 @@ async fn bank_writer_follows_switches_through_proxy() {
     coordinator.stop(Duration::from_secs(10));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn transaction_across_fence_and_bad_input() {
-    let door = Door::create("proxy_txn", 1, &[("-", 2)], 10).await;
-    let db = door.ctx.db.clone();
+/// The bank tables on server 1 moved 1 → 1 to server 2 (workflow not yet
+/// created), and a table `notes` that no workflow moves.
+async fn door_with_notes(name: &str) -> Door {
+    let door = Door::create(name, 1, &[("-", 2)], 10).await;
+    let db = &door.ctx.db;
     door.ctx
         .sql(
             1,
             &[&format!("CREATE TABLE {db}.notes (id INT PRIMARY KEY)")],
         )
         .await;
+    door
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn transaction_across_fence_and_bad_input() {
+    let door = door_with_notes("proxy_txn").await;
+    let db = door.ctx.db.clone();
     let (mut coordinator, mut worker) = door.started().await;
     let (mut px, url) = proxy(&door, "proxy").await;
 
@@ -470,4 +483,100 @@ async fn sharded_routing_by_key() {
     px.stop(Duration::from_secs(10));
     worker.stop(Duration::from_secs(10));
     coordinator.stop(Duration::from_secs(10));
+}
+
+/// The id of the backend connection a client's session uses.
+async fn backend_id(c: &mut Conn) -> u64 {
+    let id: Option<u64> = c
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .expect("CONNECTION_ID()");
+    id.expect("a connection id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pooled_connections_and_disconnect_mid_transaction() {
+    // Keyspaces only: no workflow, every table is the home keyspace's.
+    let door = door_with_notes("proxy_pool").await;
+    let db = door.ctx.db.clone();
+    let (mut px, url) = proxy(&door, "proxy").await;
+
+    // A session leaves state on its backend connection, then goes.
+    let mut first = client(&url, "app", "app-pw").await.expect("app logs in");
+    first.query_drop(format!("USE {db}")).await.unwrap();
+    first
+        .query_drop("SET @@session.sql_mode = 'ANSI_QUOTES'")
+        .await
+        .unwrap();
+    first.query_drop("SET @mark = 5").await.unwrap();
+    let used = backend_id(&mut first).await;
+    first.disconnect().await.unwrap();
+    // Later sessions (held open, so they give nothing back meanwhile) get
+    // that connection once it is reset, with none of that state and their
+    // own replayed.
+    let mut held = Vec::new();
+    let mut reused = None;
+    for _ in 0..50 {
+        let mut c = client(&url, "app", "app-pw").await.expect("app logs in");
+        c.query_drop(format!("USE {db}")).await.unwrap();
+        if backend_id(&mut c).await == used {
+            reused = Some(c);
+            break;
+        }
+        held.push(c);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut c = reused.expect("the first session's backend connection was pooled and taken again");
+    let (mark, mode, current): (Option<i64>, String, Option<String>) = c
+        .query_first("SELECT @mark, @@session.sql_mode, DATABASE()")
+        .await
+        .unwrap()
+        .expect("a row");
+    assert_eq!(mark, None, "a user variable crossed sessions");
+    assert!(
+        !mode.contains("ANSI_QUOTES"),
+        "sql_mode crossed sessions: {mode}"
+    );
+    assert_eq!(current.as_deref(), Some(db.as_str()), "USE not replayed");
+    drop(held);
+
+    // A client that disconnects mid-transaction: its connection is closed,
+    // not pooled, and nothing of the transaction commits.
+    let mut t = client(&url, "app", "app-pw").await.expect("app logs in");
+    t.query_drop(format!("USE {db}")).await.unwrap();
+    t.query_drop("BEGIN").await.unwrap();
+    t.query_drop("INSERT INTO notes VALUES (2)").await.unwrap();
+    let open = backend_id(&mut t).await;
+    drop(t); // no COMMIT, no ROLLBACK, no COM_QUIT sent first
+    let ctx = &door.ctx;
+    wait_for(
+        "the mid-transaction connection closed",
+        Duration::from_secs(30),
+        || async move {
+            let mut a = ctx.conn(1).await;
+            let n: Option<i64> = a
+                .exec_first(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?",
+                    (open,),
+                )
+                .await?;
+            Ok((n == Some(0)).then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        door.ctx.rows(1, "notes").await.is_empty(),
+        "the abandoned transaction committed"
+    );
+    c.query_drop("INSERT INTO notes VALUES (3)")
+        .await
+        .expect("the pooled connection works");
+    assert_eq!(
+        door.ctx.rows(1, "notes").await,
+        vec![vec![Some("3".to_string())]]
+    );
+
+    px.assert_no_unexpected_errors(&[]);
+    px.stop(Duration::from_secs(10));
 }
