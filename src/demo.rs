@@ -283,6 +283,7 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
         writer_id: 1,
         probe,
         ledger_first: false,
+        url: None,
     };
     let writer = tokio::spawn(Box::pin(
         crate::load::run(reg.clone(), bank(false), load_cancel.clone())

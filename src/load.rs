@@ -19,6 +19,11 @@
 //! end it prints a JSON summary, including the longest gap between two
 //! acknowledged commits (the write-unavailability a client observed).
 //!
+//! With `--url` the writer follows no routing: every operation goes to
+//! that one address (a `revdoor proxy`, which routes for it), as text
+//! statements with the integers inlined (the proxy does not route prepared
+//! statements yet), and a fence error is retried there.
+//!
 //! Prober (`--probe`): keeps trying to write (and roll back) a ledger row on
 //! the side routing says is *not* serving. A success while the routing
 //! epoch did not change around it is a violation; the summary counts them.
@@ -33,9 +38,10 @@ use clap::Args;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 use revdoor_coordinator::registry::Registry;
+use revdoor_core::keyrange::KeyRange;
 use revdoor_core::keyspace_id::{keyspace_id, KeyValue};
 use revdoor_core::names::KeyspaceName;
-use revdoor_core::workflow::{now_ms, Epoch, KeyspaceSpec, RoutingRule, WorkflowSpec};
+use revdoor_core::workflow::{now_ms, Epoch, KeyspaceSpec, RoutingRule, ShardSpec, WorkflowSpec};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -78,6 +84,11 @@ pub struct BankArgs {
     /// in opposite orders.
     #[arg(long)]
     pub ledger_first: bool,
+    /// Send every operation to this one MySQL address (e.g. a `revdoor
+    /// proxy`, `mysql://host:port`) instead of following routing; the
+    /// account is still `--user` / `--password`.
+    #[arg(long, conflicts_with = "probe")]
+    pub url: Option<String>,
 }
 
 /// What the workload saw.
@@ -111,10 +122,26 @@ struct Client {
     password: String,
     pools: HashMap<String, Conn>,
     keyspaces: HashMap<String, KeyspaceSpec>,
+    /// `--url`: the one address, in place of routing.
+    fixed: Option<String>,
 }
 
 impl Client {
     async fn route(&mut self) -> anyhow::Result<Route> {
+        if let Some(url) = &self.fixed {
+            let one = KeyspaceSpec {
+                name: self.keyspace.clone(),
+                shards: vec![ShardSpec {
+                    range: KeyRange::FULL,
+                    url: url.clone(),
+                }],
+            };
+            return Ok(Route {
+                epoch: Epoch::default(),
+                serving: one.clone(),
+                other: one,
+            });
+        }
         let rule: RoutingRule = self
             .reg
             .value(&self.reg.prefix.routing(&self.keyspace, &self.table))
@@ -184,6 +211,28 @@ impl Client {
     }
 }
 
+/// `sql` with `?` placeholders for the integers `params`: prepared, or
+/// with the integers inlined when `text` (`--url`).
+async fn exec_ints(
+    conn: &mut Conn,
+    text: bool,
+    sql: String,
+    params: &[i64],
+) -> Result<(), mysql_async::Error> {
+    if !text {
+        let params: Vec<mysql_async::Value> = params.iter().map(|v| (*v).into()).collect();
+        return conn.exec_drop(sql, params).await;
+    }
+    let mut out = String::with_capacity(sql.len() + 40);
+    for (i, part) in sql.split('?').enumerate() {
+        if i > 0 {
+            out.push_str(&params.get(i - 1).copied().unwrap_or_default().to_string());
+        }
+        out.push_str(part);
+    }
+    conn.query_drop(out).await
+}
+
 fn is_fenced(e: &mysql_async::Error) -> bool {
     matches!(e, mysql_async::Error::Server(s) if s.state == "45000" || s.code == 1644)
 }
@@ -199,7 +248,9 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
         password: a.password.clone(),
         pools: HashMap::new(),
         keyspaces: HashMap::new(),
+        fixed: a.url.clone(),
     };
+    let text = a.url.is_some();
     let mut acks = match &a.acks {
         Some(p) => Some(std::io::BufWriter::new(
             std::fs::OpenOptions::new()
@@ -222,6 +273,7 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
             password: String::new(),
             pools: HashMap::new(),
             keyspaces: HashMap::new(),
+            fixed: a.url.clone(),
         };
         let cancel = cancel.clone();
         tokio::spawn(
@@ -344,11 +396,11 @@ pub async fn run(reg: Registry, a: BankArgs, cancel: CancellationToken) -> anyho
                             "INSERT INTO `{db}`.ledger (op_id, account_id, amount) VALUES (?, ?, ?)"
                         );
                         if a.ledger_first {
-                            conn.exec_drop(insert, (op_id, account, amount)).await?;
-                            conn.exec_drop(update, (amount, account)).await?;
+                            exec_ints(conn, text, insert, &[op_id, account, amount]).await?;
+                            exec_ints(conn, text, update, &[amount, account]).await?;
                         } else {
-                            conn.exec_drop(update, (amount, account)).await?;
-                            conn.exec_drop(insert, (op_id, account, amount)).await?;
+                            exec_ints(conn, text, update, &[amount, account]).await?;
+                            exec_ints(conn, text, insert, &[op_id, account, amount]).await?;
                         }
                         conn.query_drop("COMMIT").await
                     }

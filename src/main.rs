@@ -112,6 +112,33 @@ enum Command {
         #[command(subcommand)]
         cmd: LoadCmd,
     },
+    /// A MySQL-protocol proxy that routes statements by the routing rules.
+    Proxy {
+        #[command(subcommand)]
+        cmd: ProxyCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProxyCmd {
+    /// Serve MySQL clients in the foreground until SIGTERM.
+    Run {
+        /// Address to listen on (HOST:PORT).
+        #[arg(long)]
+        listen: String,
+        /// The keyspace the clients address: tables no workflow moved out of
+        /// it are served by it.
+        #[arg(long)]
+        keyspace: String,
+        /// `user:password` lines: the accounts clients log in with, which
+        /// the proxy also uses on the backends.
+        #[arg(long, env = "REVDOOR_PROXY_ACCOUNTS_FILE")]
+        accounts_file: std::path::PathBuf,
+        /// How long a statement that met a switch's fence is held for
+        /// routing to flip before the client gets the fence error.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        buffer_window: Duration,
+    },
 }
 
 #[derive(Subcommand)]
@@ -572,6 +599,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 std::fs::write(&p, &text).with_context(|| format!("write {}", p.display()))?;
             }
             Ok(())
+        }
+        Command::Proxy {
+            cmd:
+                ProxyCmd::Run {
+                    listen,
+                    keyspace,
+                    accounts_file,
+                    buffer_window,
+                },
+        } => {
+            let cfg = revdoor_proxy::Config {
+                listen,
+                keyspace: keyspace
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("--keyspace: {e}"))?,
+                accounts: revdoor_proxy::Accounts::read(&accounts_file)?,
+                buffer_window,
+            };
+            let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            Box::pin(revdoor_proxy::run(reg, cfg, shutdown_token())).await
         }
     }
 }
