@@ -24,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{args, env_num, gtid_pos, wait_for, TestCtx};
+use revdoor_tests::{args, bank, env_num, gtid_pos, wait_for, TestCtx};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -471,18 +471,6 @@ async fn ledger_max(c: &mut mysql_async::Conn, db: &str) -> i64 {
         .unwrap_or(-1)
 }
 
-/// One bank transaction on the source: an `accounts` UPDATE and a `ledger`
-/// INSERT (issue 18's bank writer).
-async fn bank_txn(src: &mut mysql_async::Conn, db: &str, id: i64, accounts: i64) {
-    let account = (id * 7919) % accounts;
-    src.query_drop(format!(
-        "BEGIN; UPDATE {db}.accounts SET balance = balance + 1 WHERE id = {account}; \
-         INSERT INTO {db}.ledger VALUES ({id}, {account}, 1); COMMIT"
-    ))
-    .await
-    .expect("bank transaction");
-}
-
 /// Apply over a slow network (issue 18 item 7), run by
 /// `bench/apply --latency`: source #1 (MariaDB) takes bank transactions
 /// (1 `accounts` UPDATE + 1 `ledger` INSERT each); one apply per latency
@@ -504,7 +492,6 @@ async fn apply_over_latency() {
     let rate = env_num("REVDOOR_BENCH_LAT_RATE", 200);
     let offer_secs = env_num("REVDOOR_BENCH_LAT_OFFER_SECS", 20);
     let k = env_num("REVDOOR_BENCH_LAT_K", 4).to_string();
-    let accounts = 100i64;
     let ctx = TestCtx::new("bench_apply_lat");
     let maria = ctx.stack.mariadb_servers();
     assert!(
@@ -524,31 +511,13 @@ async fn apply_over_latency() {
     let mut servers = vec![source];
     servers.extend(targets.iter().map(|t| t.1));
     ctx.create_db(&servers).await;
-    let fill: Vec<String> = (0..accounts).map(|i| format!("({i}, 0)")).collect();
-    for &server in &servers {
-        ctx.sql(
-            server,
-            &[
-                &format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)"),
-                &format!("CREATE TABLE {db}.ledger (id BIGINT PRIMARY KEY, account BIGINT NOT NULL, amount BIGINT NOT NULL)"),
-                &format!("INSERT INTO {db}.accounts VALUES {}", fill.join(", ")),
-            ],
-        )
-        .await;
-    }
+    bank::create_tables(&ctx, &servers).await;
     let mut src = ctx.conn(source).await;
     let start = gtid_pos(&mut src).await;
     for id in 0..txns {
-        bank_txn(&mut src, &db, id, accounts).await;
+        bank::txn(&mut src, &db, id).await;
     }
-    let mut capture = ctx.spawn(
-        "capture",
-        &args(&ctx.capture_args(
-            &ctx.revdoor_url(source),
-            &format!("{db}.accounts,{db}.ledger"),
-            &start,
-        )),
-    );
+    let mut capture = bank::capture(&ctx, source, &start);
     let topic = format!("revdoor.{}.forward", ctx.workflow);
     published(
         &ctx.stack.kafka,
@@ -630,7 +599,7 @@ async fn apply_over_latency() {
     let t = Instant::now();
     let mut next = Instant::now();
     while t.elapsed() < Duration::from_secs(offer_secs) {
-        bank_txn(&mut src, &db, src_ids, accounts).await;
+        bank::txn(&mut src, &db, src_ids).await;
         src_ids += 1;
         next += period;
         if let Some(d) = next.checked_duration_since(Instant::now()) {
