@@ -482,7 +482,8 @@ async fn ledger_max(c: &mut mysql_async::Conn, db: &str) -> i64 {
 ///    transactions/s, and the destination's counters per group (commits):
 ///    statements (`Questions`, less this poller's own), prepares, executes;
 /// 2. offered: every apply running, the source takes
-///    `REVDOOR_BENCH_LAT_RATE` transactions/s for `REVDOOR_BENCH_LAT_OFFER_SECS`;
+///    `REVDOOR_BENCH_LAT_RATE` transactions/s for `REVDOOR_BENCH_LAT_OFFER_SECS`
+///    from `REVDOOR_BENCH_LAT_WRITERS` connections (default 1);
 ///    transactions applied per second over that window, per latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: run with bench/apply --latency"]
@@ -533,6 +534,7 @@ async fn apply_over_latency() {
         "txns": txns,
         "parallelism": k,
         "commit": std::env::var("REVDOOR_BENCH_COMMIT").unwrap_or_default(),
+        "writers": env_num("REVDOOR_BENCH_LAT_WRITERS", 1),
         "loadavg_before": loadavg(),
     });
     // 1. Drain the backlog, one latency at a time.
@@ -595,16 +597,34 @@ async fn apply_over_latency() {
         starts.push((ledger_max(c, &db).await, counters));
     }
     let load_before = loadavg();
-    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    // `writers` connections, each offering rate / writers: writer w takes
+    // ids txns + w, txns + w + writers, … (one connection alone stayed
+    // near 220/s on a loaded machine); applied and behind are read from
+    // the ledger's largest id, so with several writers they are off by
+    // the few transactions one writer got ahead of another.
+    let writers = env_num("REVDOOR_BENCH_LAT_WRITERS", 1).max(1) as i64;
+    let period = Duration::from_secs_f64(writers as f64 / rate as f64);
     let t = Instant::now();
-    let mut next = Instant::now();
-    while t.elapsed() < Duration::from_secs(offer_secs) {
-        bank::txn(&mut src, &db, src_ids).await;
-        src_ids += 1;
-        next += period;
-        if let Some(d) = next.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(d).await;
-        }
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut conn = ctx.conn(source).await;
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut id = txns + w;
+            while t.elapsed() < Duration::from_secs(offer_secs) {
+                bank::txn(&mut conn, &db, id).await;
+                id += writers;
+                next += period;
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            (id - txns - w) / writers
+        }));
+    }
+    for task in tasks {
+        src_ids += task.await.expect("writer");
     }
     let offered = (src_ids - txns) as f64 / t.elapsed().as_secs_f64();
     // Whatever arrived within 2 s of the writer's end counts (the capture
