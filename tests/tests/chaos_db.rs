@@ -19,7 +19,7 @@ use revdoor_tests::door::Door;
 /// Kill server `i`, restart it, and wait until the streams caught up;
 /// while it is down, `workflow status` shows the error a stream of `kind`
 /// (the one reading or writing it) retries. Asserted for captures only:
-/// an apply whose destination died mid-group was seen waiting ≈ 40 s
+/// an apply whose destination died mid-group was seen waiting 23–40 s
 /// without an error before its retry (docs/coordinator.md, after "since
 /// when"); for applies it is printed.
 async fn bounce(door: &Door, i: usize, when: &str, kind: &str) {
