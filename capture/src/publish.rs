@@ -33,12 +33,14 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
-    BaseRecord, DefaultProducerContext, FutureProducer, FutureRecord, Producer, ThreadedProducer,
+    BaseRecord, DeliveryResult, FutureProducer, FutureRecord, Producer, ProducerContext,
+    ThreadedProducer,
 };
 use rdkafka::{Message, Offset, TopicPartitionList};
 use revdoor_core::event::{DdlEvent, Heartbeat, Op, DDL_HEADER, HEARTBEAT_HEADER};
@@ -289,7 +291,7 @@ pub struct Publisher {
     /// A Kafka transaction is open (begun, not yet committed or aborted).
     in_txn: std::sync::atomic::AtomicBool,
     id: StreamId,
-    producer: Arc<ThreadedProducer<DefaultProducerContext>>,
+    producer: Arc<ThreadedProducer<Deliveries>>,
     router: Router,
     topic: String,
     offsets_topic: String,
@@ -312,7 +314,7 @@ impl Publisher {
         if let Ok(debug) = std::env::var("REVDOOR_KAFKA_DEBUG") {
             config.set("debug", debug);
         }
-        let producer: ThreadedProducer<DefaultProducerContext> = config
+        let producer: ThreadedProducer<Deliveries> = config
             .set("bootstrap.servers", brokers)
             .set("transactional.id", id.transactional_id())
             .set("enable.idempotence", "true")
@@ -330,7 +332,7 @@ impl Publisher {
             .set("retry.backoff.max.ms", "100")
             .set("compression.type", "lz4")
             .set("message.max.bytes", max_message_bytes.to_string())
-            .create()
+            .create_with_context(Deliveries::default())
             .map_err(|e| CaptureError::transient("create Kafka producer", e))?;
         let producer = Arc::new(producer);
         let schema_producer: FutureProducer = ClientConfig::new()
@@ -393,6 +395,7 @@ impl Publisher {
         blocking(move || p.begin_transaction())
             .await
             .map_err(|e| classify_kafka("begin transaction", e))?;
+        self.producer.context().clear();
         self.in_txn.store(true, std::sync::atomic::Ordering::SeqCst);
         Ok(KafkaTxn {
             now_ms: std::time::SystemTime::now()
@@ -604,18 +607,23 @@ impl Publisher {
                 Ok(k.sent)
             }
             Err(e) => {
-                let err = match &e {
-                    // The broker refused a message as too large: the
-                    // largest row sent is over its limit whichever it was.
-                    KafkaError::Transaction(rd)
-                        if rd.code() == RDKafkaErrorCode::MessageSizeTooLarge =>
-                    {
-                        match &k.largest {
-                            Some((bytes, row)) => self.too_large(row, *bytes),
-                            None => self.too_large("a message of this Kafka transaction", 0),
-                        }
+                // The broker refused a message as too large (the topic's
+                // max.message.bytes, below revdoor's): reported by the
+                // message's delivery (`commit`) or by the commit itself.
+                // The largest row sent is over the limit, whichever it was.
+                let too_large = match &e {
+                    KafkaError::Transaction(rd) => {
+                        rd.code() == RDKafkaErrorCode::MessageSizeTooLarge
                     }
-                    _ => classify_kafka("commit transaction", e),
+                    KafkaError::MessageProduction(code) => {
+                        *code == RDKafkaErrorCode::MessageSizeTooLarge
+                    }
+                    _ => false,
+                };
+                let err = match &k.largest {
+                    _ if !too_large => classify_kafka("commit transaction", e),
+                    Some((bytes, row)) => self.too_large(row, *bytes),
+                    None => self.too_large("a message of this Kafka transaction", 0),
                 };
                 if !matches!(err, CaptureError::Fenced(_)) {
                     self.abort(k).await;
@@ -888,13 +896,68 @@ fn key_text(v: &revdoor_core::event::ColumnValue) -> String {
 /// threaded producer's own poll thread usually takes first, so every commit
 /// waited a whole slice. Waiting for the in-flight count to reach zero (the
 /// poll thread serves the delivery events at once) makes that flush return
-/// immediately.
-fn commit(p: &ThreadedProducer<DefaultProducerContext>) -> Result<(), KafkaError> {
+/// immediately. A message the broker refused ends the wait at once with its
+/// error (see [`Deliveries`]): the transaction can then only be aborted.
+fn commit(p: &ThreadedProducer<Deliveries>) -> Result<(), KafkaError> {
     let deadline = std::time::Instant::now() + TXN_TIMEOUT;
-    while p.in_flight_count() > 0 && std::time::Instant::now() < deadline {
+    loop {
+        if let Some(code) = p.context().refused() {
+            return Err(KafkaError::MessageProduction(code));
+        }
+        if p.in_flight_count() == 0 || std::time::Instant::now() >= deadline {
+            break;
+        }
         std::thread::sleep(Duration::from_micros(200));
     }
     p.commit_transaction(TXN_TIMEOUT)
+}
+
+/// The transactional producer's context: the first message of the open
+/// Kafka transaction the broker refused (a delivery report with an error,
+/// e.g. `MessageSizeTooLarge` from a topic whose `max.message.bytes` is
+/// below revdoor's limit). librdkafka then sends nothing more of that
+/// transaction — it can only be aborted —, so the messages still queued
+/// behind it never drain and a commit's flush would wait out its timeout
+/// (`Flush error: OperationTimedOut`, retried as transient) instead of
+/// reporting the refusal.
+#[derive(Default)]
+struct Deliveries {
+    refused: Mutex<Option<RDKafkaErrorCode>>,
+}
+
+impl Deliveries {
+    fn refused(&self) -> Option<RDKafkaErrorCode> {
+        self.refused.lock().ok().and_then(|r| *r)
+    }
+
+    /// A new Kafka transaction begins: nothing of it refused yet.
+    fn clear(&self) {
+        if let Ok(mut r) = self.refused.lock() {
+            *r = None;
+        }
+    }
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((e, _)) = result {
+            let code = e.rdkafka_error_code().unwrap_or(RDKafkaErrorCode::Fail);
+            // Purged by the abort of an earlier transaction, reported late.
+            if matches!(
+                code,
+                RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight
+            ) {
+                return;
+            }
+            if let Ok(mut r) = self.refused.lock() {
+                r.get_or_insert(code);
+            }
+        }
+    }
 }
 
 async fn blocking<F>(f: F) -> Result<(), KafkaError>

@@ -685,3 +685,52 @@ impl Door {
             .collect()
     }
 }
+
+/// What `workflow status` showed while a service was down
+/// ([`Door::down_in_status`]).
+pub struct Outage {
+    /// How long the service took to start again.
+    pub restart: Duration,
+    /// The first stream of the wanted kind seen with an error and its
+    /// since-when: `(stream id, error, how far into the outage)`.
+    pub shown: Option<(String, String, Duration)>,
+}
+
+impl Door {
+    /// SIGKILL stack service `service`, leave it down for `down` while
+    /// polling `workflow status` for a stream of `kind` (`capture`,
+    /// `apply`) reporting an error with since when (issue 18 item 6: the
+    /// errors a stream retries are shown), then start it again.
+    pub async fn down_in_status(&self, service: &str, down: Duration, kind: &str) -> Outage {
+        let stack = crate::stack();
+        stack.kill(service);
+        let t = std::time::Instant::now();
+        let mut shown = None;
+        while t.elapsed() < down {
+            if shown.is_none() {
+                let st = tokio::task::block_in_place(|| self.status());
+                shown = st["streams"].as_array().and_then(|s| {
+                    s.iter().find_map(|s| {
+                        let e = s["status"]["error"].as_str()?;
+                        s["status"]["error_since_ms"].as_u64()?;
+                        (s["kind"] == kind).then(|| {
+                            (
+                                s["id"].as_str().unwrap_or_default().to_string(),
+                                e.to_string(),
+                                t.elapsed(),
+                            )
+                        })
+                    })
+                });
+            }
+            let left = down.saturating_sub(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(500).min(left)).await;
+        }
+        let restarting = std::time::Instant::now();
+        stack.restart();
+        Outage {
+            restart: restarting.elapsed(),
+            shown,
+        }
+    }
+}

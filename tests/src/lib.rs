@@ -30,6 +30,7 @@ use anyhow::{bail, Context};
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
+pub mod bank;
 pub mod door;
 pub mod toxi;
 pub mod vdiff;

@@ -24,7 +24,7 @@
 use std::time::{Duration, Instant};
 
 use mysql_async::prelude::Queryable;
-use revdoor_tests::{args, env_num, gtid_pos, wait_for, TestCtx};
+use revdoor_tests::{args, bank, env_num, gtid_pos, wait_for, TestCtx};
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -471,18 +471,6 @@ async fn ledger_max(c: &mut mysql_async::Conn, db: &str) -> i64 {
         .unwrap_or(-1)
 }
 
-/// One bank transaction on the source: an `accounts` UPDATE and a `ledger`
-/// INSERT (issue 18's bank writer).
-async fn bank_txn(src: &mut mysql_async::Conn, db: &str, id: i64, accounts: i64) {
-    let account = (id * 7919) % accounts;
-    src.query_drop(format!(
-        "BEGIN; UPDATE {db}.accounts SET balance = balance + 1 WHERE id = {account}; \
-         INSERT INTO {db}.ledger VALUES ({id}, {account}, 1); COMMIT"
-    ))
-    .await
-    .expect("bank transaction");
-}
-
 /// Apply over a slow network (issue 18 item 7), run by
 /// `bench/apply --latency`: source #1 (MariaDB) takes bank transactions
 /// (1 `accounts` UPDATE + 1 `ledger` INSERT each); one apply per latency
@@ -494,7 +482,8 @@ async fn bank_txn(src: &mut mysql_async::Conn, db: &str, id: i64, accounts: i64)
 ///    transactions/s, and the destination's counters per group (commits):
 ///    statements (`Questions`, less this poller's own), prepares, executes;
 /// 2. offered: every apply running, the source takes
-///    `REVDOOR_BENCH_LAT_RATE` transactions/s for `REVDOOR_BENCH_LAT_OFFER_SECS`;
+///    `REVDOOR_BENCH_LAT_RATE` transactions/s for `REVDOOR_BENCH_LAT_OFFER_SECS`
+///    from `REVDOOR_BENCH_LAT_WRITERS` connections (default 1);
 ///    transactions applied per second over that window, per latency.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "benchmark: run with bench/apply --latency"]
@@ -504,7 +493,6 @@ async fn apply_over_latency() {
     let rate = env_num("REVDOOR_BENCH_LAT_RATE", 200);
     let offer_secs = env_num("REVDOOR_BENCH_LAT_OFFER_SECS", 20);
     let k = env_num("REVDOOR_BENCH_LAT_K", 4).to_string();
-    let accounts = 100i64;
     let ctx = TestCtx::new("bench_apply_lat");
     let maria = ctx.stack.mariadb_servers();
     assert!(
@@ -524,31 +512,13 @@ async fn apply_over_latency() {
     let mut servers = vec![source];
     servers.extend(targets.iter().map(|t| t.1));
     ctx.create_db(&servers).await;
-    let fill: Vec<String> = (0..accounts).map(|i| format!("({i}, 0)")).collect();
-    for &server in &servers {
-        ctx.sql(
-            server,
-            &[
-                &format!("CREATE TABLE {db}.accounts (id BIGINT PRIMARY KEY, balance BIGINT NOT NULL)"),
-                &format!("CREATE TABLE {db}.ledger (id BIGINT PRIMARY KEY, account BIGINT NOT NULL, amount BIGINT NOT NULL)"),
-                &format!("INSERT INTO {db}.accounts VALUES {}", fill.join(", ")),
-            ],
-        )
-        .await;
-    }
+    bank::create_tables(&ctx, &servers).await;
     let mut src = ctx.conn(source).await;
     let start = gtid_pos(&mut src).await;
     for id in 0..txns {
-        bank_txn(&mut src, &db, id, accounts).await;
+        bank::txn(&mut src, &db, id).await;
     }
-    let mut capture = ctx.spawn(
-        "capture",
-        &args(&ctx.capture_args(
-            &ctx.revdoor_url(source),
-            &format!("{db}.accounts,{db}.ledger"),
-            &start,
-        )),
-    );
+    let mut capture = bank::capture(&ctx, source, &start);
     let topic = format!("revdoor.{}.forward", ctx.workflow);
     published(
         &ctx.stack.kafka,
@@ -564,6 +534,7 @@ async fn apply_over_latency() {
         "txns": txns,
         "parallelism": k,
         "commit": std::env::var("REVDOOR_BENCH_COMMIT").unwrap_or_default(),
+        "writers": env_num("REVDOOR_BENCH_LAT_WRITERS", 1),
         "loadavg_before": loadavg(),
     });
     // 1. Drain the backlog, one latency at a time.
@@ -626,16 +597,34 @@ async fn apply_over_latency() {
         starts.push((ledger_max(c, &db).await, counters));
     }
     let load_before = loadavg();
-    let period = Duration::from_secs_f64(1.0 / rate as f64);
+    // `writers` connections, each offering rate / writers: writer w takes
+    // ids txns + w, txns + w + writers, … (one connection alone stayed
+    // near 220/s on a loaded machine); applied and behind are read from
+    // the ledger's largest id, so with several writers they are off by
+    // the few transactions one writer got ahead of another.
+    let writers = env_num("REVDOOR_BENCH_LAT_WRITERS", 1).max(1) as i64;
+    let period = Duration::from_secs_f64(writers as f64 / rate as f64);
     let t = Instant::now();
-    let mut next = Instant::now();
-    while t.elapsed() < Duration::from_secs(offer_secs) {
-        bank_txn(&mut src, &db, src_ids, accounts).await;
-        src_ids += 1;
-        next += period;
-        if let Some(d) = next.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(d).await;
-        }
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut conn = ctx.conn(source).await;
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut next = Instant::now();
+            let mut id = txns + w;
+            while t.elapsed() < Duration::from_secs(offer_secs) {
+                bank::txn(&mut conn, &db, id).await;
+                id += writers;
+                next += period;
+                if let Some(d) = next.checked_duration_since(Instant::now()) {
+                    tokio::time::sleep(d).await;
+                }
+            }
+            (id - txns - w) / writers
+        }));
+    }
+    for task in tasks {
+        src_ids += task.await.expect("writer");
     }
     let offered = (src_ids - txns) as f64 / t.elapsed().as_secs_f64();
     // Whatever arrived within 2 s of the writer's end counts (the capture

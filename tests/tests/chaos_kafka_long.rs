@@ -7,8 +7,9 @@
 //! already in progress") until the worker was restarted. Here the same
 //! coordinator and worker processes must recover by themselves: the
 //! streams catch up, neither process exited, every acknowledged write is
-//! on both sides once (the bank invariants) and source = target. Prints
-//! the recovery time.
+//! on both sides once (the bank invariants) and source = target; while the
+//! broker is down, `workflow status` shows a capture's error and since when
+//! (issue 18 item 6). Prints the recovery time.
 //!
 //! Its own test binary, one test: it kills the broker every other test
 //! shares (test binaries run one after another). It lasts the outage plus
@@ -21,7 +22,6 @@ use revdoor_tests::env_num;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn streams_recover_from_a_long_kafka_outage_without_a_restart() {
-    let stack = revdoor_tests::stack();
     let outage = Duration::from_secs(env_num("REVDOOR_CHAOS_LONG_OUTAGE_S", 100));
     let door = Door::create("chaos_kafka_long", 3, &[("-80", 4), ("80-", 5)], 200).await;
     let (mut c, mut w) = door.started().await;
@@ -29,7 +29,17 @@ async fn streams_recover_from_a_long_kafka_outage_without_a_restart() {
     let mut prober = door.prober("prober");
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    let broker_up = stack.bounce("kafka", outage).await;
+    // The broker down for `outage`; meanwhile `workflow status` must show
+    // the error the captures retry (issue 18 item 6), with since when.
+    let down = door.down_in_status("kafka", outage, "capture").await;
+    let broker_up = down.restart;
+    let (stream, error, after) = down
+        .shown
+        .expect("workflow status showed no capture error while the broker was down");
+    eprintln!(
+        "chaos kafka long: status showed {stream}'s error {:.1}s into the outage: {error}",
+        after.as_secs_f64()
+    );
     let back = Instant::now();
     door.wait_streams_lag_below(2_000, Duration::from_secs(600))
         .await;

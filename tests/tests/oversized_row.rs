@@ -1,9 +1,12 @@
 //! A row larger than Kafka accepts (issue 18 item 4): the capture halts
 //! with a definite error naming the table and the row's primary key, and
-//! the operator path it gives loses nothing: revdoor's producer limit
-//! (`worker run --max-message-bytes`) halts it; once that and the topic's
-//! `max.message.bytes` are raised, the row arrives once, with its
-//! transaction whole.
+//! the operator path it gives loses nothing. Both limits are met: revdoor's
+//! producer limit (`worker run --max-message-bytes`), then the topic's
+//! `max.message.bytes` (the broker refuses the message inside the Kafka
+//! transaction). Once both are raised the row arrives — the second time
+//! without any process restart — once, with its transaction whole; the
+//! time from the topic's limit raised to the rows on the target is
+//! printed.
 //!
 //! The row is `REVDOOR_OVERSIZE_ROW_BYTES` long (default 1,500,000) and
 //! incompressible (the broker checks compressed batches); the limits are
@@ -143,13 +146,30 @@ async fn an_oversized_row_halts_naming_its_key_and_arrives_once_limits_are_raise
     assert_eq!(n, Some(0), "nothing of the transaction reached the target");
     w1.stop(Duration::from_secs(30));
 
-    // 2. Both limits raised, as the error says: the rows arrive, once.
-    // (The broker's own refusal — the topic's limit below revdoor's — is
-    // not exercised here: on this stack it surfaced as a commit timeout
-    // that the capture retries, not as the definite error; see
-    // docs/streams.md.)
-    set_topic_limit(&brokers, &topic, high).await;
+    // 2. The topic's limit, below the row, with revdoor's raised: the
+    // broker refuses it inside the Kafka transaction.
+    set_topic_limit(&brokers, &topic, low).await;
     let mut w2 = worker("w2", high);
+    let e = halted_by(&door, "w2").await;
+    eprintln!("oversized row, topic limit {low}: {e}");
+    for want in [
+        format!("{db}.blobs"),
+        "primary key (id=2)".to_string(),
+        format!("raise {topic}'s max.message.bytes"),
+        "nothing is lost".to_string(),
+    ] {
+        assert!(e.contains(&want), "the error names {want:?}: {e}");
+    }
+    let n: Option<i64> = t
+        .query_first(format!("SELECT COUNT(*) FROM {db}.blobs"))
+        .await
+        .expect("count");
+    assert_eq!(n, Some(0), "nothing of the transaction reached the target");
+
+    // 3. The topic's limit raised, as the error says: the halted stream's
+    // own restart carries it, no process restarted.
+    set_topic_limit(&brokers, &topic, high).await;
+    let raised = std::time::Instant::now();
     wait_for(
         "the rows on the target",
         Duration::from_secs(180),
@@ -165,6 +185,11 @@ async fn an_oversized_row_halts_naming_its_key_and_arrives_once_limits_are_raise
     )
     .await
     .unwrap_or_else(|e| panic!("{e}; status: {}", door.status()));
+    println!(
+        "recovery: the rows on the target {:.1} s after the topic's limit was raised \
+         (the halted stream restarted by its worker, no process restarted)",
+        raised.elapsed().as_secs_f64()
+    );
     let sums = |i: usize| {
         let db = db.clone();
         let ctx = &door.ctx;

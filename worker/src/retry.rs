@@ -12,11 +12,17 @@ use tokio_util::sync::CancellationToken;
 /// Transient errors of a running stream: 100 ms, doubling up to 10 s.
 const STREAM_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
 
+/// An attempt that ran this long was healthy: the error that ends it is
+/// retried from the first delay again (issue 18 item 6: after a few blips
+/// every later one cost the full 10 s).
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
 /// Opening a capture: every second.
 const OPEN_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
 
 /// Run `attempt` again after each error the policy retries (reported in
-/// `progress` until the stream gets somewhere again); stop when it
+/// `progress` until the stream gets somewhere again), the backoff starting
+/// again after an attempt that ran [`HEALTHY_RUN`]; stop when it
 /// succeeds, when `cancel` fires during a wait (`Ok`), or with the error
 /// the policy halts or stops on.
 pub(crate) async fn with_retries<F, Fut, E>(
@@ -32,9 +38,13 @@ where
 {
     let mut backoff = STREAM_RETRY;
     loop {
+        let began = tokio::time::Instant::now();
         let Err(e) = attempt().await else {
             return Ok(());
         };
+        if began.elapsed() >= HEALTHY_RUN {
+            backoff.reset();
+        }
         match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = name, error = %e, retry_in = ?after, "transient error");
@@ -119,6 +129,41 @@ mod tests {
         let (result, attempts) = run(&transient, &CancellationToken::new()).await;
         assert_eq!((result, attempts), (Ok(()), 4));
         assert_eq!(start.elapsed(), Duration::from_millis(100 + 200 + 400));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healthy_run_starts_the_backoff_again() {
+        // Three quick failures (100, 200, 400 ms), then a run that lasts
+        // before failing: the next wait is the first delay, not 800 ms.
+        let attempts = AtomicUsize::new(0);
+        let waits = std::sync::Mutex::new(Vec::new());
+        let last = std::sync::Mutex::new(tokio::time::Instant::now());
+        let cancel = CancellationToken::new();
+        let result = with_retries("test", &cancel, &Progress::default(), || {
+            let n = attempts.fetch_add(1, Ordering::SeqCst);
+            let now = tokio::time::Instant::now();
+            if n > 0 {
+                let mut l = last.lock().expect("lock");
+                waits.lock().expect("lock").push(now - *l);
+                *l = now;
+            }
+            async move {
+                if n == 3 {
+                    tokio::time::sleep(HEALTHY_RUN).await;
+                }
+                match n {
+                    0..=4 => Err(Failure(ErrorKind::Transient)),
+                    _ => Ok(()),
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(
+            *waits.lock().expect("lock"),
+            vec![ms(100), ms(200), ms(400), HEALTHY_RUN + ms(100), ms(200)]
+        );
     }
 
     #[tokio::test(start_paused = true)]
