@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use revdoor_capture::{Capture, CaptureConfig, CaptureError};
+use revdoor_core::metrics::Errors;
 use revdoor_core::policy::{decide, Backoff, Classify, Decision};
 use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
@@ -16,13 +17,15 @@ const STREAM_RETRY: Backoff = Backoff::new(Duration::from_millis(100), Duration:
 const OPEN_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
 
 /// Run `attempt` again after each error the policy retries (reported in
-/// `progress` until the stream gets somewhere again); stop when it
+/// `progress` until the stream gets somewhere again; every error met is
+/// counted in `errors`); stop when it
 /// succeeds, when `cancel` fires during a wait (`Ok`), or with the error
 /// the policy halts or stops on.
 pub(crate) async fn with_retries<F, Fut, E>(
     name: &str,
     cancel: &CancellationToken,
     progress: &Progress,
+    errors: &Errors,
     mut attempt: F,
 ) -> Result<(), E>
 where
@@ -35,6 +38,9 @@ where
         let Err(e) = attempt().await else {
             return Ok(());
         };
+        if !cancel.is_cancelled() {
+            errors.count(e.kind());
+        }
         match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = name, error = %e, retry_in = ?after, "transient error");
@@ -54,6 +60,7 @@ where
 pub(crate) async fn open_capture(
     cfg: CaptureConfig,
     cancel: &CancellationToken,
+    errors: &Errors,
 ) -> Result<Option<Capture>, CaptureError> {
     let progress = std::sync::Arc::clone(&cfg.progress);
     let name = cfg.id.transactional_id();
@@ -64,6 +71,9 @@ pub(crate) async fn open_capture(
             Err(e) => e,
         };
         let shutdown = cancel.is_cancelled();
+        if !shutdown {
+            errors.count(e.kind());
+        }
         match decide(e.kind(), shutdown, &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = %name, error = %e, "open capture; retrying");
@@ -103,7 +113,8 @@ mod tests {
         cancel: &CancellationToken,
     ) -> (Result<(), ErrorKind>, usize) {
         let attempts = AtomicUsize::new(0);
-        let result = with_retries("test", cancel, &Progress::default(), || {
+        let errors = Errors::new("test", "forward");
+        let result = with_retries("test", cancel, &Progress::default(), &errors, || {
             let n = attempts.fetch_add(1, Ordering::SeqCst);
             let r = kinds.get(n).map_or(Ok(()), |k| Err(Failure(*k)));
             async move { r }
