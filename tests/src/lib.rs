@@ -31,6 +31,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts, OptsBuilder};
 
 pub mod door;
+pub mod prometheus;
 pub mod toxi;
 pub mod vdiff;
 
