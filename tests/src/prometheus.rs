@@ -169,3 +169,21 @@ pub fn which(name: &str) -> Option<PathBuf> {
             .find(|f| f.is_file())
     })
 }
+
+/// The value of the series `name` whose labels include every `labels`
+/// pair, in a `/metrics` text; `None` when there is no such series.
+pub fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, rest) = series.split_once('{').unwrap_or((series, "}"));
+            (n == name).then_some((rest, value))
+        })
+        .find(|(rest, _)| {
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|(_, v)| v.parse().ok())
+}

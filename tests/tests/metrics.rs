@@ -14,7 +14,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use revdoor_tests::door::Door;
-use revdoor_tests::prometheus::{exposed_names, free_port, http_get, which, Prometheus};
+use revdoor_tests::prometheus::{exposed_names, free_port, http_get, sample, which, Prometheus};
+use revdoor_tests::toxi::Toxi;
 use revdoor_tests::{repo_root, wait_for};
 
 /// A value of a moved row that no log may print.
@@ -68,36 +69,8 @@ async fn prometheus_agrees_with_status_and_logs_hold_no_secret() {
         &format!("{db}.accounts,{db}.ledger,{db}.notes"),
         &["--sharding-key", &key, "--log-json"],
     ));
-    let mut coordinator = door.ctx.spawn_env(
-        "c1",
-        &[
-            "--log-json",
-            "coordinator",
-            "run",
-            "--id",
-            "c1",
-            "--lease-ttl",
-            "2s",
-            "--metrics-addr",
-            &c_addr,
-        ],
-        &[("REVDOOR_LOG", DEBUG)],
-    );
-    let mut worker = door.ctx.spawn_env(
-        "w1",
-        &[
-            "--log-json",
-            "worker",
-            "run",
-            "--id",
-            "w1",
-            "--lease-ttl",
-            "2s",
-            "--metrics-addr",
-            &w_addr,
-        ],
-        &[("REVDOOR_LOG", DEBUG)],
-    );
+    let mut coordinator = serving(&door, "coordinator", "c1", &c_addr, &["--log-json"], DEBUG);
+    let mut worker = serving(&door, "worker", "w1", &w_addr, &["--log-json"], DEBUG);
     prom.wait_targets_up(2, Duration::from_secs(60)).await;
     door.wait_phase("running", Duration::from_secs(60)).await;
     door.wait_streams_running(Duration::from_secs(60)).await;
@@ -347,6 +320,30 @@ async fn prometheus_agrees_with_status_and_logs_hold_no_secret() {
     }
 }
 
+/// `revdoor <global> <kind> run --id <id> --metrics-addr <addr>` with
+/// `REVDOOR_LOG=<log>`.
+fn serving(
+    door: &Door,
+    kind: &str,
+    id: &str,
+    addr: &str,
+    global: &[&str],
+    log: &str,
+) -> revdoor_tests::Revdoor {
+    let mut args = global.to_vec();
+    args.extend([
+        kind,
+        "run",
+        "--id",
+        id,
+        "--lease-ttl",
+        "2s",
+        "--metrics-addr",
+        addr,
+    ]);
+    door.ctx.spawn_env(id, &args, &[("REVDOOR_LOG", log)])
+}
+
 /// Whether every stream's row counter in Prometheus equals the events its
 /// status reports (no cutover yet: each stream ran once).
 fn counters_agree(door: &Door, prom: &Prometheus, wf: &str) -> anyhow::Result<bool> {
@@ -465,4 +462,141 @@ fn promtool_accepts_the_alert_rules() {
         );
     }
     assert!(out.contains("SUCCESS"), "{out}");
+}
+
+/// Issue 18 item 6, metrics part: an error retried inside a running stream
+/// (its destination out of reach) is counted in `revdoor_errors_total`
+/// while status shows it; a definite one (the destination refuses a row)
+/// sets `revdoor_stream_halted` while status says halted.
+#[tokio::test(flavor = "multi_thread")]
+async fn retried_errors_and_halts_show_in_metrics_as_in_status() {
+    let stack = revdoor_tests::stack();
+    let toxi = Toxi::of(stack);
+    let (source, target) = (4usize, 5usize);
+    let opts = mysql_async::Opts::from_url(&stack.servers[target - 1].url).expect("server URL");
+    let upstream = format!("{}:{}", opts.ip_or_hostname(), opts.tcp_port());
+    let proxy = toxi.proxy(
+        &format!("metrics_errors_{}_{}", std::process::id(), free_port()),
+        &upstream,
+    );
+    let via = |ctx: &revdoor_tests::TestCtx, i: usize| {
+        if i == target {
+            format!(
+                "mysql://{}:{}@{}",
+                ctx.stack.revdoor_user, ctx.stack.revdoor_password, proxy.listen
+            )
+        } else {
+            ctx.revdoor_url(i)
+        }
+    };
+    let door = Door::create_via("metrics_errors", source, &[("-", target)], 20, &via).await;
+    let wf = door.ctx.workflow.clone();
+    let db = door.ctx.db.clone();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let out = door.create_workflow();
+    assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
+    let mut coordinator = door.coordinator("c1", &[]);
+    let mut worker = serving(&door, "worker", "w1", &addr, &[], "info");
+    door.wait_phase("running", Duration::from_secs(60)).await;
+    door.wait_streams_running(Duration::from_secs(60)).await;
+    let apply = [("workflow", wf.as_str()), ("direction", "forward")];
+    let metric = |name: &str, labels: &[(&str, &str)]| {
+        let text = http_get(&addr, "/metrics").unwrap_or_default();
+        sample(&text, name, labels)
+    };
+    let transient = |kind: &str| {
+        let mut l = apply.to_vec();
+        l.push(("kind", kind));
+        metric("revdoor_errors_total", &l).unwrap_or(0.0)
+    };
+    let before = transient("transient");
+    let apply_status = || {
+        door.status()["streams"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["kind"] == "apply").cloned())
+            .expect("an apply stream")
+    };
+
+    // The destination out of reach: apply retries; status and metrics
+    // both show it.
+    proxy.set_enabled(false);
+    door.ctx
+        .sql(
+            source,
+            &[&format!(
+                "UPDATE {db}.accounts SET balance = balance + 1 WHERE id = 1"
+            )],
+        )
+        .await;
+    let seen = wait_for(
+        "a retried error in status and metrics",
+        Duration::from_secs(60),
+        || async {
+            let st = apply_status();
+            let error = st["status"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Ok((!error.is_empty() && transient("transient") > before).then_some(error))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: status {}, errors_total {}",
+            apply_status(),
+            transient("transient")
+        )
+    });
+    assert!(seen.starts_with("retrying"), "{seen}");
+    assert_eq!(
+        metric(
+            "revdoor_stream_halted",
+            &[("workflow", &wf), ("kind", "apply")]
+        ),
+        Some(0.0)
+    );
+    proxy.set_enabled(true);
+    door.wait_streams_running(Duration::from_secs(60)).await;
+
+    // The destination refuses a row: the stream halts; the gauge says so.
+    door.ctx
+        .sql(
+            target,
+            &[&format!(
+                "ALTER TABLE {db}.accounts ADD CONSTRAINT small CHECK (balance < 5000)"
+            )],
+        )
+        .await;
+    door.ctx
+        .sql(
+            source,
+            &[&format!(
+                "UPDATE {db}.accounts SET balance = 9999 WHERE id = 2"
+            )],
+        )
+        .await;
+    let halted = [("workflow", wf.as_str()), ("kind", "apply")];
+    wait_for(
+        "a halt in status and metrics",
+        Duration::from_secs(60),
+        || async {
+            let st = apply_status();
+            let definite = transient("definite");
+            Ok((st["status"]["state"] == "halted"
+                && metric("revdoor_stream_halted", &halted) == Some(1.0)
+                && definite >= 1.0)
+                .then_some(()))
+        },
+    )
+    .await
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}: status {}, halted {:?}",
+            apply_status(),
+            metric("revdoor_stream_halted", &halted)
+        )
+    });
+    coordinator.stop(Duration::from_secs(30));
+    worker.stop(Duration::from_secs(30));
 }
