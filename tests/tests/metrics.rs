@@ -600,3 +600,48 @@ async fn retried_errors_and_halts_show_in_metrics_as_in_status() {
     coordinator.stop(Duration::from_secs(30));
     worker.stop(Duration::from_secs(30));
 }
+
+/// A metrics address that is taken or not an address stops the process
+/// before it does anything, naming the flag.
+#[test]
+fn a_bad_metrics_address_is_refused_naming_the_flag() {
+    let ctx = revdoor_tests::TestCtx::new("metrics_addr");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("address").to_string();
+    for (args, want) in [
+        (
+            vec!["worker", "run", "--metrics-addr", &addr],
+            "--metrics-addr",
+        ),
+        (
+            vec!["coordinator", "run", "--metrics-addr", &addr],
+            "--metrics-addr",
+        ),
+        (
+            vec!["worker", "run", "--metrics-addr", "localhost"],
+            "--metrics-addr",
+        ),
+    ] {
+        let o = ctx.run(&args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "revdoor {args:?} started: {err}");
+        assert!(err.contains(want), "revdoor {args:?}: {err}");
+    }
+    // Nothing was registered: the worker stopped before etcd.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let keys = rt.block_on(async {
+        let mut c = ctx.etcd().await;
+        let opts = etcd_client::GetOptions::new()
+            .with_prefix()
+            .with_keys_only();
+        c.get(ctx.etcd_prefix.as_str(), Some(opts))
+            .await
+            .map(|r| r.kvs().len())
+            .unwrap_or(usize::MAX)
+    });
+    assert_eq!(
+        keys, 0,
+        "a refused start left keys under {}",
+        ctx.etcd_prefix
+    );
+}
