@@ -327,7 +327,9 @@ impl Worker {
 
 async fn stop_task(reg: &Registry, t: Task) {
     t.cancel.cancel();
-    t.metrics.report(None, false);
+    // No longer this worker's: its series here read 0 (not a stale lag
+    // that would keep an alert firing); its new worker reports it.
+    t.metrics.report(Some(0), false);
     if let Some(h) = t.handle {
         match tokio::time::timeout(STOP_TIMEOUT, h).await {
             Ok(_) => {}
