@@ -64,6 +64,10 @@ pub(crate) struct DemoArgs {
     /// Write the figures as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Serve Prometheus metrics at `http://HOST:PORT/metrics` while the
+    /// demo runs (docs/operations.md "Metrics").
+    #[arg(long, value_name = "HOST:PORT")]
+    pub(crate) metrics_addr: Option<std::net::SocketAddr>,
 }
 
 const DB: &str = "revdoor_demo";

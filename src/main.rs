@@ -2,6 +2,7 @@
 
 mod demo;
 mod load;
+mod metrics;
 mod ops;
 mod vdiff;
 
@@ -160,6 +161,10 @@ enum WorkerCmd {
         /// a bigger row (docs/streams.md).
         #[arg(long, default_value_t = DEFAULT_MAX_MESSAGE_BYTES)]
         max_message_bytes: u32,
+        /// Serve Prometheus metrics at `http://HOST:PORT/metrics`
+        /// (docs/operations.md "Metrics").
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
 }
 
@@ -176,6 +181,10 @@ enum DaemonCmd {
         /// Lease TTL: others take over this long after this process stops.
         #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
         lease_ttl: Duration,
+        /// Serve Prometheus metrics at `http://HOST:PORT/metrics`
+        /// (docs/operations.md "Metrics").
+        #[arg(long, value_name = "HOST:PORT")]
+        metrics_addr: Option<std::net::SocketAddr>,
     },
 }
 
@@ -472,6 +481,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 fence_token: a.fence_token,
                 progress: Default::default(),
                 parallelism: a.parallelism.max(1),
+                metrics: revdoor_apply::ApplyMetrics::new(&a.workflow, a.direction, a.partition),
             };
             let cancel = shutdown_token();
             let name = stream.name();
@@ -529,7 +539,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("skip registered: {stream}@{offset}; restart its apply");
             Ok(())
         }
-        Command::Demo(args) => Box::pin(demo::run(&cli.kafka, &cli.etcd, args)).await,
+        Command::Demo(args) => {
+            metrics::serve(args.metrics_addr)?;
+            Box::pin(demo::run(&cli.kafka, &cli.etcd, args)).await
+        }
         Command::Keyspace { cmd } => {
             ops::keyspace(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
         }
@@ -556,8 +569,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ops::routing(&registry(&cli.etcd, &cli.etcd_prefix).await?, cmd).await
         }
         Command::Coordinator {
-            cmd: DaemonCmd::Run { id, lease_ttl },
+            cmd:
+                DaemonCmd::Run {
+                    id,
+                    lease_ttl,
+                    metrics_addr,
+                },
         } => {
+            metrics::serve(metrics_addr)?;
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
             let cfg = revdoor_coordinator::leader::Config {
                 id: id.unwrap_or_else(|| default_id("coordinator")),
@@ -574,8 +593,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     lease_ttl,
                     apply_parallelism,
                     max_message_bytes,
+                    metrics_addr,
                 },
         } => {
+            metrics::serve(metrics_addr)?;
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
             let cfg = revdoor_worker::Config {
                 id: id.unwrap_or_else(|| default_id("worker")),

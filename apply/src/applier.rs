@@ -145,6 +145,7 @@ impl ApplyStream {
             keys.ensure(&mut conns[0], &ev.source.db, &ev.source.table)
                 .await?;
         }
+        let txns = events.iter().filter(|(_, ev)| ev.txn.last).count();
         let stripped = keys.without_generated(events);
         let events = stripped.as_deref().unwrap_or(events);
         let all: Vec<&(i64, ChangeEvent)> = events.iter().collect();
@@ -175,7 +176,7 @@ impl ApplyStream {
             last_offset,
             last_gtid,
             position,
-            events.len(),
+            (events.len(), txns),
             (source_ts_ms, fetched_ms),
         )
         .await
@@ -183,15 +184,16 @@ impl ApplyStream {
 
     /// Move the checkpoint to `last_offset` / `last_gtid` under the fence
     /// token in `tx` (forgetting parallel buckets' `applied_txns` rows up to
-    /// it), commit, and report `events` applied up to `position`; `times`:
-    /// the checkpoint's source and fetch times.
+    /// it), commit, and report `events` applied (in `txns` source
+    /// transactions) up to `position`; `times`: the checkpoint's source and
+    /// fetch times.
     pub(crate) async fn commit_with_checkpoint(
         &self,
         mut tx: mysql_async::Transaction<'_>,
         last_offset: i64,
         last_gtid: &str,
         position: Option<StoredPosition>,
-        events: usize,
+        (events, txns): (usize, usize),
         (source_ts_ms, fetched_ms): (u64, u64),
     ) -> Result<(), ApplyError> {
         if !self
@@ -225,6 +227,11 @@ impl ApplyStream {
             "group committed"
         );
         fail::fail_point!(crate::failpoints::AFTER_COMMIT_BEFORE_ACK);
+        self.metrics.rows.increment(events as u64);
+        self.metrics.transactions.increment(txns as u64);
+        if events > 0 {
+            self.metrics.batch_rows.record(events as f64);
+        }
         self.progress.update(|p| {
             if let Some(position) = position {
                 p.position = position;

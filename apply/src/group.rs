@@ -146,6 +146,7 @@ impl ApplyStream {
             if skips.contains(&offset) {
                 tracing::warn!(topic = %topic, partition = self.partition, offset,
                     "skipping this message as an operator asked (revdoor stream skip)");
+                self.metrics.skipped.increment(1);
                 skipped_in_txn = true;
                 continue;
             }

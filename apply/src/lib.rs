@@ -50,6 +50,7 @@ mod streamed;
 #[cfg(test)]
 mod tests;
 
+pub use revdoor_core::metrics::ApplyMetrics;
 use std::sync::Arc;
 
 use mysql_async::prelude::Queryable;
@@ -83,6 +84,9 @@ pub struct ApplyStream {
     /// Connections applying at once (write-set-parallel apply, K); 1 =
     /// one connection, each group committed with its checkpoint.
     pub parallelism: usize,
+    /// Its metric handles ([`ApplyMetrics::new`] of the same workflow,
+    /// direction and partition).
+    pub metrics: ApplyMetrics,
 }
 
 impl ApplyStream {

@@ -123,7 +123,7 @@ impl ApplyStream {
         let position = reached.parse().ok();
         tracing::info!(topic = %self.topic(), partition = self.partition, offset, events,
             "big source transaction applied; committing");
-        self.commit_with_checkpoint(tx, offset, &reached, position, events, (ts, 0))
+        self.commit_with_checkpoint(tx, offset, &reached, position, (events, 1), (ts, 0))
             .await?;
         Ok(true)
     }

@@ -299,6 +299,8 @@ pub struct Publisher {
     shard: String,
     /// The producer's `message.max.bytes`.
     max_message_bytes: u32,
+    /// The stream's metric handles.
+    pub(crate) metrics: revdoor_core::metrics::CaptureMetrics,
 }
 
 impl Publisher {
@@ -348,6 +350,7 @@ impl Publisher {
             .await
             .map_err(|e| classify_kafka("init transactions", e))?;
         Ok(Publisher {
+            metrics: revdoor_core::metrics::CaptureMetrics::new(&id),
             published: Mutex::new(HashSet::new()),
             schema_producer,
             in_txn: std::sync::atomic::AtomicBool::new(false),
@@ -599,8 +602,13 @@ impl Publisher {
         )
         .await?;
         let p = Arc::clone(&self.producer);
+        let committing = std::time::Instant::now();
         match blocking(move || commit(&p)).await {
             Ok(()) => {
+                self.metrics
+                    .kafka_commit
+                    .record(committing.elapsed().as_secs_f64());
+                self.metrics.events.increment(k.sent as u64);
                 self.in_txn
                     .store(false, std::sync::atomic::Ordering::SeqCst);
                 fail::fail_point!(crate::failpoints::AFTER_KAFKA_COMMIT);

@@ -180,6 +180,7 @@ impl<'a> Stream<'a> {
         let copying = copy_state.as_ref().is_some_and(|c| !c.done());
         if copying {
             let total = estimate_rows(&cfg.reader).await;
+            publisher.metrics.copy_estimated.set(total as f64);
             cfg.progress.update(|p| p.copy_total = total);
         }
         report_copy(&cfg.progress, copy_state.as_ref());
@@ -418,6 +419,7 @@ impl<'a> Stream<'a> {
         if txn.looped {
             // revdoor's own apply after all (its checkpoint row
             // comes last): nothing of it becomes visible.
+            self.publisher.metrics.loop_filtered.increment(1);
             self.publisher.abort(s.k).await;
             self.batch.push(txn);
             return Ok(After::Continue);
@@ -480,6 +482,9 @@ impl<'a> Stream<'a> {
     /// An ordinary source transaction, batched; a copy watermark of this
     /// run opens a window (low) or closes it with its chunk (high).
     async fn source_txn(&mut self, txn: SourceTxn) -> Result<After, CaptureError> {
+        if txn.looped {
+            self.publisher.metrics.loop_filtered.increment(1);
+        }
         if let Some(w) = self.window.as_mut() {
             w.note_changes(&self.codecs, &txn);
         }
@@ -518,7 +523,12 @@ impl<'a> Stream<'a> {
             .last()
             .map(|t| t.gtid.clone())
             .unwrap_or_default();
+        let read = chunk.rows.len();
         let (txn, kept) = w.chunk_txn(&self.codecs, chunk, gtid, self.copy_state.as_mut());
+        let m = &self.publisher.metrics;
+        m.copy_rows.increment(kept as u64);
+        m.copy_window_dropped
+            .increment(read.saturating_sub(kept) as u64);
         tracing::debug!(rows = kept, "copy chunk published at its high watermark");
         self.batch.push(txn);
         report_copy(&self.cfg.progress, self.copy_state.as_ref());

@@ -61,6 +61,9 @@ const RETRY: Duration = Duration::from_secs(1);
 pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Result<(), Error> {
     let key = reg.prefix.leader();
     let mut backoff = STEP_DOWN;
+    let leader = metrics::gauge!(revdoor_core::metrics::COORDINATOR_LEADER);
+    let errors = revdoor_core::metrics::Errors::new("", "");
+    leader.set(0.0);
     loop {
         tracing::info!(coordinator = %cfg.id, "standing by for leadership");
         let lock = loop {
@@ -86,10 +89,12 @@ pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Resul
         tracing::info!(coordinator = %cfg.id, token = %lock.token(), "leading");
         let lost = lock.lost();
         let led = Instant::now();
+        leader.set(1.0);
         let result = tokio::select! {
             r = lead(&reg, &guard, &cfg, &cancel) => r,
             _ = lost.cancelled() => Err(Error::Deposed),
         };
+        leader.set(0.0);
         let e = match result {
             Ok(()) => {
                 let _ = lock.release().await;
@@ -99,6 +104,9 @@ pub async fn run(reg: Registry, cfg: Config, cancel: CancellationToken) -> Resul
         };
         if led.elapsed() >= HEALTHY {
             backoff.reset();
+        }
+        if !cancel.is_cancelled() {
+            errors.count(e.kind());
         }
         match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
             Decision::Stop if cancel.is_cancelled() => {

@@ -9,6 +9,7 @@ pub mod fence;
 pub mod gtid;
 pub mod keyrange;
 pub mod keyspace_id;
+pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod progress;

@@ -32,6 +32,7 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 
 pub mod bank;
 pub mod door;
+pub mod prometheus;
 pub mod toxi;
 pub mod vdiff;
 

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use revdoor_capture::{Capture, CaptureConfig, CaptureError};
+use revdoor_core::metrics::Errors;
 use revdoor_core::policy::{decide, Backoff, Classify, Decision};
 use revdoor_core::progress::Progress;
 use tokio_util::sync::CancellationToken;
@@ -21,14 +22,16 @@ const HEALTHY_RUN: Duration = Duration::from_secs(60);
 const OPEN_RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
 
 /// Run `attempt` again after each error the policy retries (reported in
-/// `progress` until the stream gets somewhere again), the backoff starting
-/// again after an attempt that ran [`HEALTHY_RUN`]; stop when it
+/// `progress` until the stream gets somewhere again; every error met is
+/// counted in `errors`), the backoff starting again after an attempt that
+/// ran [`HEALTHY_RUN`]; stop when it
 /// succeeds, when `cancel` fires during a wait (`Ok`), or with the error
 /// the policy halts or stops on.
 pub(crate) async fn with_retries<F, Fut, E>(
     name: &str,
     cancel: &CancellationToken,
     progress: &Progress,
+    errors: &Errors,
     mut attempt: F,
 ) -> Result<(), E>
 where
@@ -44,6 +47,9 @@ where
         };
         if began.elapsed() >= HEALTHY_RUN {
             backoff.reset();
+        }
+        if !cancel.is_cancelled() {
+            errors.count(e.kind());
         }
         match decide(e.kind(), cancel.is_cancelled(), &mut backoff) {
             Decision::Retry(after) => {
@@ -64,6 +70,7 @@ where
 pub(crate) async fn open_capture(
     cfg: CaptureConfig,
     cancel: &CancellationToken,
+    errors: &Errors,
 ) -> Result<Option<Capture>, CaptureError> {
     let progress = std::sync::Arc::clone(&cfg.progress);
     let name = cfg.id.transactional_id();
@@ -74,6 +81,9 @@ pub(crate) async fn open_capture(
             Err(e) => e,
         };
         let shutdown = cancel.is_cancelled();
+        if !shutdown {
+            errors.count(e.kind());
+        }
         match decide(e.kind(), shutdown, &mut backoff) {
             Decision::Retry(after) => {
                 tracing::warn!(stream = %name, error = %e, "open capture; retrying");
@@ -113,7 +123,8 @@ mod tests {
         cancel: &CancellationToken,
     ) -> (Result<(), ErrorKind>, usize) {
         let attempts = AtomicUsize::new(0);
-        let result = with_retries("test", cancel, &Progress::default(), || {
+        let errors = Errors::new("test", "forward");
+        let result = with_retries("test", cancel, &Progress::default(), &errors, || {
             let n = attempts.fetch_add(1, Ordering::SeqCst);
             let r = kinds.get(n).map_or(Ok(()), |k| Err(Failure(*k)));
             async move { r }
@@ -139,7 +150,8 @@ mod tests {
         let waits = std::sync::Mutex::new(Vec::new());
         let last = std::sync::Mutex::new(tokio::time::Instant::now());
         let cancel = CancellationToken::new();
-        let result = with_retries("test", &cancel, &Progress::default(), || {
+        let errors = Errors::new("test", "forward");
+        let result = with_retries("test", &cancel, &Progress::default(), &errors, || {
             let n = attempts.fetch_add(1, Ordering::SeqCst);
             let now = tokio::time::Instant::now();
             if n > 0 {

@@ -20,6 +20,8 @@ use revdoor_coordinator::lock::LeaseLock;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use revdoor_core::metrics::Errors;
+
 use crate::retry::{open_capture, with_retries};
 
 /// One stream to run.
@@ -92,7 +94,8 @@ impl StreamRun {
                     apply.fence_token = lock.token();
                 }
                 let progress = std::sync::Arc::clone(&apply.progress);
-                Box::pin(with_retries(&name, &run_cancel, &progress, || {
+                let errors = Errors::new(apply.workflow.as_str(), apply.direction.as_str());
+                Box::pin(with_retries(&name, &run_cancel, &progress, &errors, || {
                     apply.run(run_cancel.clone())
                 }))
                 .await
@@ -121,8 +124,9 @@ async fn capture(
 ) -> Result<(), RunError> {
     let id = cfg.id.transactional_id();
     let progress = std::sync::Arc::clone(&cfg.progress);
+    let errors = Errors::new(cfg.id.workflow.as_str(), cfg.id.direction.as_str());
     loop {
-        let capture = match open_capture(cfg.clone(), cancel).await {
+        let capture = match open_capture(cfg.clone(), cancel, &errors).await {
             Ok(Some(capture)) => capture,
             Ok(None) => return Ok(()),
             Err(source) => return Err(RunError::Open { id, source }),
@@ -131,7 +135,7 @@ async fn capture(
         // retries, drop it and open a new one (its init fences the old).
         let wedged = std::sync::Mutex::new(None);
         let (capture_ref, wedged_ref) = (&capture, &wedged);
-        let r = with_retries(name, cancel, &progress, move || async move {
+        let r = with_retries(name, cancel, &progress, &errors, move || async move {
             match capture_ref.stream(cancel.clone()).await {
                 Err(CaptureError::ProducerWedged(why)) => {
                     if let Ok(mut w) = wedged_ref.lock() {
@@ -148,6 +152,7 @@ async fn capture(
                 tracing::warn!(stream = name, error = %why,
                     "Kafka producer wedged: opening a new one (it fences the old)");
                 progress.retrying(why);
+                errors.count(revdoor_core::policy::ErrorKind::Transient);
                 drop(capture);
             }
             _ => return r.map_err(RunError::Capture),

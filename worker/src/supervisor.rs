@@ -23,10 +23,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use etcd_client::WatchStream;
-use revdoor_apply::ApplyStream;
+use revdoor_apply::{ApplyMetrics, ApplyStream};
 use revdoor_coordinator::lock::{LeaseLock, LockError};
 use revdoor_coordinator::registry::Registry;
-use revdoor_core::names::{NameError, WorkflowName};
+use revdoor_core::metrics::{StreamKey, StreamMetrics};
+use revdoor_core::names::{NameError, StreamId, WorkflowName};
 use revdoor_core::policy::{Backoff, Classify, ErrorKind};
 use revdoor_core::workflow::{now_ms, StreamKind, StreamSpec, StreamState};
 use tokio::task::{JoinError, JoinHandle};
@@ -188,6 +189,24 @@ struct Task {
     backoff: Backoff,
     /// When the current run started.
     started: Instant,
+    /// Its lag and halt, as its reports say.
+    metrics: StreamMetrics,
+}
+
+/// The metric handles of an assigned stream.
+fn stream_metrics(spec: &StreamSpec) -> StreamMetrics {
+    match spec.kind {
+        StreamKind::Capture => StreamMetrics::new(StreamKey::Capture(&StreamId {
+            workflow: spec.workflow.clone(),
+            direction: spec.direction,
+            shard: spec.shard,
+        })),
+        StreamKind::Apply => StreamMetrics::new(StreamKey::Apply {
+            workflow: &spec.workflow,
+            direction: spec.direction,
+            partition: spec.partition,
+        }),
+    }
 }
 
 impl Worker {
@@ -272,6 +291,7 @@ impl Worker {
         }
         for (k, spec) in wanted {
             let t = self.tasks.entry(k.clone()).or_insert_with(|| Task {
+                metrics: stream_metrics(&spec),
                 spec,
                 cancel: CancellationToken::new(),
                 handle: None,
@@ -318,6 +338,7 @@ impl Worker {
                 t.handle = Some(tokio::spawn(fut.instrument(span)));
             }
         }
+        metrics::gauge!(revdoor_core::metrics::WORKER_STREAMS).set(self.tasks.len() as f64);
     }
 
     async fn report(&mut self) {
@@ -326,6 +347,8 @@ impl Worker {
         for t in self.tasks.values_mut() {
             let wf = &t.spec.workflow;
             let status = t.status.report(worker);
+            t.metrics
+                .report(status.lag_ms(now_ms()), status.state == StreamState::Halted);
             if let Err(e) = reg
                 .put(
                     &reg.prefix.status(wf, &t.spec.id()),
@@ -354,6 +377,9 @@ async fn next_change(changes: &mut Option<WatchStream>) -> Option<()> {
 
 async fn stop_task(reg: &Registry, t: Task) {
     t.cancel.cancel();
+    // No longer this worker's: its series here read 0 (not a stale lag
+    // that would keep an alert firing); its new worker reports it.
+    t.metrics.report(Some(0), false);
     if let Some(h) = t.handle {
         match tokio::time::timeout(STOP_TIMEOUT, h).await {
             Ok(_) => {}
@@ -430,6 +456,7 @@ fn run_assigned(
             )),
             StreamKind::Apply => Stream::Apply(ApplyStream {
                 brokers: cfg.brokers.clone(),
+                metrics: ApplyMetrics::new(&wf, spec.direction, spec.partition),
                 workflow: wf,
                 direction: spec.direction,
                 partition: spec.partition,

@@ -38,6 +38,7 @@ use revdoor_core::workflow::{
     WorkflowState, CATCH_UP_PARTS,
 };
 use revdoor_mysql::positions::Applied;
+use tracing::Instrument;
 
 use super::check::{fmt_ms, gate, Closed};
 use super::journal::{finish, summary, Journaled};
@@ -95,6 +96,7 @@ impl<'r> Cutover<'r> {
         e: &'r mut JournalEntry,
         limits: Limits,
     ) -> Result<(), Error> {
+        let request = e.request.id;
         let mut c = Cutover::begin(ctx, e, limits).await?;
         c.check().await?;
         c.prepare().await?;
@@ -109,9 +111,15 @@ impl<'r> Cutover<'r> {
         fail::fail_point!(super::failpoints::AFTER_CATCHUP);
         c.record_positions().await?;
         fail::fail_point!(super::failpoints::AFTER_POSITIONS);
-        c.create_streams().await?;
+        // The two steps journaled by hand (not through `Ctx::step`) get
+        // their span here.
+        c.create_streams()
+            .instrument(ctx.step_span(request, Step::CreateStreams))
+            .await?;
         fail::fail_point!(super::failpoints::AFTER_REVERSE_CREATED);
-        c.flip_routing().await?;
+        c.flip_routing()
+            .instrument(ctx.step_span(request, Step::FlipRouting))
+            .await?;
         fail::fail_point!(super::failpoints::AFTER_ROUTING_FLIP);
         c.unfence().await?;
         fail::fail_point!(super::failpoints::AFTER_UNFENCE);

@@ -10,6 +10,7 @@ use revdoor_core::workflow::{
     now_ms, Action, JournalEntry, Outcome, Phase, Request, Step, StepState, SwitchSummary,
     WorkflowState,
 };
+use tracing::Instrument;
 
 use super::complete::{cancel, complete};
 use super::cutover::{unfence, UNFENCE_DEADLINE};
@@ -30,6 +31,12 @@ impl Ctx<'_> {
                 vec![Registry::op_put(&self.journal_key(e.request.id), e)],
             )
             .await
+    }
+
+    /// The span of a switch step: everything the step logs carries the
+    /// workflow, request and step.
+    pub(super) fn step_span(&self, request: u64, step: Step) -> tracing::Span {
+        tracing::info_span!("switch_step", workflow = %self.wf, request, step = step.as_str())
     }
 
     /// Run `f` as journal step `step`: journaled begun, run, journaled done
@@ -59,18 +66,19 @@ impl Ctx<'_> {
     where
         F: std::future::Future<Output = Result<(T, String), Error>>,
     {
+        let span = self.step_span(e.request.id, step);
         e.record(step, StepState::Begin, String::new(), self.t_us(), None);
         if journaled != Journaled::Later {
-            self.write_journal(e).await?;
+            self.write_journal(e).instrument(span.clone()).await?;
         }
         let work = std::time::Instant::now();
-        let (v, detail) = f.await?;
+        let (v, detail) = f.instrument(span.clone()).await?;
         let work_us = work.elapsed().as_micros() as u64;
         e.record(step, StepState::Done, detail, self.t_us(), Some(work_us));
         if journaled == Journaled::BeginAndDone {
-            self.write_journal(e).await?;
+            self.write_journal(e).instrument(span.clone()).await?;
         }
-        tracing::info!(workflow = %self.wf, request = e.request.id, step = step.as_str(), "step done");
+        span.in_scope(|| tracing::info!("step done"));
         Ok(v)
     }
 }
@@ -131,6 +139,7 @@ pub(super) async fn finish(
         ));
     }
     ctx.reg.commit(ctx.guard, Vec::new(), ops).await?;
+    record_outcome(ctx, entry);
     match outcome {
         Outcome::Done => tracing::info!(workflow = %ctx.wf, request = entry.request.id,
             action = entry.request.action.name(), window_ms = entry.window_ms.unwrap_or(0), "request done"),
@@ -138,6 +147,30 @@ pub(super) async fn finish(
             action = entry.request.action.name(), outcome = ?outcome, reason = %entry.reason, "request ended"),
     }
     Ok(())
+}
+
+/// `revdoor_switch_total` and, for a switch done, its window in
+/// `revdoor_switch_window_seconds` — once per request, by the leader that
+/// ended it.
+fn record_outcome(ctx: &Ctx<'_>, entry: &JournalEntry) {
+    use revdoor_core::metrics::{SWITCH, SWITCH_WINDOW};
+    if !matches!(
+        entry.request.action,
+        Action::SwitchTraffic { .. } | Action::ReverseTraffic { .. }
+    ) {
+        return;
+    }
+    let wf = ctx.wf.as_str().to_owned();
+    let outcome = match entry.outcome {
+        Outcome::Done => "done",
+        Outcome::RolledBack => "rolled_back",
+        Outcome::Refused => "refused",
+        Outcome::Running => return,
+    };
+    metrics::counter!(SWITCH, "workflow" => wf.clone(), "outcome" => outcome).increment(1);
+    if let (Outcome::Done, Some(ms)) = (entry.outcome, entry.window_ms) {
+        metrics::histogram!(SWITCH_WINDOW, "workflow" => wf).record(ms as f64 / 1000.0);
+    }
 }
 
 /// The summary a finished cutover adds to the workflow's state.

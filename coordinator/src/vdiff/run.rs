@@ -122,6 +122,8 @@ async fn run_locked(
     rec.updated_ms = now_ms();
     reg.put(&key, rec, None).await?;
     progress(rec);
+    let compared = metrics::counter!(revdoor_core::metrics::VDIFF_ROWS,
+        "workflow" => workflow.as_str().to_owned());
     while rec.current < rec.tables.len() {
         let name = rec.tables[rec.current].table.clone();
         let def = point.table(&name, spec.sharding_keys.get(&name)).await?;
@@ -139,7 +141,9 @@ async fn run_locked(
                     &mut rec.tables[rec.current],
                 )
                 .await?;
-            rec.run_processed += rec.tables[rec.current].processed - before;
+            let processed = rec.tables[rec.current].processed - before;
+            rec.run_processed += processed;
+            compared.increment(processed);
             if done {
                 rec.tables[rec.current].done = true;
                 rec.current += 1;
