@@ -532,6 +532,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd: DaemonCmd::Run { id, lease_ttl },
         } => {
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            ops::warn_stored_passwords(&reg).await;
             let cfg = revdoor_coordinator::leader::Config {
                 id: id.unwrap_or_else(|| default_id("coordinator")),
                 lease_ttl,
