@@ -13,7 +13,7 @@
 //!
 //! `--json FILE` writes the figures (the switch-window benchmark uses it).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -27,6 +27,7 @@ use revdoor_core::names::EtcdPrefix;
 use revdoor_core::workflow::{
     now_ms, Action, JournalEntry, Phase, Step, WorkflowState, CATCH_UP_PARTS,
 };
+use revdoor_mysql::secret::Secret;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -72,14 +73,34 @@ pub(crate) struct DemoArgs {
 
 const DB: &str = "revdoor_demo";
 
-fn with_user(admin: &str, user: &str, password: &str) -> anyhow::Result<String> {
+/// revdoor's account on the server of `admin`, its password read from
+/// `password_file` (etcd stores no password).
+fn with_user(admin: &str, user: &str, password_file: &Path) -> anyhow::Result<String> {
     let o = revdoor_mysql::conn::exact(admin)
         .with_context(|| format!("bad URL {}", crate::redact(admin)))?;
     Ok(format!(
-        "mysql://{user}:{password}@{}:{}",
+        "mysql://{user}@{}:{}?password_file={}",
         o.ip_or_hostname(),
-        o.tcp_port()
+        o.tcp_port(),
+        password_file.display()
     ))
+}
+
+/// A file removed when the run ends, however it ends.
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The demo's password file (owner-only), removed at the end of the run.
+fn password_file(stamp: u64, password: &str) -> anyhow::Result<Removed> {
+    let file = Removed(std::env::temp_dir().join(format!("revdoor-demo-{stamp}.pw")));
+    revdoor_mysql::secret::write_password_file(&file.0, &Secret::new(password))
+        .with_context(|| format!("write {}", file.0.display()))?;
+    Ok(file)
 }
 
 async fn admin(url: &str) -> anyhow::Result<Conn> {
@@ -193,7 +214,8 @@ pub(crate) async fn run(kafka: &str, etcd: &str, args: DemoArgs) -> anyhow::Resu
             .await?;
         }
     }
-    let ru = |u: &str| with_user(u, &args.revdoor_user, &args.revdoor_password);
+    let pw_file = password_file(stamp, &args.revdoor_password)?;
+    let ru = |u: &str| with_user(u, &args.revdoor_user, &pw_file.0);
     create::add_keyspace(&reg, "commerce", vec![(KeyRange::FULL, ru(urls[0])?)]).await?;
     create::add_keyspace(
         &reg,

@@ -1,5 +1,6 @@
 //! `revdoor` — one binary for operators: wiring and CLI only.
 
+mod config;
 mod demo;
 mod load;
 mod metrics;
@@ -54,6 +55,11 @@ struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true)]
     log_json: bool,
+    /// Config file (TOML) with a value for any flag: global flags at the
+    /// top, a command's flags in its table (`[worker.run]`); flags and
+    /// environment variables win over it (deploy/revdoor.example.toml).
+    #[arg(long, global = true, env = "REVDOOR_CONFIG", value_name = "FILE")]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -578,6 +584,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             metrics::serve(metrics_addr)?;
             let reg = registry(&cli.etcd, &cli.etcd_prefix).await?;
+            ops::warn_stored_passwords(&reg).await;
             let cfg = revdoor_coordinator::leader::Config {
                 id: id.unwrap_or_else(|| default_id("coordinator")),
                 lease_ttl,
@@ -675,8 +682,11 @@ fn main() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
     }
-    let cli = Cli::parse();
+    let cli: Cli = config::parse();
     init_tracing(cli.log_json);
+    if let Some(file) = &cli.config {
+        tracing::debug!(config = %file.display(), "config file read");
+    }
     // A panic anywhere is a crash: restart must then neither lose nor
     // duplicate (everything is checkpointed transactionally), whereas a
     // task dying silently inside a live process could stall a stream.

@@ -40,6 +40,8 @@ pub enum KeyspaceCmd {
             required = true
         )]
         shards: Vec<String>,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Change the URL of an existing shard (a rotated password, a moved
     /// server): checked like `workflow create` checks a shard, then the
@@ -51,6 +53,8 @@ pub enum KeyspaceCmd {
         /// its new URL.
         #[arg(long = "shard", value_name = "RANGE=URL", allow_hyphen_values = true)]
         shard: String,
+        #[command(flatten)]
+        password: PasswordArgs,
     },
     /// Show one keyspace or all.
     Show {
@@ -58,6 +62,65 @@ pub enum KeyspaceCmd {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Where the shards' password is: etcd stores the reference, never the
+/// password; a URL holding a password is refused.
+#[derive(Args)]
+pub struct PasswordArgs {
+    /// Environment variable holding the password of every `--shard` URL
+    /// that names none (`?password_env=`/`?password_file=` in a URL sets
+    /// its own); read by each process that connects: workers,
+    /// coordinators and this command.
+    #[arg(long, value_name = "NAME", conflicts_with = "password_file")]
+    password_env: Option<String>,
+    /// File holding that password (absolute path; one trailing newline
+    /// ignored), read by each process that connects.
+    #[arg(long, value_name = "PATH")]
+    password_file: Option<std::path::PathBuf>,
+}
+
+impl PasswordArgs {
+    /// `url` with this password reference, unless it has a password or a
+    /// reference of its own (a password is refused by the registry).
+    fn apply(&self, url: &str) -> anyhow::Result<String> {
+        use revdoor_mysql::secret::PasswordRef;
+        let r = match (&self.password_env, &self.password_file) {
+            (Some(n), _) => PasswordRef::env(n)?,
+            (None, Some(p)) => PasswordRef::file(p)?,
+            (None, None) => return Ok(url.to_string()),
+        };
+        let dsn = revdoor_mysql::conn::Dsn::parse(url)?;
+        Ok(match dsn.password() {
+            Some(_) => url.to_string(),
+            None => dsn.with_ref(r).to_string(),
+        })
+    }
+}
+
+/// Warn, on stderr, about shard records that hold a password (written by
+/// a revdoor before references): they keep working; `set-shard` moves it
+/// out.
+pub async fn warn_stored_passwords(reg: &Registry) {
+    let Ok(list) = reg.list::<KeyspaceSpec>(&reg.prefix.keyspaces()).await else {
+        return;
+    };
+    for (_, k) in list {
+        for s in &k.shards {
+            if let Ok(dsn) = revdoor_mysql::conn::Dsn::parse(&s.url) {
+                if dsn.stored().is_none() {
+                    let msg = format!(
+                        "keyspace {} shard {} stores its password in etcd (an earlier revdoor \
+                         wrote it): run `revdoor keyspace set-shard {} --shard '{}=<url without \
+                         password>' --password-env NAME` (or --password-file PATH) to move it out",
+                        k.name, s.range, k.name, s.range
+                    );
+                    tracing::warn!("{msg}");
+                    eprintln!("warning: {msg}");
+                }
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -181,10 +244,17 @@ fn print_restarted(a: &amend::Amended) {
 
 pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
     match cmd {
-        KeyspaceCmd::Add { keyspace, shards } => {
+        KeyspaceCmd::Add {
+            keyspace,
+            shards,
+            password,
+        } => {
             let parsed = shards
                 .iter()
-                .map(|s| shard_arg(s))
+                .map(|s| {
+                    let (range, url) = shard_arg(s)?;
+                    Ok((range, password.apply(&url)?))
+                })
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let ks = create::add_keyspace(reg, &keyspace, parsed).await?;
             println!(
@@ -194,8 +264,13 @@ pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        KeyspaceCmd::SetShard { keyspace, shard } => {
+        KeyspaceCmd::SetShard {
+            keyspace,
+            shard,
+            password,
+        } => {
             let (range, url) = shard_arg(&shard)?;
+            let url = password.apply(&url)?;
             let a = amend::set_shard(reg, &keyspace, range, &url).await?;
             let url = revdoor_mysql::conn::redact(&url);
             if !a.changed {
@@ -209,6 +284,7 @@ pub async fn keyspace(reg: &Registry, cmd: KeyspaceCmd) -> anyhow::Result<()> {
             Ok(())
         }
         KeyspaceCmd::Show { keyspace, json } => {
+            warn_stored_passwords(reg).await;
             let list: Vec<KeyspaceSpec> = match keyspace {
                 Some(k) => vec![create::keyspace(reg, &k).await?],
                 None => reg

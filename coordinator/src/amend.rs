@@ -42,7 +42,9 @@ pub struct Amended {
     pub changed: bool,
 }
 
-/// Point shard `range` of keyspace `name` at `url`. The URL is checked as
+/// Point shard `range` of keyspace `name` at `url` (refused when it holds a
+/// password: etcd stores none; a record an earlier revdoor wrote with one
+/// is rewritten without it by this). The URL is checked as
 /// `workflow create` checks a shard — it connects exactly where it says,
 /// the server's binlog settings, the account's privileges — before anything
 /// is written; then the keyspace record and the URL of every stream on that
@@ -68,6 +70,8 @@ pub async fn set_shard(
             ranges.join(", ")
         )));
     };
+    let url = crate::create::stored_url(&ks, range, url)?;
+    let url = url.as_str();
     // Checked even when unchanged: the operator learns whether it works.
     check_shard(&ks, range, url).await?;
     if shard.url == url {

@@ -34,6 +34,10 @@ pub async fn add_keyspace(
     }
     let ranges: Vec<KeyRange> = shards.iter().map(|(r, _)| *r).collect();
     check_partition(&ranges).map_err(|e| Error::Refused(format!("keyspace {ks}: {e}")))?;
+    let shards = shards
+        .into_iter()
+        .map(|(range, url)| Ok((range, stored_url(&ks, range, &url)?)))
+        .collect::<Result<Vec<_>, Error>>()?;
     for (range, url) in &shards {
         let mut conn = shard::connect(url)
             .await
@@ -59,6 +63,22 @@ pub async fn add_keyspace(
         return Err(Error::Refused(format!("keyspace {ks} already exists")));
     }
     Ok(spec)
+}
+
+/// The URL a shard record stores: refused when it holds a password — etcd
+/// stores none; the URL names where each process reads it instead
+/// (`?password_env=NAME` / `?password_file=PATH`, `revdoor_mysql::conn`).
+pub(crate) fn stored_url(ks: &KeyspaceName, range: KeyRange, url: &str) -> Result<String, Error> {
+    let dsn = revdoor_mysql::conn::Dsn::parse(url)
+        .map_err(|e| Error::Refused(format!("keyspace {ks} shard {range}: {e}")))?;
+    dsn.stored().ok_or_else(|| {
+        Error::Refused(format!(
+            "keyspace {ks} shard {range}: the URL {dsn} holds a password, and revdoor stores no \
+             password in etcd: give the URL without it and the password with --password-env NAME \
+             or --password-file PATH (the variable or file must be there wherever revdoor runs: \
+             workers, coordinators and this command); nothing changed"
+        ))
+    })
 }
 
 /// Read a keyspace or say it is unknown.

@@ -22,9 +22,13 @@ use crate::names::{Direction, KeyspaceName, WorkflowName};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardSpec {
     pub range: KeyRange,
-    /// `mysql://user:password@host:port` of revdoor's account on the
-    /// shard's primary. revdoor's apply writes through this account (the
-    /// fences exempt no account: apply passes them with the side's pass).
+    /// `mysql://user@host:port?password_env=NAME` (or `password_file=PATH`)
+    /// of revdoor's account on the shard's primary: never a password — each
+    /// process that connects reads it where the URL says
+    /// (`revdoor_mysql::conn`); records of an earlier revdoor may hold
+    /// `user:password@` and still work. revdoor's apply writes through this
+    /// account (the fences exempt no account: apply passes them with the
+    /// side's pass).
     pub url: String,
 }
 
@@ -195,7 +199,7 @@ pub struct StreamSpec {
     pub kind: StreamKind,
     /// Capture: the origin shard. Apply: the destination shard.
     pub shard: KeyRange,
-    /// Server of `shard`.
+    /// Server of `shard`: its [`ShardSpec::url`], password reference and all.
     pub url: String,
     /// Apply: its partition. Capture: unused (0).
     pub partition: i32,

@@ -6,7 +6,10 @@
 //! - [`json`]: MySQL's JSON numbers — doubles as MySQL writes them, and
 //!   which numbers of a document were DECIMALs;
 //! - [`codes`]: the server error codes revdoor reacts to, by name;
-//! - [`conn`]: shard URLs as connection options, shown without password;
+//! - [`conn`]: shard URLs as connection options, shown without password,
+//!   their password inline or referenced ([`conn::Dsn`]);
+//! - [`secret`]: [`secret::Secret`] (never shown) and [`secret::PasswordRef`]
+//!   (`password_env` / `password_file`, resolved where revdoor connects);
 //! - [`engine`]: MariaDB or MySQL;
 //! - [`preflight`]: server settings and the account's privileges;
 //! - [`positions`]: the server's GTID position and what apply checkpointed;
@@ -32,6 +35,7 @@ pub mod param;
 pub mod positions;
 pub mod preflight;
 pub mod schema;
+pub mod secret;
 pub mod tables;
 pub mod translate;
 

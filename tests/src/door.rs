@@ -106,12 +106,12 @@ impl Door {
             accounts,
             ctx,
         };
-        let src_shard = format!("-={}", url(&door.ctx, source));
+        let src_shard = format!("-={}", door.ctx.shard_url(&url(&door.ctx, source)));
         door.ok(&["keyspace", "add", "src", "--shard", &src_shard]);
         let mut args: Vec<String> = vec!["keyspace".into(), "add".into(), "dst".into()];
         for (r, s) in &door.target {
             args.push("--shard".into());
-            args.push(format!("{r}={}", url(&door.ctx, *s)));
+            args.push(format!("{r}={}", door.ctx.shard_url(&url(&door.ctx, *s))));
         }
         door.ok(&crate::args(&args));
         door
@@ -683,6 +683,36 @@ impl Door {
                     .to_string()
             })
             .collect()
+    }
+
+    /// Every key and value under this test's etcd prefix (what
+    /// `etcdctl get --prefix` prints), checked for `passwords` and the
+    /// stack's revdoor password: etcd stores none.
+    pub async fn assert_no_password_in_etcd(&self, passwords: &[&str]) {
+        let mut c = self.ctx.etcd().await;
+        let resp = c
+            .get(
+                self.ctx.etcd_prefix.as_str(),
+                Some(etcd_client::GetOptions::new().with_prefix()),
+            )
+            .await
+            .expect("etcd get");
+        assert!(
+            !resp.kvs().is_empty(),
+            "nothing under {}",
+            self.ctx.etcd_prefix
+        );
+        let stack_pw = self.ctx.stack.revdoor_password.as_str();
+        for kv in resp.kvs() {
+            let text = format!(
+                "{} {}",
+                String::from_utf8_lossy(kv.key()),
+                String::from_utf8_lossy(kv.value())
+            );
+            for pw in passwords.iter().copied().chain([stack_pw]) {
+                assert!(!text.contains(pw), "a password in etcd: {text}");
+            }
+        }
     }
 }
 

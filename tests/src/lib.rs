@@ -346,6 +346,33 @@ impl TestCtx {
     }
 
     /// URL of server `i` for revdoor's own account.
+    /// `url` as a shard is registered: its password moved into a file of
+    /// this test (owner-only) that the URL names with `?password_file=`
+    /// (etcd stores no password; `keyspace add` refuses one in a URL).
+    pub fn shard_url(&self, url: &str) -> String {
+        use revdoor_mysql::conn::{Dsn, Password};
+        use revdoor_mysql::secret::PasswordRef;
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dsn = Dsn::parse(url).unwrap_or_else(|e| panic!("shard URL: {e}"));
+        let Some(Password::Inline(pw)) = dsn.password() else {
+            return url.to_string();
+        };
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let path = self
+            .logs
+            .join(format!("password-{}-{n}", std::process::id()));
+        revdoor_mysql::secret::write_password_file(&path, pw)
+            .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+        let r = PasswordRef::file(&path).unwrap_or_else(|e| panic!("{e}"));
+        dsn.with_ref(r).to_string()
+    }
+
+    /// [`TestCtx::revdoor_url`] as a shard is registered
+    /// ([`TestCtx::shard_url`]).
+    pub fn revdoor_shard_url(&self, i: usize) -> String {
+        self.shard_url(&self.revdoor_url(i))
+    }
+
     pub fn revdoor_url(&self, i: usize) -> String {
         let o = self.admin_opts(i);
         format!(
@@ -475,6 +502,32 @@ impl TestCtx {
 
     /// [`TestCtx::spawn`] with extra environment (e.g. `FAILPOINTS`).
     pub fn spawn_env(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Revdoor {
+        let mut cmd = Command::new(revdoor_bin());
+        cmd.env("REVDOOR_KAFKA", &self.stack.kafka)
+            .env("REVDOOR_ETCD", &self.stack.etcd)
+            .env("REVDOOR_ETCD_PREFIX", &self.etcd_prefix);
+        self.spawn_logged(name, cmd, args, env)
+    }
+
+    /// `revdoor <args>` in the background with `env` and none of the
+    /// stack's `REVDOOR_*` variables (kafka, etcd, prefix): what a config
+    /// file alone gives it.
+    pub fn spawn_bare(&self, name: &str, args: &[&str], env: &[(&str, &str)]) -> Revdoor {
+        let mut cmd = Command::new(revdoor_bin());
+        cmd.env_remove("REVDOOR_KAFKA")
+            .env_remove("REVDOOR_ETCD")
+            .env_remove("REVDOOR_ETCD_PREFIX");
+        self.spawn_logged(name, cmd, args, env)
+    }
+
+    /// `cmd <args>` in the background, its output in `<name>.log`.
+    fn spawn_logged(
+        &self,
+        name: &str,
+        mut cmd: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Revdoor {
         let log = self.logs.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -484,11 +537,8 @@ impl TestCtx {
         let err = file
             .try_clone()
             .unwrap_or_else(|e| panic!("dup log file: {e}"));
-        let child = Command::new(revdoor_bin())
+        let child = cmd
             .args(args)
-            .env("REVDOOR_KAFKA", &self.stack.kafka)
-            .env("REVDOOR_ETCD", &self.stack.etcd)
-            .env("REVDOOR_ETCD_PREFIX", &self.etcd_prefix)
             .env(
                 "REVDOOR_LOG",
                 std::env::var("REVDOOR_LOG").unwrap_or_else(|_| "info".into()),
@@ -503,6 +553,19 @@ impl TestCtx {
             child,
             log,
         }
+    }
+
+    /// `revdoor <args>` to its end with `env` and none of the stack's
+    /// `REVDOOR_*` variables, like [`TestCtx::spawn_bare`].
+    pub fn run_bare(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+        Command::new(revdoor_bin())
+            .args(args)
+            .env_remove("REVDOOR_KAFKA")
+            .env_remove("REVDOOR_ETCD")
+            .env_remove("REVDOOR_ETCD_PREFIX")
+            .envs(env.iter().copied())
+            .output()
+            .unwrap_or_else(|e| panic!("run revdoor {args:?}: {e}"))
     }
 
     /// Run a one-shot `revdoor <args>` command to completion.

@@ -18,6 +18,8 @@ async fn bad_keyspaces_are_refused_and_nothing_is_registered() {
         1,
     );
     assert_ne!(wrong_pw, good);
+    // As `keyspace add` takes them: the passwords in files.
+    let (good, wrong_pw) = (door.ctx.shard_url(&good), door.ctx.shard_url(&wrong_pw));
     let cases: [(&str, Vec<String>, &str); 4] = [
         (
             "overlap",
@@ -36,7 +38,10 @@ async fn bad_keyspaces_are_refused_and_nothing_is_registered() {
         ),
         (
             "unreachable",
-            vec!["-=mysql://revdoor:pw@127.0.0.1:1".to_string()],
+            vec![format!(
+                "-={}",
+                door.ctx.shard_url("mysql://revdoor:pw@127.0.0.1:1")
+            )],
             "nothing listens at that host and port",
         ),
     ];

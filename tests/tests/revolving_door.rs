@@ -122,6 +122,9 @@ async fn revolving(door: Door) {
         w["max_gap_ms"], l["max_gap_ms"], w["fenced_retries"], l["fenced_retries"], p["probes_refused"]
     );
 
+    // etcd holds no password (issue 15): shard records name a file.
+    door.assert_no_password_in_etcd(&["app-pw"]).await;
+
     // complete: streams stop, fences go, routing stays on the target.
     let out = door.ok(&["workflow", "complete", &door.ctx.workflow]);
     assert!(out.contains("completed"), "{out}");
@@ -153,6 +156,8 @@ async fn revolving(door: Door) {
             .all(|k| !k.contains("/status/")),
         "streams still report after complete"
     );
+
+    door.assert_no_password_in_etcd(&["app-pw"]).await;
 
     coordinator.stop(Duration::from_secs(10));
     worker.stop(Duration::from_secs(30));

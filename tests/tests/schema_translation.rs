@@ -31,12 +31,12 @@ fn keyspaces(ctx: TestCtx, source: usize, targets: &[(&str, usize)]) -> Door {
         "add",
         "src",
         "--shard",
-        &format!("-={}", door.ctx.revdoor_url(source)),
+        &format!("-={}", door.ctx.revdoor_shard_url(source)),
     ]);
     let mut args = vec!["keyspace".to_string(), "add".into(), "dst".into()];
     for (r, s) in &door.target {
         args.push("--shard".into());
-        args.push(format!("{r}={}", door.ctx.revdoor_url(*s)));
+        args.push(format!("{r}={}", door.ctx.revdoor_shard_url(*s)));
     }
     door.ok(&revdoor_tests::args(&args));
     door

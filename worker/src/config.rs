@@ -22,13 +22,10 @@ pub const DEFAULT_COPY_CHUNK_ROWS: usize = 5000;
 /// A stream's configuration that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("bad MySQL URL '{url}'")]
-    Url {
-        /// With its password redacted.
-        url: String,
-        #[source]
-        source: mysql_async::UrlError,
-    },
+    /// A URL that does not parse, or whose password reference does not
+    /// resolve here (shown without its password).
+    #[error(transparent)]
+    Url(revdoor_mysql::MysqlError),
     #[error("table '{0}' must be written as database.table")]
     Table(String),
     #[error(transparent)]
@@ -43,12 +40,10 @@ pub enum ConfigError {
     Workflow(#[from] NameError),
 }
 
-/// Connection options from a server URL.
+/// Connection options from a server URL, its password reference
+/// (`password_env` / `password_file`) resolved in this process.
 pub fn mysql_opts(url: &str) -> Result<mysql_async::Opts, ConfigError> {
-    revdoor_mysql::conn::exact(url).map_err(|source| ConfigError::Url {
-        url: revdoor_mysql::conn::redact(url),
-        source,
-    })
+    revdoor_mysql::conn::opts(url).map_err(ConfigError::Url)
 }
 
 /// `db.table` names as `(db, table)`.
