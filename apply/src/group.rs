@@ -91,6 +91,12 @@ impl ApplyStream {
             };
             let msg = match msg {
                 None => {
+                    // The applier stopped (on an error it reports): so does
+                    // the reader, which would otherwise read on forever
+                    // holding a group it can no longer hand over.
+                    if tx.is_closed() {
+                        return Ok(());
+                    }
                     // The applier is busy (applying, or a group waits for
                     // it): read on into this group (up to its limits)
                     // rather than queue a small one. On a slow destination
