@@ -202,8 +202,12 @@ impl Door {
     }
 
     pub fn worker(&self, id: &str) -> Revdoor {
+        self.worker_ttl(id, "2s")
+    }
+
+    pub fn worker_ttl(&self, id: &str, ttl: &str) -> Revdoor {
         self.ctx
-            .spawn(id, &["worker", "run", "--id", id, "--lease-ttl", "2s"])
+            .spawn(id, &["worker", "run", "--id", id, "--lease-ttl", ttl])
     }
 
     pub fn acks_path(&self, name: &str) -> PathBuf {

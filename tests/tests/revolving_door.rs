@@ -16,8 +16,12 @@ use revdoor_tests::door::Door;
 async fn revolving(door: Door) {
     let out = door.create_workflow();
     assert!(out.ok, "workflow create: {}{}", out.stdout, out.stderr);
-    let mut coordinator = door.coordinator("c1", &[]);
-    let mut worker = door.worker("w1");
+    // Leases of 10 s, not the harness's 2 s: nothing here tests failover,
+    // and five of these run at once beside other test binaries — a
+    // process starved past a 2 s lease rolled a switch back (correctly)
+    // and failed the run.
+    let mut coordinator = door.coordinator_ttl("c1", "10s", &[]);
+    let mut worker = door.worker_ttl("w1", "10s");
     door.wait_phase("running", Duration::from_secs(60)).await;
     door.wait_streams_running(Duration::from_secs(30)).await;
     let mut writer = door.writer("writer", 1, 100);
