@@ -661,16 +661,21 @@ pub fn now_ms() -> u64 {
 mod tests {
     use super::*;
 
-    #[test]
-    fn step_work_is_taken_from_timed_done_records() {
-        let mut e = JournalEntry::new(
+    /// A fresh journal entry of a `cancel` request.
+    fn cancel_entry() -> JournalEntry {
+        JournalEntry::new(
             Request {
                 id: 1,
                 action: Action::Cancel { keep_data: false },
                 requested_ms: 0,
             },
             "c".into(),
-        );
+        )
+    }
+
+    #[test]
+    fn step_work_is_taken_from_timed_done_records() {
+        let mut e = cancel_entry();
         e.record(Step::Fence, StepState::Begin, String::new(), 10, None);
         e.record(Step::Fence, StepState::Done, String::new(), 900, Some(700));
         e.record(
@@ -698,14 +703,7 @@ mod tests {
 
     #[test]
     fn parts_go_on_the_last_done_record_of_their_step() {
-        let mut e = JournalEntry::new(
-            Request {
-                id: 1,
-                action: Action::Cancel { keep_data: false },
-                requested_ms: 0,
-            },
-            "c".into(),
-        );
+        let mut e = cancel_entry();
         e.record(Step::CatchUp, StepState::Begin, String::new(), 10, None);
         // Not done yet: nothing to put them on.
         e.set_parts(Step::CatchUp, BTreeMap::from([("capture".into(), 1)]));
